@@ -1,0 +1,70 @@
+"""``hub.load``: a task or model name in, a ready Pipeline out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.errors import HubError, InvalidInputError, UnknownNameError
+
+_DTYPES = {"float32": "float32", "fp32": "float32", "float": "float32",
+           "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
+           "half": "float16"}
+
+
+def load(name: str, *, model: str | None = None, revision: str | None = None,
+         device: Any = None, dtype: Any = None) -> Any:
+    """Load a pipeline for a task (``"text-classify"``) or a catalogue model.
+
+    ``model`` picks the weights: a catalogue name, a local folder (e.g. one written by
+    ``pipe.save``) or a Hugging Face repo id (``"org/name"``, pinned by ``revision``).
+    ``device`` defaults to CUDA when available, else CPU; ``dtype`` to float32.
+    """
+    import torch
+
+    from hub.registry import get_registry
+    from hub.sources import resolve_model_argument, resolve_source
+    from hub.specs import load_object
+
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(f"hub.load needs a task or model name, got {name!r}; "
+                                "run `hub list` to see them.")
+    registry = get_registry()
+    task, entry = registry.resolve(name.strip())
+    if task.spec is None:
+        raise HubError(f"Task {task.name!r} is in the catalogue but no installed plugin provides "
+                       "it yet; `hub plugins` lists what is installed.")
+    if model is not None:
+        if entry is not None:
+            raise InvalidInputError(f"{name!r} already names a model; pass a task as the first "
+                                    "argument when you choose the model with model=.")
+        entry, resolved = resolve_model_argument(model, registry.models, revision=revision)
+        if entry is not None and registry.task(entry.task).name != task.name:
+            raise InvalidInputError(f"Model {entry.name!r} is a {entry.task!r} model, "
+                                    f"not a {task.name!r} one.")
+    else:
+        if entry is None:
+            if not task.default_model:
+                raise UnknownNameError("model", "", registry.list_models(task=task.name),
+                                       hint=f"Task {task.name!r} has no default model; pass model=.")
+            entry = registry.model(task.default_model)
+        resolved = resolve_source(entry.source, revision=revision)
+
+    metadata = {"task": task.name, **resolved.metadata}
+    if entry is not None:
+        metadata.update(model_name=entry.name, license=entry.license, labels=list(entry.labels))
+    torch_device = torch.device(device) if device is not None else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    pipeline_cls = load_object(task.spec.pipeline)
+    return pipeline_cls.from_folder(resolved.folder, device=torch_device,
+                                    dtype=_torch_dtype(dtype), metadata=metadata)
+
+
+def _torch_dtype(dtype: Any):
+    import torch
+
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str) and dtype.lower() in _DTYPES:
+        return getattr(torch, _DTYPES[dtype.lower()])
+    raise InvalidInputError(f"dtype {dtype!r} is not understood; use 'float32', 'bfloat16' or "
+                            "'float16' (or a torch.dtype).")

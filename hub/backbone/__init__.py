@@ -1,0 +1,16 @@
+"""The shared Transformer library every Hub modality builds on.
+
+Front ends (:mod:`~hub.backbone.embeddings`) turn inputs into (B, T, C) hidden states,
+:class:`~hub.backbone.transformer.Transformer` transforms them, and heads
+(:mod:`~hub.backbone.heads`) turn them into task outputs.
+"""
+
+from hub.backbone.config import TransformerConfig
+from hub.backbone.embeddings import TokenEmbedding, sinusoidal_positions
+from hub.backbone.heads import ClassificationHead, pool
+from hub.backbone.transformer import Transformer, TransformerBlock, build_attention_mask, init_weights
+
+__all__ = [
+    "ClassificationHead", "TokenEmbedding", "Transformer", "TransformerBlock", "TransformerConfig",
+    "build_attention_mask", "init_weights", "pool", "sinusoidal_positions",
+]

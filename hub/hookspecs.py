@@ -1,0 +1,65 @@
+"""The plugin contract: every hook a Hub plugin may implement.
+
+A plugin is a module (or object) exposing functions decorated with
+``hub.hookimpl``; it is found through the ``hub.plugins`` entry-point group, the
+same group the built-in plugins use. Every hook takes no arguments and returns
+*data*: lists of the records in :mod:`hub.specs`. Implementations are named by
+``"module:attr"`` strings and imported only when first used, so a plugin module must
+be cheap to import (no torch at module level).
+
+Example::
+
+    from hub import hookimpl
+    from hub.specs import TaskSpec
+
+    @hookimpl
+    def hub_tasks():
+        return [TaskSpec(name="text-reverse", pipeline="my_plugin.pipe:ReversePipeline")]
+
+Hooks are called once per plugin when the registry is built; a hook that raises is
+reported by ``hub plugins`` and the rest of the hub keeps working.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from hub.specs import ArchitectureSpec, ConverterSpec, ModelEntry, TaskSpec
+
+PROJECT_NAME = "hub"
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def hub_tasks() -> list[TaskSpec]:
+    """Return the tasks this plugin provides (name, aliases, pipeline class).
+
+    Called when the registry is built. A task name must be unique across plugins;
+    a second registration of the same name is rejected and reported.
+    """
+
+
+@hookspec
+def hub_architectures() -> list[ArchitectureSpec]:
+    """Return model architectures: a name and the builder that makes the module.
+
+    The builder (``"module:attr"``) is called as ``builder(config: dict)`` and returns a
+    ``torch.nn.Module`` whose weights load from the ``model.safetensors`` Hub saves.
+    """
+
+
+@hookspec
+def hub_models() -> list[ModelEntry]:
+    """Return catalogue entries this plugin ships or knows of.
+
+    Entries in registry.yaml and user overlays take precedence over these.
+    """
+
+
+@hookspec
+def hub_converters() -> list[ConverterSpec]:
+    """Return converters from foreign checkpoints (transformers, timm) into Hub ones.
+
+    A converter is chosen by the checkpoint's ``config.json`` ``model_type``.
+    """
