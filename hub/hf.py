@@ -202,6 +202,25 @@ def _endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
+def _token(token: str | None) -> str | None:
+    """The token to send: explicit, else the token file under the *current* HF_HOME.
+
+    huggingface_hub reads HF_TOKEN from os.environ at call time by itself (so we return
+    None then), but the token *file* path is fixed at import time from HF_HOME.
+    """
+    if token is not None:
+        return token
+    if os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN"):
+        return None
+    if _env_true("HF_HUB_DISABLE_IMPLICIT_TOKEN"):
+        return None
+    path = Path(os.environ.get("HF_TOKEN_PATH") or _hf_home() / "token").expanduser()
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
 @contextlib.contextmanager
 def _hf_offline_flag(offline: bool) -> Iterator[None]:
     """Make huggingface_hub's import-time offline flag agree with the current environment.
@@ -241,11 +260,13 @@ def _is_network_error(exc: BaseException) -> bool:
 def _offline_error(repo_id: str, revision: str | None, cache: Path, *, partial: bool = False) -> ModelLoadError:
     ref = repo_id + (f"@{revision}" if revision else "")
     state = "is only partly in" if partial else "is not in"
+    flag = "HF_HUB_OFFLINE" if _env_true("HF_HUB_OFFLINE") or not _env_true("TRANSFORMERS_OFFLINE") else (
+        "TRANSFORMERS_OFFLINE")
     return OfflineModelNotCachedError(
         f"Model {_describe(repo_id, revision)} {state} the local Hugging Face cache ({cache}) and offline "
-        f"mode is on (HF_HUB_OFFLINE=1). Fix: run `hub download {ref}` while online, or unset "
-        f"HF_HUB_OFFLINE. The cache lives in $HF_HOME/hub (HF_HOME={_hf_home()}) unless HF_HUB_CACHE "
-        "is set; point them at the folder that holds your downloaded models."
+        f"mode is on ({flag}=1). Fix: run `hub download {ref}` while online, or unset {flag}. "
+        f"The cache lives in $HF_HOME/hub (HF_HOME={_hf_home()}) unless HF_HUB_CACHE is set; point "
+        "them at the folder that holds your downloaded models."
     )
 
 
@@ -337,6 +358,7 @@ def snapshot(
                 allow_patterns=allow_patterns,
                 cache_dir=str(cache),
                 endpoint=endpoint,
+                token=_token(None),
                 local_files_only=offline,
             )
     except Exception as exc:
@@ -434,7 +456,7 @@ def push_folder(
 
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    api = HfApi(endpoint=endpoint, token=token)
+    api = HfApi(endpoint=endpoint, token=_token(token))
     operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(folder / rel)) for rel in files]
     try:
         with _hf_offline_flag(False):

@@ -68,8 +68,8 @@ class TextClassificationPipeline(Pipeline):
                                         "pass text to classify.")
         return self.encode(inputs, truncation=truncation)
 
-    def encode(self, texts: list[str], *, truncation: bool = True,
-               max_tokens: int | None = None) -> list[dict[str, Any]]:
+    def encode(self, texts: list[str], *, truncation: bool = True, max_tokens: int | None = None,
+               warn: bool = True) -> list[dict[str, Any]]:
         limit = max_tokens or self.max_tokens
         ids = self.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         features = []
@@ -80,7 +80,7 @@ class TextClassificationPipeline(Pipeline):
         if too_long:
             cut = self.tokenizer([texts[i] for i in too_long], truncation=True, max_length=limit,
                                  verbose=False)["input_ids"]
-            logger.warning("%d of %d texts exceed %d tokens and were truncated (see "
+            (logger.warning if warn else logger.debug)("%d of %d texts exceed %d tokens and were truncated (see "
                            "result.metadata['truncated']).", len(too_long), len(texts), limit)
         cut_by_index = dict(zip(too_long, cut)) if too_long else {}
         for i, seq in enumerate(ids):
@@ -147,7 +147,7 @@ class TextClassificationPipeline(Pipeline):
 
         def featurise(rows):
             texts = [str(r[text_field]) for r in rows]
-            feats = self.encode(texts, truncation=True, max_tokens=max_tokens)
+            feats = self.encode(texts, truncation=True, max_tokens=max_tokens, warn=False)
             for f, r in zip(feats, rows):
                 f["label"] = index[str(r[label_field])]
             return feats
@@ -159,6 +159,17 @@ class TextClassificationPipeline(Pipeline):
         self.model.to(self.device).eval()
         self.metadata.update(labels=labels, head_initialized=True)
         return result
+
+    def evaluate(self, data: Any, *, text_field: str = "text", label_field: str = "label",
+                 batch_size: int | None = None) -> dict[str, float]:
+        """Accuracy on labelled texts (same inputs as :meth:`fine_tune`)."""
+        from hub.data import read_records
+
+        rows = read_records(data, fields=(text_field, label_field))
+        predictions = self([str(r[text_field]) for r in rows], batch_size=batch_size)
+        correct = sum(p["label"] == str(r[label_field]) for p, r in zip(predictions, rows))
+        truncated = sum(p.metadata["truncated"] for p in predictions)
+        return {"accuracy": correct / len(rows), "n": len(rows), "truncated": truncated}
 
     def save(self, folder: str | Path, *, quantize: bool = False) -> Path:
         """Write config.json, model.safetensors, tokenizer files and README.md atomically.
