@@ -13,7 +13,7 @@ SCALE_SUFFIX = ":int8_scale"
 FORMAT = "int8-rowwise"
 
 
-def quantize_state_dict(state: dict[str, torch.Tensor], *, min_numel: int = 16384) -> dict[str, torch.Tensor]:
+def quantize_state_dict(state: dict[str, torch.Tensor], *, min_numel: int = 1024) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for name, tensor in state.items():
         if tensor.ndim == 2 and tensor.numel() >= min_numel and tensor.is_floating_point():

@@ -16,8 +16,8 @@ It implements just what huggingface_hub 2.x needs for ``snapshot_download`` and
 
 Errors carry the ``X-Error-Code`` header huggingface_hub maps to its exceptions
 (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo). Every request is recorded
-in ``FakeHub.requests`` as ``(method, unquoted path)`` so tests can assert what was
-(not) fetched.
+in ``FakeHub.requests`` as ``(method, unquoted path)`` (and its Authorization header in
+``FakeHub.authorizations``) so tests can assert what was (not) fetched.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class FakeHub:
     def __init__(self) -> None:
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[tuple[str, str]] = []
+        self.authorizations: list[str | None] = []  # the Authorization header of each request
         self.commit_payloads: list[list[dict]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -176,6 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [unquote(p) for p in raw_parts]
         with self.fake._lock:
             self.fake.requests.append((self.command, unquote(split.path)))
+            self.fake.authorizations.append(self.headers.get("authorization"))
         try:
             if parts[:1] == ["api"]:
                 self._route_api(parts[1:])

@@ -210,7 +210,7 @@ def test_transformers_offline_counts_as_offline(hf_home, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("HF_ENDPOINT", closed_port_url())
-    with pytest.raises(OfflineModelNotCachedError):
+    with pytest.raises(OfflineModelNotCachedError, match="unset TRANSFORMERS_OFFLINE"):
         hf.snapshot("org/missing")
 
 
@@ -266,6 +266,15 @@ def test_snapshot_from_local_endpoint_pins_revisions_and_filters(fake_hub, hf_ho
     assert hf.snapshot("org/model", allow_patterns=["config.json"]).commit == newest  # refs/main
     assert hf.snapshot("org/model", revision="v1", allow_patterns=["config.json"]).commit == old
     assert len(fake_hub.requests) == before
+
+
+def test_offline_partial_cache_is_reported(fake_hub, hf_home, monkeypatch):
+    fake_hub.add_commit("org/model", {"config.json": b"{}", "model.safetensors": b"S"})
+    hf.snapshot("org/model", allow_patterns=["config.json"])  # caches the file listing too
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert (hf.snapshot("org/model", allow_patterns=["config.json"]).path / "config.json").exists()
+    with pytest.raises(OfflineModelNotCachedError, match="only partly in the local Hugging Face cache"):
+        hf.download_model_files("org/model")
 
 
 def test_download_model_files_prefers_safetensors(fake_hub, hf_home):
@@ -369,6 +378,18 @@ def test_push_folder_uploads_one_commit_to_local_endpoint(fake_hub, tmp_path):
     snap = hf.download_model_files("me/new-model")
     assert snap.commit == repo.refs["main"]
     assert folder_files(snap.path) == fake_hub.files_at("me/new-model")
+
+
+def test_push_folder_token_explicit_or_from_current_hf_home(fake_hub, hf_home, tmp_path):
+    folder = make_model_folder(tmp_path / "model")
+    hf.push_folder(folder, "me/tok", token="hf_explicit")
+    assert set(fake_hub.authorizations) == {"Bearer hf_explicit"}
+    # HF_HOME changed after huggingface_hub was imported: its token file is still found.
+    hf_home.mkdir(parents=True, exist_ok=True)
+    (hf_home / "token").write_text("hf_from_file\n")
+    fake_hub.authorizations.clear()
+    hf.push_folder(folder, "me/tok", commit_message="again")
+    assert set(fake_hub.authorizations) == {"Bearer hf_from_file"}
 
 
 def test_push_folder_without_create_repo_to_missing_repo(fake_hub, tmp_path):

@@ -12,13 +12,13 @@ WORDS = ("the a an good bad great awful film food product tasty fresh stale not 
 
 def make_wordpiece_tokenizer(folder: Path, lowercase: bool = True):
     """A real BertTokenizerFast over a small vocabulary, saved into ``folder``."""
-    from transformers import BertTokenizerFast
+    from transformers import BertTokenizer  # the tokenizers-backed class in transformers 5
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *list("abcdefghijklmnopqrstuvwxyz"),
              *[f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"], ".", ",", "!", "?", "'"]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=lowercase)
+    tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=lowercase)
+    assert tokenizer.convert_tokens_to_ids("good") == vocab.index("good")  # not all [UNK]
     tokenizer.save_pretrained(str(folder))
     return tokenizer
 
