@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+
+from tests.hf_server import FakeHub
 
 # Tests never reach the Hugging Face Hub: only a local endpoint a test starts itself.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -27,3 +30,32 @@ def _isolated_hub(tmp_path_factory, monkeypatch):
     hub.plugins.reset()
     yield
     hub.plugins.reset()
+
+
+@pytest.fixture
+def hf_home(tmp_path, monkeypatch) -> Path:
+    """A fresh HF_HOME; HF_HUB_CACHE unset so the cache is HF_HOME/hub."""
+    home = tmp_path / "hf_home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    return home
+
+
+@pytest.fixture
+def fake_hub(hf_home, monkeypatch):
+    """A running fake Hub, HF_ENDPOINT pointing at it, and online mode.
+
+    huggingface_hub's import-time offline flag is forced on on purpose: hub.hf must
+    follow the *current* environment (online), not the stale constant.
+    """
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    with FakeHub() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        yield server
