@@ -52,8 +52,7 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
     metadata = {"task": task.name, **resolved.metadata}
     if entry is not None:
         metadata.update(model_name=entry.name, license=entry.license, labels=list(entry.labels))
-    torch_device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+    torch_device = _torch_device(device)
     pipeline_cls = load_object(task.spec.pipeline)
     return pipeline_cls.from_folder(resolved.folder, device=torch_device,
                                     dtype=_torch_dtype(dtype), metadata=metadata)
@@ -68,3 +67,19 @@ def _torch_dtype(dtype: Any):
         return getattr(torch, _DTYPES[dtype.lower()])
     raise InvalidInputError(f"dtype {dtype!r} is not understood; use 'float32', 'bfloat16' or "
                             "'float16' (or a torch.dtype).")
+
+
+def _torch_device(device: Any):
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InvalidInputError(f"device {device!r} is not understood; use 'cpu', 'cuda' or "
+                                "'cuda:N'.") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError(f"device {device!r} was asked for but this machine has no CUDA GPU "
+                                "(or torch was built without CUDA); use device='cpu'.")
+    return resolved

@@ -163,3 +163,21 @@ def test_encoder_only_checkpoint_gets_a_fresh_head(tmp_path, caplog):
     pipe = hub.load("text-classify", model=str(tmp_path / "clf"), device="cpu")
     assert pipe.metadata["head_initialized"] is False
     assert "initialised at random" in caplog.text
+
+
+def test_bad_device_and_dtype(checkpoint):
+    with pytest.raises(InvalidInputError, match="device 'gpu0' is not understood"):
+        hub.load("text-classify", model=str(checkpoint), device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidInputError, match="no CUDA GPU"):
+            hub.load("text-classify", model=str(checkpoint), device="cuda")
+    with pytest.raises(InvalidInputError, match="dtype 'float8'"):
+        hub.load("text-classify", model=str(checkpoint), dtype="float8")
+
+
+def test_bfloat16_on_cpu_agrees_with_float32(checkpoint):
+    fp32 = hub.load("text-classify", model=str(checkpoint), device="cpu")
+    bf16 = hub.load("text-classify", model=str(checkpoint), device="cpu", dtype="bfloat16")
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16
+    for a, b in zip(fp32(TEXTS, top_k=None), bf16(TEXTS, top_k=None)):
+        assert {r["label"]: r["score"] for r in a} == pytest.approx({r["label"]: r["score"] for r in b}, abs=0.02)
