@@ -70,8 +70,9 @@ class PluginManager:
 
     def load_explicit(self) -> None:
         for module in filter(None, (m.strip() for m in os.environ.get(EXPLICIT_ENV, "").split(","))):
-            if not any(p.module == module and p.status == "loaded" for p in self.plugins):
-                self.register_module(module)
+            known = next((p for p in self.plugins if p.module == module), None)
+            if known is None or known.status != "loaded":  # keep an entry point's own name
+                self.register_module(module, name=known.name if known else None)
 
     def register_module(self, module: str, name: str | None = None) -> PluginInfo:
         """Register a plugin by module name (what ``HUB_PLUGINS`` does)."""
@@ -101,7 +102,7 @@ class PluginManager:
         """
         caller = getattr(self._pm.hook, hook_name)
         results: list[tuple[str, Any]] = []
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # registration order: built-ins first
             plugin_name = self._pm.get_name(impl.plugin) or "?"
             try:
                 items = impl.function()

@@ -182,6 +182,7 @@ def build_registry() -> Registry:
     from hub.plugins import get_plugin_manager
 
     manager = get_plugin_manager()
+    manager.hook_errors.clear()  # collect() below calls every hook again
     reg = Registry()
 
     def claim(table: dict, kind: str, key: str, plugin: str, item: Any) -> bool:

@@ -1,0 +1,471 @@
+"""The ``hub`` command line: list, inspect, run, download and fine-tune models.
+
+Catalogue commands (``hub list``, ``hub info``, ``hub plugins``, ``hub --help``) read
+only the registry and plugin registrations, which are plain data, so they answer in a
+fraction of a second and never import torch or transformers. Commands that run models
+(``predict``, ``train``, ``download``) import their heavy modules inside the command.
+
+Every error Hub raises on purpose (:class:`~hub.errors.HubError`) is printed as
+``error: <message>`` on stderr with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+from hub._version import __version__
+
+if TYPE_CHECKING:
+    from hub.registry import Registry, Task
+    from hub.specs import ModelEntry
+
+EXIT_OK = 0
+EXIT_ERROR = 2  # a HubError or a usage error (argparse uses 2 as well)
+NO_PLUGIN = "no plugin installed"
+
+
+# --------------------------------------------------------------------------- output helpers
+def _json_default(obj: Any) -> Any:
+    """Make tensors, paths, dataclasses and the like JSON-ready without importing torch."""
+    import dataclasses
+    from pathlib import PurePath
+
+    if hasattr(obj, "tolist"):  # torch tensors, numpy arrays and scalars
+        return obj.tolist()
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)
+
+
+def _print_json(data: Any, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    out.write(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str], out: TextIO | None = None,
+           indent: str = "  ") -> None:
+    """A left-aligned plain-text table (no third-party dependency, no colour)."""
+    out = out or sys.stdout
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [str(c).ljust(w) for c, w in zip(row, widths)]
+        out.write(indent + "  ".join(cells).rstrip() + "\n")
+
+
+def _glob(pattern: str | None) -> str:
+    """``hub list bert`` means ``*bert*``; an explicit glob is used as given."""
+    if not pattern:
+        return "*"
+    return pattern if any(c in pattern for c in "*?[") else f"*{pattern}*"
+
+
+# --------------------------------------------------------------------------- records
+def _task_record(task: "Task", registry: "Registry") -> dict[str, Any]:
+    return {
+        "name": task.name,
+        "aliases": list(task.aliases),
+        "default_model": task.default_model,
+        "plugin": task.plugin,
+        "pipeline": task.spec.pipeline if task.spec else None,
+        "modality": task.spec.modality if task.spec else None,
+        "description": task.description,
+        "models": [m.name for m in registry.models.values() if m.task == task.name],
+    }
+
+
+def _model_record(entry: "ModelEntry") -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "task": entry.task,
+        "source": entry.source,
+        "architecture": entry.architecture,
+        "plugin": entry.plugin,
+        "license": entry.license,
+        "description": entry.description,
+        "labels": list(entry.labels),
+        "metrics": dict(entry.metrics),
+        "origin": entry.origin,
+    }
+
+
+def _plugin_health_hint(registry: "Registry | None" = None) -> None:
+    """One line on stderr when some plugin failed, so `hub list` users notice."""
+    from hub.plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    failed = [p.name for p in manager.plugins if p.status == "failed"]
+    problems = len(registry.problems) if registry is not None else 0
+    if failed or manager.hook_errors or problems:
+        parts = []
+        if failed:
+            parts.append(f"plugin(s) failed to load: {', '.join(failed)}")
+        if manager.hook_errors:
+            parts.append(f"{len(manager.hook_errors)} hook error(s)")
+        if problems:
+            parts.append(f"{problems} rejected registration(s)")
+        sys.stderr.write(f"note: {'; '.join(parts)}; run `hub plugins` for details.\n")
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_list(args: argparse.Namespace) -> int:
+    """Tasks and catalogue models; reads data only (no torch)."""
+    from hub.registry import get_registry
+
+    registry = get_registry()
+    pattern = _glob(args.pattern)
+    if args.task:
+        wanted = registry.task(args.task)  # UnknownNameError -> exit 2 with close matches
+        tasks = [wanted]
+    else:
+        tasks = [t for _, t in sorted(registry.tasks.items())
+                 if any(fnmatch.fnmatchcase(n, pattern) for n in (t.name, *t.aliases))]
+    models = registry.list_models(pattern, task=args.task)
+    if args.pattern and not args.task:  # a task that matches shows its models too
+        matched = {t.name for t in tasks}
+        models = sorted({m.name: m for m in [*models, *(m for m in registry.models.values()
+                                                         if m.task in matched)]}.values(),
+                        key=lambda m: m.name)
+    if args.json:
+        _print_json({"tasks": [_task_record(t, registry) for t in tasks],
+                     "models": [_model_record(m) for m in models]})
+    else:
+        if tasks:
+            print("Tasks")
+            _table([(t.name, ", ".join(t.aliases) or "-", t.default_model or "-", t.plugin or NO_PLUGIN)
+                    for t in tasks], ("NAME", "ALIASES", "DEFAULT MODEL", "PLUGIN"))
+        if models:
+            print("\nModels" if tasks else "Models")
+            _table([(m.name, m.task, m.source, m.license or "-") for m in models],
+                   ("NAME", "TASK", "SOURCE", "LICENSE"))
+        if not tasks and not models:
+            sys.stderr.write(f"No task or model matches {args.pattern!r}.\n")
+    _plugin_health_hint(registry)
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Everything the catalogue knows about one task, model or architecture."""
+    from hub.errors import UnknownNameError
+    from hub.registry import get_registry
+
+    registry = get_registry()
+    name = args.name.strip()
+    canonical = registry.aliases.get(name, name)
+    if canonical in registry.tasks:
+        record = {"kind": "task", **_task_record(registry.tasks[canonical], registry)}
+    elif name in registry.models:
+        record = {"kind": "model", **_model_record(registry.models[name])}
+    elif name in registry.architectures:
+        plugin, spec = registry.architectures[name]
+        record = {"kind": "architecture", "name": spec.name, "builder": spec.builder,
+                  "plugin": plugin, "description": spec.description}
+    else:
+        raise UnknownNameError("task, model or architecture", name,
+                               [*registry.tasks, *registry.aliases, *registry.models,
+                                *registry.architectures],
+                               hint="Run `hub list` to see every task and model.")
+    if args.json:
+        _print_json(record)
+        return EXIT_OK
+    kind = record.pop("kind")
+    print(f"{kind} {record.pop('name')}")
+    if kind == "task" and record["plugin"] is None:
+        record["plugin"] = NO_PLUGIN
+    width = max(len(k) for k in record)
+    for key, value in record.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value)) or "-"
+        elif value in (None, ""):
+            value = "-"
+        print(f"  {key.ljust(width)}  {value}")
+    return EXIT_OK
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """Plugin health: what loaded, what failed and why, and rejected registrations."""
+    from hub.errors import HubError
+    from hub.plugins import get_plugin_manager
+    from hub.registry import get_registry
+
+    manager = get_plugin_manager()
+    registry, registry_error = None, None
+    try:
+        registry = get_registry()  # runs the hooks, which fills manager.hook_errors
+    except HubError as exc:  # a broken overlay must not hide plugin health
+        registry_error = str(exc)
+    provides: dict[str, list[str]] = {}
+    if registry is not None:
+        for task in registry.tasks.values():
+            if task.plugin:
+                provides.setdefault(task.plugin, []).append(task.name)
+    plugins = [{"name": p.name, "module": p.module, "distribution": p.distribution,
+                "builtin": p.builtin, "status": p.status, "error": p.error,
+                "tasks": sorted(provides.get(p.name, []))} for p in manager.plugins]
+    hook_errors = [{"plugin": plugin, "hook": hook, "error": error}
+                   for plugin, hook, error in manager.hook_errors]
+    problems = list(registry.problems) if registry is not None else []
+    if args.json:
+        _print_json({"plugins": plugins, "problems": problems, "hook_errors": hook_errors,
+                     "registry_error": registry_error})
+    else:
+        print("Plugins")
+        if plugins:
+            _table([(p["name"], p["status"], "yes" if p["builtin"] else "no", p["distribution"] or "-",
+                     p["module"], ", ".join(p["tasks"]) or "-") for p in plugins],
+                   ("NAME", "STATUS", "BUILTIN", "DISTRIBUTION", "MODULE", "TASKS"))
+        else:
+            print("  (none)")
+        for p in plugins:
+            if p["error"]:
+                print(f"\n{p['status']}: {p['name']} ({p['module']})\n  {p['error']}")
+        if hook_errors:
+            print("\nHook errors")
+            for e in hook_errors:
+                print(f"  {e['plugin']}.{e['hook']}: {e['error']}")
+        if problems:
+            print("\nRejected registrations")
+            for problem in problems:
+                print(f"  {problem}")
+    if registry_error:
+        sys.stderr.write(f"error: {registry_error}\n")
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _read_inputs(items: Iterable[str], stdin: TextIO) -> list[str]:
+    """Expand ``-`` into the non-empty lines of stdin (one input per line)."""
+    inputs: list[str] = []
+    for item in items:
+        if item == "-":
+            inputs.extend(line.rstrip("\r\n") for line in stdin if line.strip())
+        else:
+            inputs.append(item)
+    return inputs
+
+
+def _top_k(text: str) -> int | None:
+    if text.lower() in ("all", "none"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Run a pipeline on the inputs; results as one JSON document on stdout."""
+    import hub
+    from hub.errors import InvalidInputError
+
+    inputs = _read_inputs(args.inputs, sys.stdin)
+    if not inputs:
+        raise InvalidInputError("no inputs: pass them as arguments, or '-' to read one per line "
+                                "from stdin.")
+    pipe = hub.load(args.task, model=args.model, revision=args.revision, device=args.device,
+                    dtype=args.dtype)
+    params: dict[str, Any] = {}
+    if args.top_k is not _UNSET:
+        params["top_k"] = args.top_k
+    results = pipe(inputs if len(inputs) > 1 else inputs[0], batch_size=args.batch_size, **params)
+    _print_json(results)
+    return EXIT_OK
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Fetch a model's files into the HF cache; prints where they are and the commit."""
+    from hub.errors import InvalidInputError
+    from hub.hf import download_model_files, parse_hf_source
+
+    try:
+        repo_id, pinned = parse_hf_source(args.repo_id if "/" in args.repo_id or
+                                          args.repo_id.startswith("hf://") else f"hf://{args.repo_id}")
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+    revision = args.revision or pinned
+    snap = download_model_files(repo_id, revision=revision, cache_dir=args.cache_dir)
+    record = {"repo_id": snap.repo_id, "revision": snap.revision or "main", "commit": snap.commit,
+              "path": str(snap.path)}
+    if args.json:
+        _print_json(record)
+    else:
+        for key, value in record.items():
+            print(f"{key + ':':<10}{value}")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Fine-tune, save the best weights to --output, print a JSON summary."""
+    import dataclasses
+    from pathlib import Path
+
+    import hub
+    from hub.errors import HubError
+
+    training_args = {key: value for key, value in (
+        ("epochs", args.epochs), ("batch_size", args.batch_size),
+        ("learning_rate", args.learning_rate), ("seed", args.seed), ("max_steps", args.max_steps),
+        ("device", args.device),
+    ) if value is not None}
+    if args.quiet:
+        training_args["progress"] = False
+    output = Path(args.output or f"{args.task}-finetuned").expanduser()
+    pipe = hub.load(args.task, model=args.model, revision=args.revision, device=args.device)
+    try:
+        result = pipe.fine_tune(args.train, args.eval, **training_args)
+    except NotImplementedError as exc:
+        raise HubError(str(exc)) from None
+    saved = pipe.save(output)
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        details = dataclasses.asdict(result)
+    else:
+        details = dict(result) if isinstance(result, dict) else {}
+    summary = {
+        "task": pipe.task,
+        "base_model": args.model or pipe.metadata.get("model_name"),
+        "output": str(Path(saved or output).resolve()),
+        "monitored": "eval_loss" if args.eval else "train_loss",
+        "best_metric": details.get("best_metric"),
+        "best_epoch": details.get("best_epoch"),
+        "epochs": details.get("epochs_run"),
+        "steps": details.get("steps"),
+        "stopped_early": details.get("stopped_early"),
+        "train_seconds": details.get("train_seconds"),
+        "history": details.get("history", []),
+    }
+    _print_json(summary)
+    return EXIT_OK
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<pipeline default>"
+
+
+_UNSET: Any = _Unset()
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; building it imports nothing heavy (``hub --help`` is instant)."""
+    parser = argparse.ArgumentParser(
+        prog="hub",
+        description="Hub: load, run, fine-tune and share models through plugins.",
+        epilog="Run `hub COMMAND --help` for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"hub {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str,
+            description: str | None = None) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=description or help_)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("list", cmd_list, "List tasks and catalogue models.",
+            "List tasks and catalogue models. PATTERN is a glob (e.g. 'bert*'); a plain word "
+            "matches as a substring. A task that matches also lists its models.")
+    p.add_argument("pattern", nargs="?", metavar="PATTERN", help="filter names (glob or substring)")
+    p.add_argument("--task", metavar="T", help="only this task (name or alias) and its models")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("info", cmd_info, "Show a task, model or architecture in detail.")
+    p.add_argument("name", metavar="NAME", help="a task, task alias, model or architecture name")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("plugins", cmd_plugins, "Show installed plugins, failures and rejected registrations.")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("predict", cmd_predict, "Run a task on inputs and print JSON results.",
+            "Run a task on inputs and print the results as one JSON document (an object for "
+            "one input, a list for several).")
+    p.add_argument("task", metavar="TASK", help="task name or alias, or a catalogue model name")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="inputs; '-' reads one per line from stdin")
+    p.add_argument("--model", metavar="M", help="catalogue name, local folder or HF repo id")
+    p.add_argument("--revision", metavar="R", help="branch, tag or commit (HF models)")
+    p.add_argument("--device", metavar="D", help="cpu, cuda or cuda:N (default: CUDA if available)")
+    p.add_argument("--dtype", metavar="DTYPE", help="float32 (default), bfloat16 or float16")
+    p.add_argument("--top-k", type=_top_k, default=_UNSET, metavar="K",
+                   help="return the K best labels (or 'all') where the task supports it")
+    p.add_argument("--batch-size", type=_positive_int, metavar="N", help="inputs per forward pass")
+
+    p = add("download", cmd_download, "Download a model from the Hugging Face Hub into the cache.")
+    p.add_argument("repo_id", metavar="REPO_ID", help="'org/name', 'org/name@rev' or 'hf://...'")
+    p.add_argument("--revision", metavar="R", help="branch, tag or commit (default: main)")
+    p.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: the HF cache)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("train", cmd_train, "Fine-tune a task's model on a data file and save it.",
+            "Fine-tune a model on a jsonl/json/csv/tsv file, save the best weights to --output "
+            "and print a JSON summary.")
+    p.add_argument("task", metavar="TASK", help="task name or alias")
+    p.add_argument("--train", required=True, metavar="FILE", help="training data file")
+    p.add_argument("--eval", metavar="FILE", help="evaluation data file (picks the best epoch)")
+    p.add_argument("--model", metavar="M", help="starting model (default: the task's default)")
+    p.add_argument("--revision", metavar="R", help="branch, tag or commit of an HF --model")
+    p.add_argument("--output", metavar="DIR", help="where to save (default: ./TASK-finetuned)")
+    p.add_argument("--device", metavar="D", help="cpu, cuda or cuda:N (default: CUDA if available)")
+    p.add_argument("--epochs", type=float, metavar="E")
+    p.add_argument("--batch-size", type=_positive_int, metavar="B")
+    p.add_argument("--learning-rate", type=float, metavar="LR")
+    p.add_argument("--seed", type=int, metavar="S")
+    p.add_argument("--max-steps", type=_positive_int, metavar="N", help="stop after N optimiser steps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hub`` console script; returns the exit status."""
+    from hub.errors import HubError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_ERROR)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return EXIT_OK
+    try:
+        return args.func(args)
+    except HubError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except BrokenPipeError:  # `hub list | head`: the reader left; not an error of ours
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
