@@ -7,10 +7,10 @@ Front ends (:mod:`~hub.backbone.embeddings`) turn inputs into (B, T, C) hidden s
 
 from hub.backbone.config import TransformerConfig
 from hub.backbone.embeddings import TokenEmbedding, sinusoidal_positions
-from hub.backbone.heads import ClassificationHead, pool
+from hub.backbone.heads import ClassificationHead, MaskedLMHead, TokenClassificationHead, pool
 from hub.backbone.transformer import Transformer, TransformerBlock, build_attention_mask, init_weights
 
 __all__ = [
-    "ClassificationHead", "TokenEmbedding", "Transformer", "TransformerBlock", "TransformerConfig",
+    "ClassificationHead", "MaskedLMHead", "TokenClassificationHead", "TokenEmbedding", "Transformer", "TransformerBlock", "TransformerConfig",
     "build_attention_mask", "init_weights", "pool", "sinusoidal_positions",
 ]

@@ -7,9 +7,11 @@ from typing import Any, Literal
 
 from hub.errors import ConfigError
 
-Activation = Literal["gelu", "gelu_tanh", "relu"]
+Activation = Literal["gelu", "gelu_tanh", "relu", "silu", "swiglu"]
 NormPosition = Literal["pre", "post"]
-Norm = Literal["layernorm"]
+Norm = Literal["layernorm", "rmsnorm"]
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu", "swiglu")
+NORMS = ("layernorm", "rmsnorm")
 
 
 @dataclass
@@ -29,6 +31,8 @@ class TransformerConfig:
     norm_eps: float = 1e-12
     norm_position: NormPosition = "post"
     qkv_bias: bool = True
+    out_bias: bool = True
+    mlp_bias: bool = True
     dropout: float = 0.1
     attention_dropout: float = 0.1
     causal: bool = False
@@ -37,8 +41,10 @@ class TransformerConfig:
         if self.hidden_size % self.num_heads:
             raise ConfigError(f"hidden_size ({self.hidden_size}) must be divisible by "
                               f"num_heads ({self.num_heads}).")
-        if self.activation not in ("gelu", "gelu_tanh", "relu"):
-            raise ConfigError(f"activation {self.activation!r} is not one of gelu, gelu_tanh, relu.")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"activation {self.activation!r} is not one of {', '.join(ACTIVATIONS)}.")
+        if self.norm not in NORMS:
+            raise ConfigError(f"norm {self.norm!r} is not one of {', '.join(NORMS)}.")
         if self.norm_position not in ("pre", "post"):
             raise ConfigError(f"norm_position must be 'pre' or 'post', got {self.norm_position!r}.")
 

@@ -39,17 +39,21 @@ class TokenEmbedding(nn.Module):
         self.norm = nn.LayerNorm(hidden_size, eps=norm_eps) if norm else nn.Identity()
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        # input_ids: (B, T) -> (B, T, C)
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) ids -> (B, T, C). ``position_ids`` (B, T) overrides 0..T-1 (RoBERTa
+        offsets them past the padding index; a KV-cached decoder starts at the cache length)."""
         length = input_ids.shape[1]
-        if self.position != "none" and length > self.max_positions:
-            raise ValueError(f"sequence of {length} tokens exceeds the model's maximum of "
+        last = int(position_ids.max()) + 1 if position_ids is not None else length
+        if self.position != "none" and last > self.max_positions:
+            raise ValueError(f"sequence of {last} positions exceeds the model's maximum of "
                              f"{self.max_positions} positions; truncate or chunk the input.")
         x = self.tokens(input_ids)
         if self.positions is not None:
-            x = x + self.positions.weight[:length]
+            x = x + (self.positions.weight[:length] if position_ids is None else self.positions(position_ids))
         elif self.position == "sinusoidal":
-            x = x + sinusoidal_positions(length, x.shape[-1], x.device, x.dtype)
+            table = sinusoidal_positions(last, x.shape[-1], x.device, x.dtype)
+            x = x + (table[:length] if position_ids is None else table[position_ids])
         if self.token_types is not None:
             if token_type_ids is None:
                 x = x + self.token_types.weight[0]

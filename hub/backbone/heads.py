@@ -21,19 +21,64 @@ def pool(hidden: torch.Tensor, padding_mask: torch.Tensor | None, how: str) -> t
 class ClassificationHead(nn.Module):
     """Pooled representation -> (optional dense+tanh "pooler") -> dropout -> logits.
 
-    ``pooler=True`` with ``pooling="cls"`` is exactly BERT's pooler + classifier.
+    ``pooler=True`` with ``pooling="cls"`` is exactly BERT's pooler + classifier
+    (RoBERTa's classification head too); DistilBERT's uses ``pooler_activation="relu"``.
     """
 
     def __init__(self, hidden_size: int, num_labels: int, *, pooling: str = "cls",
-                 pooler: bool = True, dropout: float = 0.1) -> None:
+                 pooler: bool = True, pooler_activation: str = "tanh", dropout: float = 0.1) -> None:
         super().__init__()
+        if pooler_activation not in ("tanh", "relu"):
+            raise ValueError(f"pooler_activation must be 'tanh' or 'relu', got {pooler_activation!r}")
         self.pooling = pooling
         self.pooler = nn.Linear(hidden_size, hidden_size) if pooler else None
+        self.pooler_activation = torch.tanh if pooler_activation == "tanh" else torch.relu
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size, num_labels)
 
     def forward(self, hidden: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         x = pool(hidden, padding_mask, self.pooling)  # (B, C)
         if self.pooler is not None:
-            x = torch.tanh(self.pooler(x))
+            x = self.pooler_activation(self.pooler(self.dropout(x)))
         return self.classifier(self.dropout(x))  # (B, num_labels)
+
+
+class TokenClassificationHead(nn.Module):
+    """Per-token logits for tagging (NER): dropout -> linear, (B, T, C) -> (B, T, L)."""
+
+    def __init__(self, hidden_size: int, num_labels: int, *, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(hidden))
+
+
+class MaskedLMHead(nn.Module):
+    """BERT's MLM head: dense -> activation -> LayerNorm -> vocabulary projection.
+
+    The projection's weight is tied to the token embedding (``tie_to``); only its bias
+    is the head's own, as in BERT, RoBERTa and DistilBERT.
+    """
+
+    def __init__(self, hidden_size: int, vocab_size: int, *, activation: str = "gelu",
+                 norm_eps: float = 1e-12) -> None:
+        super().__init__()
+        from hub.backbone.layers import activation_fn
+
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.act = activation_fn(activation)
+        self.norm = nn.LayerNorm(hidden_size, eps=norm_eps)
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+        self.embedding: nn.Embedding | None = None
+
+    def tie_to(self, embedding: nn.Embedding) -> None:
+        # stored outside the module tree so that state_dict holds the matrix once
+        object.__setattr__(self, "embedding", embedding)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.embedding is None:
+            raise RuntimeError("MaskedLMHead.tie_to(embedding) was never called.")
+        x = self.norm(self.act(self.dense(hidden)))  # (B, T, C)
+        return torch.nn.functional.linear(x, self.embedding.weight, self.bias)  # (B, T, V)

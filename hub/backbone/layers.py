@@ -10,6 +10,8 @@ from hub.backbone.config import TransformerConfig
 
 
 def activation_fn(name: str):
+    if name in ("silu", "swiglu"):
+        return F.silu
     if name == "gelu":
         return F.gelu
     if name == "gelu_tanh":
@@ -20,17 +22,27 @@ def activation_fn(name: str):
 
 
 def make_norm(config: TransformerConfig, size: int | None = None) -> nn.Module:
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(size or config.hidden_size, eps=config.norm_eps)
     return nn.LayerNorm(size or config.hidden_size, eps=config.norm_eps)
 
 
 class FeedForward(nn.Module):
-    """Position-wise MLP: Linear -> activation -> Linear."""
+    """Position-wise MLP: Linear -> activation -> Linear.
+
+    Gated (``activation="swiglu"``): ``fc2(silu(gate(x)) * fc1(x))``, as LLaMA does.
+    """
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+        bias = config.mlp_bias
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
+        self.gate = (nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
+                     if config.activation == "swiglu" else None)
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size, bias=bias)
         self.act = activation_fn(config.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gate is not None:
+            return self.fc2(self.act(self.gate(x)) * self.fc1(x))
         return self.fc2(self.act(self.fc1(x)))

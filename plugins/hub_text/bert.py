@@ -1,12 +1,14 @@
-"""BERT-family encoders and classifiers, built from the shared backbone.
+"""BERT-family encoders (BERT, RoBERTa, DistilBERT) and their task heads, built from the
+shared backbone.
 
 Hub config (the ``config`` object of a Hub config.json)::
 
     {"vocab_size": 30522, "max_positions": 512, "type_vocab_size": 2, "pad_token_id": 0,
-     "position": "learned", "backbone": {TransformerConfig fields},
-     # classifier only:
-     "labels": ["negative", "positive"], "pooling": "cls", "pooler": true,
-     "classifier_dropout": 0.1}
+     "position": "learned", "padding_aware_positions": false,   # true for RoBERTa
+     "backbone": {TransformerConfig fields},
+     # sequence classifier: "labels", "pooling", "pooler", "pooler_activation", "classifier_dropout"
+     # token classifier:    "labels", "classifier_dropout"
+     # masked LM:           "mlm_activation"}
 """
 
 from __future__ import annotations
@@ -17,53 +19,93 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hub.backbone import ClassificationHead, TokenEmbedding, Transformer, TransformerConfig, init_weights
+from hub.backbone import (ClassificationHead, MaskedLMHead, TokenClassificationHead, TokenEmbedding,
+                          Transformer, TransformerConfig, init_weights)
 
 
 class BertEncoder(nn.Module):
-    """Token embeddings + post-norm Transformer: (B, T) ids -> (B, T, C) hidden states."""
+    """Token embeddings + Transformer: (B, T) ids -> (B, T, C) hidden states."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.config = config
         backbone = TransformerConfig.from_dict(config["backbone"])
+        self.pad_token_id = config.get("pad_token_id")
+        self.padding_aware_positions = bool(config.get("padding_aware_positions", False))
         self.embeddings = TokenEmbedding(
             config["vocab_size"], backbone.hidden_size,
             max_positions=config.get("max_positions", 512),
             position=config.get("position", "learned"),
             type_vocab_size=config.get("type_vocab_size", 2),
             norm=backbone.norm_position == "post", norm_eps=backbone.norm_eps,
-            dropout=backbone.dropout, pad_token_id=config.get("pad_token_id"),
+            dropout=backbone.dropout, pad_token_id=self.pad_token_id,
         )
         self.encoder = Transformer(backbone)
 
     @property
     def max_positions(self) -> int:
-        return self.embeddings.max_positions
+        """The longest input in tokens (RoBERTa's first pad_token_id + 1 positions are unused)."""
+        offset = (self.pad_token_id or 0) + 1 if self.padding_aware_positions else 0
+        return self.embeddings.max_positions - offset
+
+    def position_ids(self, input_ids: torch.Tensor) -> torch.Tensor | None:
+        """RoBERTa numbers real tokens from pad_token_id + 1 and gives padding pad_token_id."""
+        if not self.padding_aware_positions:
+            return None
+        real = (input_ids != self.pad_token_id).long()
+        return torch.cumsum(real, dim=1) * real + self.pad_token_id
+
+    def embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        return self.embeddings(input_ids, token_type_ids, self.position_ids(input_ids))  # (B, T, C)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, output_hidden_states: bool = False):
-        x = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
-        return self.encoder(x, attention_mask, output_hidden_states=output_hidden_states)
+        return self.encoder(self.embed(input_ids, token_type_ids), attention_mask,
+                            output_hidden_states=output_hidden_states)
 
 
-class BertClassifier(nn.Module):
-    """Encoder + classification head; returns ``{"logits", "loss"?}`` like transformers."""
+class _WithEncoder(nn.Module):
+    """A head on top of a BertEncoder; subclasses add ``self.head``."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.config = config
         self.encoder = BertEncoder(config)
-        hidden = config["backbone"]["hidden_size"]
-        self.head = ClassificationHead(
-            hidden, len(config["labels"]), pooling=config.get("pooling", "cls"),
-            pooler=config.get("pooler", True),
-            dropout=config.get("classifier_dropout", config["backbone"].get("dropout", 0.1)),
-        )
 
     @property
     def labels(self) -> list[str]:
         return list(self.config["labels"])
+
+    @classmethod
+    def from_encoder(cls, encoder: BertEncoder, labels: list[str] | None = None, **extra: Any):
+        """Wrap a (pretrained) encoder with a new, freshly initialised head."""
+        config = {**encoder.config, **extra}
+        if labels is not None:
+            config["labels"] = list(labels)
+        with torch.device("meta"):
+            model = cls(config)
+        model.encoder = encoder
+        reference = next(encoder.parameters())
+        model.head = model.head.to_empty(device=reference.device).to(reference.dtype)
+        init_weights(model.head)
+        model._tie()
+        return model
+
+    def _tie(self) -> None:
+        """Re-establish weight ties after the encoder was replaced or loaded."""
+
+
+class BertClassifier(_WithEncoder):
+    """Sequence classification; returns ``{"logits", "loss"?}`` like transformers."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.head = ClassificationHead(
+            config["backbone"]["hidden_size"], len(config["labels"]),
+            pooling=config.get("pooling", "cls"), pooler=config.get("pooler", True),
+            pooler_activation=config.get("pooler_activation", "tanh"),
+            dropout=config.get("classifier_dropout", config["backbone"].get("dropout", 0.1)),
+        )
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None
@@ -75,39 +117,61 @@ class BertClassifier(nn.Module):
             out["loss"] = F.cross_entropy(logits.float(), labels)
         return out
 
-    @classmethod
-    def from_encoder(cls, encoder: BertEncoder, labels: list[str],
-                     head: ClassificationHead | None = None) -> "BertClassifier":
-        """Wrap a (pretrained) encoder with a new, freshly initialised head."""
-        config = {**encoder.config, "labels": list(labels)}
-        config.setdefault("pooling", "cls")
-        config.setdefault("pooler", True)
-        with torch.device("meta"):
-            model = cls(config)
-        model.encoder = encoder
-        model.head = head if head is not None else model.head.to_empty(device=_device_of(encoder))
-        if head is None:
-            init_weights(model.head)
+
+class BertTokenClassifier(_WithEncoder):
+    """Per-token tagging; ``labels`` (B, T) uses -100 for positions without a tag."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.head = TokenClassificationHead(
+            config["backbone"]["hidden_size"], len(config["labels"]),
+            dropout=config.get("classifier_dropout", config["backbone"].get("dropout", 0.1)))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
+        logits = self.head(self.encoder(input_ids, attention_mask, token_type_ids))  # (B, T, L)
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+        return out
+
+
+class BertMaskedLM(_WithEncoder):
+    """Masked-language model; the output projection is tied to the token embedding."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        backbone = config["backbone"]
+        self.head = MaskedLMHead(backbone["hidden_size"], config["vocab_size"],
+                                 activation=config.get("mlm_activation", backbone.get("activation", "gelu")),
+                                 norm_eps=backbone.get("norm_eps", 1e-12))
+        self._tie()
+
+    def _tie(self) -> None:
+        self.head.tie_to(self.encoder.embeddings.tokens)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
+        logits = self.head(self.encoder(input_ids, attention_mask, token_type_ids))  # (B, T, V)
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+        return out
+
+
+def _build(cls):
+    def build(config: dict[str, Any]) -> nn.Module:
+        model = cls(config)
+        if not any(p.is_meta for p in model.parameters()):
+            init_weights(model)
         return model
+    build.__name__ = f"build_{cls.__name__}"
+    return build
 
 
-def _device_of(module: nn.Module) -> torch.device:
-    return next(module.parameters()).device
-
-
-def build_encoder(config: dict[str, Any]) -> BertEncoder:
-    model = BertEncoder(config)
-    if not _on_meta(model):
-        init_weights(model)
-    return model
-
-
-def build_classifier(config: dict[str, Any]) -> BertClassifier:
-    model = BertClassifier(config)
-    if not _on_meta(model):
-        init_weights(model)
-    return model
-
-
-def _on_meta(module: nn.Module) -> bool:
-    return any(p.is_meta for p in module.parameters())
+build_encoder = _build(BertEncoder)
+build_classifier = _build(BertClassifier)
+build_token_classifier = _build(BertTokenClassifier)
+build_masked_lm = _build(BertMaskedLM)

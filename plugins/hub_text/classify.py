@@ -142,7 +142,7 @@ class TextClassificationPipeline(Pipeline):
         if unknown:
             raise InvalidInputError(f"labels {unknown} in the data are not among labels={labels}.")
         if labels != self.labels:
-            self.model = BertClassifier.from_encoder(self.model.encoder, labels, head=None)
+            self.model = BertClassifier.from_encoder(self.model.encoder, labels)
         index = {label: i for i, label in enumerate(labels)}
 
         def featurise(rows):

@@ -24,14 +24,20 @@ def hub_architectures() -> list[ArchitectureSpec]:
         ArchitectureSpec("bert", "hub_text.bert:build_encoder",
                          "BERT-family encoder (post-norm) on the shared backbone."),
         ArchitectureSpec("bert-classifier", "hub_text.bert:build_classifier",
-                         "BERT encoder + pooler + linear classification head."),
+                         "BERT-family encoder + pooler + linear classification head."),
+        ArchitectureSpec("bert-token-classifier", "hub_text.bert:build_token_classifier",
+                         "BERT-family encoder + per-token classification head (tagging)."),
+        ArchitectureSpec("bert-mlm", "hub_text.bert:build_masked_lm",
+                         "BERT-family encoder + masked-language-model head tied to the embeddings."),
     ]
 
 
 @hookimpl
 def hub_converters() -> list[ConverterSpec]:
     return [
-        ConverterSpec(name="transformers-bert", source="transformers", model_types=("bert",),
-                      architecture="bert-classifier", convert="hub_text.convert:convert_bert",
-                      description="transformers BertModel / BertForSequenceClassification."),
+        ConverterSpec(name="transformers-bert-family", source="transformers",
+                      model_types=("bert", "roberta", "distilbert"), architecture="bert",
+                      convert="hub_text.convert:convert",
+                      description="transformers BERT, RoBERTa and DistilBERT: base models, sequence "
+                                  "and token classification, masked LM."),
     ]
