@@ -1,9 +1,11 @@
 """The Pipeline base: preprocess -> length-sorted batches -> model -> postprocess.
 
 A pipeline takes one input (returns one result) or a list (returns a list in the
-same order). Lists are preprocessed at once, sorted by length and cut into batches
-of ``batch_size`` so that each batch pads only to its own longest item.
-Subclasses implement the four steps and the training verbs of their task.
+same order). Lists are preprocessed at once into *features* (one per input, or
+several when a long input is cut into windows), sorted by length and cut into
+batches of ``batch_size`` so that each batch pads only to its own longest item.
+The model's per-feature outputs are then grouped back by input and postprocessed.
+Subclasses implement the steps and the training verbs of their task.
 """
 
 from __future__ import annotations
@@ -44,7 +46,11 @@ class Pipeline:
         raise NotImplementedError
 
     def preprocess(self, inputs: list[Any], **params: Any) -> list[dict[str, Any]]:
-        """Turn every input into a feature dict with an integer ``"length"``."""
+        """Turn the inputs into feature dicts with an integer ``"length"``.
+
+        One feature per input, in order; or, for inputs split into several pieces, features
+        carrying ``"input_index"`` (the input they belong to).
+        """
         raise NotImplementedError
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -53,7 +59,17 @@ class Pipeline:
     def forward(self, batch: dict[str, torch.Tensor]) -> Any:
         raise NotImplementedError
 
-    def postprocess(self, outputs: Any, features: list[dict[str, Any]], **params: Any) -> list[Any]:
+    def unbatch(self, outputs: Any) -> list[Any]:
+        """Split a batch of model outputs into one output per feature (on the CPU)."""
+        if isinstance(outputs, torch.Tensor):
+            return list(outputs.cpu().unbind(0))
+        if isinstance(outputs, dict):
+            columns = {k: self.unbatch(v) for k, v in outputs.items()}
+            return [dict(zip(columns, row)) for row in zip(*columns.values())]
+        raise TypeError(f"{type(self).__name__}.forward returned {type(outputs).__name__}; override unbatch().")
+
+    def postprocess(self, outputs: list[Any], features: list[dict[str, Any]], **params: Any) -> Any:
+        """One input's result from the outputs of its features (usually exactly one)."""
         raise NotImplementedError
 
     def save(self, folder: str | Path) -> Path:
@@ -77,15 +93,19 @@ class Pipeline:
             raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
         features = self.preprocess(items, **params)
         order = sorted(range(len(features)), key=lambda i: features[i]["length"])
-        results: list[Any] = [None] * len(features)
+        outputs: list[Any] = [None] * len(features)
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
-            chosen = [features[i] for i in chunk]
-            batch = {k: v.to(self.device, non_blocking=True) for k, v in self.collate(chosen).items()}
+            batch = {k: v.to(self.device, non_blocking=True)
+                     for k, v in self.collate([features[i] for i in chunk]).items()}
             with torch.inference_mode(), self.autocast():
-                outputs = self.forward(batch)
-            for index, result in zip(chunk, self.postprocess(outputs, chosen, **params)):
-                results[index] = result
+                for index, output in zip(chunk, self.unbatch(self.forward(batch))):
+                    outputs[index] = output
+        groups: list[list[int]] = [[] for _ in items]
+        for index, feature in enumerate(features):
+            groups[feature.get("input_index", index)].append(index)
+        results = [self.postprocess([outputs[i] for i in group], [features[i] for i in group], **params)
+                   for group in groups]
         return results[0] if single else results
 
     def autocast(self) -> contextlib.AbstractContextManager:

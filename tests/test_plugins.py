@@ -52,8 +52,7 @@ class ReversePipeline(Pipeline):
         return self.model(batch["length"])
 
     def postprocess(self, outputs, features, **_):
-        return [{"reversed": f["text"][::-1] + self.suffix, "length": n}
-                for f, n in zip(features, outputs.tolist())]
+        return {"reversed": features[0]["text"][::-1] + self.suffix, "length": outputs[0].item()}
 '''
 
 

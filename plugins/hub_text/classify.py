@@ -1,7 +1,9 @@
 """``text-classify``: texts in, ``{"label", "score"}`` out, like transformers' pipeline.
 
-Texts longer than the model's maximum are truncated (head kept), a warning is
-logged and each such result says so in ``result.metadata["truncated"]``.
+Texts longer than the model's maximum are split into overlapping windows by default
+and the windows' class probabilities averaged, weighted by their token counts
+(``long_inputs="truncate"`` keeps the head instead, ``"error"`` refuses); each result
+says so in ``result.metadata`` (``windows``, ``truncated``, ``num_tokens``).
 """
 
 from __future__ import annotations
@@ -12,26 +14,19 @@ from typing import Any
 
 import torch
 
-from hub._fs import atomic_directory
-from hub.card import render_model_card
 from hub.errors import InvalidInputError, ModelLoadError
-from hub.modeling import load_model, save_model
-from hub.pipeline import Pipeline, check_batch_of
+from hub.modeling import load_model
 from hub.results import Prediction
 from hub_text.bert import BertClassifier, BertEncoder
-from hub_text.tokenizer import load_tokenizer, model_max_tokens
+from hub_text.text_base import TextPipeline
+from hub_text.tokenizer import load_tokenizer
 
 logger = logging.getLogger(__name__)
 
 
-class TextClassificationPipeline(Pipeline):
+class TextClassificationPipeline(TextPipeline):
     task = "text-classify"
-
-    def __init__(self, model: BertClassifier, tokenizer: Any, **kwargs: Any) -> None:
-        super().__init__(model, **kwargs)
-        self.tokenizer = tokenizer
-        self.max_tokens = model_max_tokens(tokenizer, model.encoder.max_positions)
-        self.model.to(self.device)
+    architecture = "bert-classifier"
 
     @property
     def labels(self) -> list[str]:
@@ -41,14 +36,14 @@ class TextClassificationPipeline(Pipeline):
     def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
                     metadata: dict[str, Any]) -> "TextClassificationPipeline":
         loaded = load_model(folder, device=device, dtype=dtype)
-        metadata = {**metadata, "architecture": "bert-classifier"}
+        metadata = {**metadata, "architecture": cls.architecture}
         if loaded.converted_from:
             metadata["converted_from"] = loaded.converted_from
-        if isinstance(loaded.module, BertEncoder):
+        if type(loaded.module) is BertEncoder:
             labels = metadata.get("labels") or ["LABEL_0", "LABEL_1"]
             logger.warning("%s holds an encoder without a classification head; a new head for "
                            "labels %s is initialised at random: fine-tune before use.", folder, labels)
-            model = BertClassifier.from_encoder(loaded.module, labels).to(device=device, dtype=dtype)
+            model = BertClassifier.from_encoder(loaded.module, labels)
             metadata["head_initialized"] = False
         elif isinstance(loaded.module, BertClassifier):
             model = loaded.module
@@ -60,73 +55,57 @@ class TextClassificationPipeline(Pipeline):
         return cls(model, load_tokenizer(folder), device=device, dtype=dtype, metadata=metadata)
 
     # -- inference -----------------------------------------------------------------
-    def preprocess(self, inputs: list[Any], *, truncation: bool = True, **_: Any) -> list[dict[str, Any]]:
-        check_batch_of(inputs, str, "a string", self.task)
-        for index, text in enumerate(inputs):
-            if not text.strip():
-                raise InvalidInputError(f"{self.task}: input {index} is an empty string; "
-                                        "pass text to classify.")
-        return self.encode(inputs, truncation=truncation)
-
-    def encode(self, texts: list[str], *, truncation: bool = True, max_tokens: int | None = None,
-               warn: bool = True) -> list[dict[str, Any]]:
-        limit = max_tokens or self.max_tokens
-        ids = self.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-        features = []
-        too_long = [i for i, seq in enumerate(ids) if len(seq) > limit]
-        if too_long and not truncation:
-            raise InvalidInputError(f"{self.task}: input {too_long[0]} has {len(ids[too_long[0]])} "
-                                    f"tokens, more than the model's {limit}; pass truncation=True.")
-        if too_long:
-            cut = self.tokenizer([texts[i] for i in too_long], truncation=True, max_length=limit,
-                                 verbose=False)["input_ids"]
-            (logger.warning if warn else logger.debug)("%d of %d texts exceed %d tokens and were truncated (see "
-                           "result.metadata['truncated']).", len(too_long), len(texts), limit)
-        cut_by_index = dict(zip(too_long, cut)) if too_long else {}
-        for i, seq in enumerate(ids):
-            kept = cut_by_index.get(i, seq)
-            features.append({"input_ids": kept, "length": len(kept), "num_tokens": len(seq),
-                             "truncated": i in cut_by_index})
-        return features
-
-    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        length = max(f["length"] for f in features)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((len(features), length), pad, dtype=torch.long)
-        mask = torch.zeros((len(features), length), dtype=torch.long)
-        for row, f in enumerate(features):
-            ids[row, : f["length"]] = torch.tensor(f["input_ids"])
-            mask[row, : f["length"]] = 1
-        batch = {"input_ids": ids, "attention_mask": mask}
-        if "label" in features[0]:
-            batch["labels"] = torch.tensor([f["label"] for f in features], dtype=torch.long)
-        return batch
+    def preprocess(self, inputs: list[Any], *, long_inputs: str | None = None, stride: int | None = None,
+                   **_: Any) -> list[dict[str, Any]]:
+        self.check_texts(inputs)
+        return self.encode(inputs, long_inputs=long_inputs, stride=stride)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.model(batch["input_ids"], batch["attention_mask"])["logits"].float()
+        model = self.model
+        if type(model) is BertClassifier and model.head.pooling == "cls":
+            # model(...) computed faster: only real tokens go through the layers (unpad) and
+            # the last layer computes only the [CLS] position the head reads (select=0)
+            encoder = model.encoder
+            cls = encoder.encoder(encoder.embed(batch["input_ids"]), batch["attention_mask"],
+                                  unpad=True, select=0)  # (B, C)
+            return model.head(cls[:, None]).float()
+        return model(batch["input_ids"], batch["attention_mask"])["logits"].float()
 
-    def postprocess(self, logits: torch.Tensor, features: list[dict[str, Any]], *,
-                    top_k: int | None = 1, **_: Any) -> list[Any]:
-        probs = logits.softmax(-1).cpu()
+    def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
+                    top_k: int | None = 1, **_: Any) -> Any:
         labels = self.labels
         k = len(labels) if top_k is None else top_k
-        if not isinstance(k, int) or k < 1:
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InvalidInputError(f"top_k must be a positive integer or None, got {top_k!r}.")
-        scores, indices = probs.topk(min(k, len(labels)), dim=-1)
-        results = []
-        for f, row_scores, row_idx in zip(features, scores.tolist(), indices.tolist()):
-            meta = {"truncated": f["truncated"], "num_tokens": f["num_tokens"]}
-            ranked = [Prediction(label=labels[i], score=s, metadata=meta) for s, i in zip(row_scores, row_idx)]
-            results.append(ranked[0] if top_k == 1 else ranked)
-        return results
+        probs = torch.stack(outputs).softmax(-1)  # (windows, L)
+        if len(outputs) > 1:  # windows: token-weighted mean of their probabilities
+            weights = torch.tensor([f["length"] for f in features], dtype=probs.dtype)
+            probs = (probs * weights[:, None]).sum(0, keepdim=True) / weights.sum()
+        scores, indices = probs[0].topk(min(k, len(labels)))
+        meta = features[0]["meta"]
+        ranked = [Prediction(label=labels[i], score=s, metadata=meta)
+                  for s, i in zip(scores.tolist(), indices.tolist())]
+        return ranked[0] if top_k == 1 else ranked
 
-    # -- training and saving ---------------------------------------------------------
+    def evaluate(self, data: Any, *, text_field: str = "text", label_field: str = "label",
+                 batch_size: int | None = None, **params: Any) -> dict[str, float]:
+        """Accuracy on labelled texts (same inputs as :meth:`fine_tune`)."""
+        from hub.data import read_records
+
+        rows = read_records(data, fields=(text_field, label_field))
+        predictions = self([str(r[text_field]) for r in rows], batch_size=batch_size, **params)
+        correct = sum(p["label"] == str(r[label_field]) for p, r in zip(predictions, rows))
+        long = sum(p.metadata["windows"] > 1 or p.metadata["truncated"] for p in predictions)
+        return {"accuracy": correct / len(rows), "n": len(rows), "long_inputs": long}
+
+    # -- training ------------------------------------------------------------------
     def fine_tune(self, train: Any, eval: Any = None, *, labels: list[str] | None = None,
                   text_field: str = "text", label_field: str = "label", max_tokens: int | None = None,
                   **training_args: Any):
         """Fine-tune on labelled texts (jsonl/csv path or list of dicts/(text, label) tuples).
 
-        A new head is made when the data's labels differ from the model's. Returns the
+        Training texts are truncated to ``max_tokens`` (default: the model's maximum). A
+        new head is made when the data's labels differ from the model's. Returns the
         :class:`~hub.train.TrainResult`; the pipeline keeps the best epoch's weights.
         """
         from hub.data import read_records
@@ -146,8 +125,8 @@ class TextClassificationPipeline(Pipeline):
         index = {label: i for i, label in enumerate(labels)}
 
         def featurise(rows):
-            texts = [str(r[text_field]) for r in rows]
-            feats = self.encode(texts, truncation=True, max_tokens=max_tokens, warn=False)
+            feats = self.encode([str(r[text_field]) for r in rows], long_inputs="truncate",
+                                max_tokens=max_tokens, warn=False)
             for f, r in zip(feats, rows):
                 f["label"] = index[str(r[label_field])]
             return feats
@@ -159,30 +138,3 @@ class TextClassificationPipeline(Pipeline):
         self.model.to(self.device).eval()
         self.metadata.update(labels=labels, head_initialized=True)
         return result
-
-    def evaluate(self, data: Any, *, text_field: str = "text", label_field: str = "label",
-                 batch_size: int | None = None) -> dict[str, float]:
-        """Accuracy on labelled texts (same inputs as :meth:`fine_tune`)."""
-        from hub.data import read_records
-
-        rows = read_records(data, fields=(text_field, label_field))
-        predictions = self([str(r[text_field]) for r in rows], batch_size=batch_size)
-        correct = sum(p["label"] == str(r[label_field]) for p, r in zip(predictions, rows))
-        truncated = sum(p.metadata["truncated"] for p in predictions)
-        return {"accuracy": correct / len(rows), "n": len(rows), "truncated": truncated}
-
-    def save(self, folder: str | Path, *, quantize: bool = False) -> Path:
-        """Write config.json, model.safetensors, tokenizer files and README.md atomically.
-
-        ``quantize=True`` stores large weights as int8 with per-row scales (about 4x
-        smaller on disk; dequantised to float when loaded).
-        """
-        with atomic_directory(folder) as tmp:
-            save_model(self.model, "bert-classifier", self.model.config, tmp, quantize=quantize,
-                       extra={"task": self.task})
-            self.tokenizer.save_pretrained(str(tmp))
-            card = {k: v for k, v in self.metadata.items() if k in ("task", "license", "model_name",
-                                                                    "metrics", "base_model")}
-            (tmp / "README.md").write_text(render_model_card({**card, "task": self.task,
-                                                              "labels": self.labels}), encoding="utf-8")
-        return Path(folder).resolve()

@@ -61,14 +61,35 @@ def test_bad_inputs_raise_clear_errors(pipe, bad, error, message):
         pipe(bad)
 
 
-def test_long_texts_truncated_and_flagged(pipe, caplog):
-    long_text = " ".join(["good"] * 40)  # 42 tokens > 16 positions
+def test_long_texts_windowed_by_default_truncated_on_request(pipe, caplog):
+    words = "good bad tea great awful coffee not very".split()
+    long_text = " ".join(words[i % len(words)] for i in range(40))  # 42 tokens > 16 positions
     result = pipe(long_text)
-    assert result.metadata == {"truncated": True, "num_tokens": 42}
-    assert pipe("good").metadata["truncated"] is False
-    assert "truncated" in caplog.text
+    assert result.metadata == {"truncated": False, "num_tokens": 42, "windows": 4}
+    assert "overlapping windows" in caplog.text
+    truncated = pipe(long_text, long_inputs="truncate")
+    assert truncated.metadata == {"truncated": True, "num_tokens": 42, "windows": 1}
+    assert pipe("good").metadata == {"truncated": False, "num_tokens": 3, "windows": 1}
     with pytest.raises(InvalidInputError, match="more than the model's 16"):
-        pipe(long_text, truncation=False)
+        pipe(long_text, long_inputs="error")
+    with pytest.raises(InvalidInputError, match="long_inputs must be one of"):
+        pipe(long_text, long_inputs="chunk")
+
+
+def test_windows_are_the_token_weighted_mean_of_window_probabilities(pipe):
+    words = "good bad tea great awful coffee not very".split()
+    long_text = " ".join(words[i % len(words)] for i in range(40))
+    ids = pipe.tokenizer(long_text, truncation=True, max_length=16, stride=4,
+                         return_overflowing_tokens=True)["input_ids"]
+    assert len(ids) > 1 and all(len(w) <= 16 for w in ids)
+    with torch.no_grad():
+        probs = [pipe.model(torch.tensor([w]))["logits"].softmax(-1)[0] for w in ids]
+    weights = torch.tensor([float(len(w)) for w in ids])
+    expected = (torch.stack(probs) * weights[:, None]).sum(0) / weights.sum()
+    ranked = pipe(long_text, stride=4, top_k=None)
+    assert ranked[0].metadata["windows"] == len(ids)
+    for r in ranked:
+        assert r["score"] == pytest.approx(expected[pipe.labels.index(r["label"])].item(), abs=1e-5)
 
 
 def test_save_and_reload_exactly(pipe, tmp_path):
@@ -93,12 +114,12 @@ def test_quantized_save_is_smaller_and_close(pipe, tmp_path):
 def test_save_is_atomic_when_writing_fails(pipe, tmp_path, monkeypatch):
     target = pipe.save(tmp_path / "model")
     before = sorted(p.name for p in target.iterdir())
-    import hub_text.classify as classify
+    import hub_text.text_base as text_base
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(classify, "save_model", broken)
+    monkeypatch.setattr(text_base, "save_model", broken)
     with pytest.raises(OSError, match="disk full"):
         pipe.save(target)
     assert sorted(p.name for p in target.iterdir()) == before

@@ -81,21 +81,20 @@ class TextStatsPipeline(Pipeline):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(batch["counts"])
 
-    def postprocess(self, outputs: torch.Tensor, features: list[dict[str, Any]], *,
-                    top_words: int | None = None, **_: Any) -> list[dict[str, Any]]:
+    def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
+                    top_words: int | None = None, **_: Any) -> dict[str, Any]:
+        """One text's statistics (its single feature's counts)."""
         k = self.options["top_words"] if top_words is None else top_words
         if not isinstance(k, int) or k < 0:
             raise InvalidInputError(f"top_words must be a non-negative integer, got {top_words!r}.")
-        results = []
-        for (words, characters, sentences, letters), f in zip(outputs.cpu().tolist(), features):
-            results.append({
-                "words": words,
-                "characters": characters,
-                "sentences": sentences,
-                "avg_word_length": round(letters / words, 3) if words else 0.0,
-                "top_words": [w for w, _ in Counter(f["words"]).most_common(k)] if k else [],
-            })
-        return results
+        words, characters, sentences, letters = outputs[0].tolist()
+        return {
+            "words": words,
+            "characters": characters,
+            "sentences": sentences,
+            "avg_word_length": round(letters / words, 3) if words else 0.0,
+            "top_words": [w for w, _ in Counter(features[0]["words"]).most_common(k)] if k else [],
+        }
 
     def save(self, folder: str | Path) -> Path:
         """Write the options as config.json (atomically, like every Hub model folder)."""

@@ -1,0 +1,121 @@
+"""What every text pipeline shares: input checks, tokenisation with long-input handling
+(sliding windows, truncation or an error), padding into batches, and saving.
+
+Long inputs: with ``long_inputs="window"`` a text longer than the model's maximum is cut
+into overlapping windows (``stride`` tokens shared between neighbours, each window with
+its own special tokens, as transformers' tokenizers make them), every window goes through
+the model, and the task aggregates the windows' outputs; ``"truncate"`` keeps the head of
+the text, ``"error"`` refuses. Each result says what happened in ``result.metadata``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from hub._fs import atomic_directory
+from hub.card import render_model_card
+from hub.errors import InvalidInputError
+from hub.modeling import save_model
+from hub.pipeline import Pipeline, check_batch_of
+from hub_text.tokenizer import model_max_tokens
+
+logger = logging.getLogger(__name__)
+LONG_INPUT_MODES = ("window", "truncate", "error")
+
+
+class TextPipeline(Pipeline):
+    """Base of the text pipelines; ``self.model`` has a ``BertEncoder`` at ``.encoder``."""
+
+    __abstract__ = True
+    architecture: ClassVar[str] = ""
+    default_long_inputs: ClassVar[str] = "window"
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.tokenizer = tokenizer
+        self.model.to(self.device)
+
+    @property
+    def max_tokens(self) -> int:
+        return model_max_tokens(self.tokenizer, self.model.encoder.max_positions)
+
+    def check_texts(self, inputs: list[Any]) -> None:
+        check_batch_of(inputs, str, "a string", self.task)
+        for index, text in enumerate(inputs):
+            if not text.strip():
+                raise InvalidInputError(f"{self.task}: input {index} is an empty string; pass some text.")
+
+    def encode(self, texts: list[str], *, long_inputs: str | None = None, stride: int | None = None,
+               max_tokens: int | None = None, warn: bool = True) -> list[dict[str, Any]]:
+        """Token ids per text, or per window of a long text (features carry ``input_index``)."""
+        mode = long_inputs or self.default_long_inputs
+        if mode not in LONG_INPUT_MODES:
+            raise InvalidInputError(f"long_inputs must be one of {LONG_INPUT_MODES}, got {mode!r}.")
+        limit = max_tokens or self.max_tokens
+        ids = self.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        long = [i for i, seq in enumerate(ids) if len(seq) > limit]
+        if long and mode == "error":
+            raise InvalidInputError(f"{self.task}: input {long[0]} has {len(ids[long[0]])} tokens, more than "
+                                    f"the model's {limit}; pass long_inputs='window' or 'truncate'.")
+        pieces: dict[int, list[list[int]]] = {}
+        if long:
+            chosen = [texts[i] for i in long]
+            if mode == "truncate":
+                cut = self.tokenizer(chosen, truncation=True, max_length=limit, verbose=False)["input_ids"]
+                pieces = {i: [seq] for i, seq in zip(long, cut)}
+            else:
+                overlap = stride if stride is not None else min(128, limit // 4)
+                enc = self.tokenizer(chosen, truncation=True, max_length=limit, stride=overlap,
+                                     return_overflowing_tokens=True, verbose=False)
+                for seq, sample in zip(enc["input_ids"], enc["overflow_to_sample_mapping"]):
+                    pieces.setdefault(long[sample], []).append(seq)
+            (logger.warning if warn else logger.debug)(
+                "%d of %d texts exceed %d tokens: %s (see result.metadata).", len(long), len(texts), limit,
+                "truncated" if mode == "truncate" else "split into overlapping windows")
+        features = []
+        for index, seq in enumerate(ids):
+            parts = pieces.get(index, [seq])
+            meta = {"num_tokens": len(seq), "truncated": mode == "truncate" and index in pieces,
+                    "windows": len(parts)}
+            for part in parts:
+                features.append({"input_ids": part, "length": len(part), "input_index": index, "meta": meta})
+        return features
+
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        length = max(f["length"] for f in features)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.full((len(features), length), pad, dtype=torch.long)
+        mask = torch.zeros((len(features), length), dtype=torch.long)
+        for row, f in enumerate(features):
+            ids[row, : f["length"]] = torch.tensor(f["input_ids"])
+            mask[row, : f["length"]] = 1
+        batch = {"input_ids": ids, "attention_mask": mask}
+        if "label" in features[0]:
+            labels = [f["label"] for f in features]
+            if isinstance(labels[0], list):  # per-token labels, padded with -100
+                padded = torch.full((len(features), length), -100, dtype=torch.long)
+                for row, seq in enumerate(labels):
+                    padded[row, : len(seq)] = torch.tensor(seq)
+                batch["labels"] = padded
+            else:
+                batch["labels"] = torch.tensor(labels, dtype=torch.long)
+        return batch
+
+    def save(self, folder: str | Path, *, quantize: bool = False) -> Path:
+        """Write config.json, model.safetensors, tokenizer files and README.md atomically.
+
+        ``quantize=True`` stores large weights as int8 with per-row scales (about 4x
+        smaller on disk; dequantised to float when loaded).
+        """
+        with atomic_directory(folder) as tmp:
+            save_model(self.model, self.architecture, self.model.config, tmp, quantize=quantize,
+                       extra={"task": self.task})
+            self.tokenizer.save_pretrained(str(tmp))
+            card = {k: v for k, v in self.metadata.items()
+                    if k in ("license", "model_name", "metrics", "base_model", "labels")}
+            (tmp / "README.md").write_text(render_model_card({**card, "task": self.task}), encoding="utf-8")
+        return Path(folder).resolve()
