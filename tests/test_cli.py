@@ -80,7 +80,7 @@ def test_list_text(capsys):
     row = next(line for line in out.splitlines() if line.split()[:1] == ["text-classify"])
     assert "sentiment-analysis" in row and "sentiment-minilm" in row and row.rstrip().endswith("text")
     # catalogue-only tasks say that nothing provides them yet
-    assert "no plugin installed" in next(line for line in out.splitlines() if "fill-mask" in line.split()[:1])
+    assert "no plugin installed" in next(line for line in out.splitlines() if "image-classify" in line.split()[:1])
     model_row = next(line for line in out.splitlines() if line.split()[:1] == ["distilbert-sst2"])
     assert "hf://distilbert/distilbert-base-uncased-finetuned-sst-2-english" in model_row
     assert "apache-2.0" in model_row
