@@ -5,12 +5,13 @@ Front ends (:mod:`~hub.backbone.embeddings`) turn inputs into (B, T, C) hidden s
 (:mod:`~hub.backbone.heads`) turn them into task outputs.
 """
 
+from hub.backbone.cache import KVCache
 from hub.backbone.config import TransformerConfig
 from hub.backbone.embeddings import TokenEmbedding, sinusoidal_positions
 from hub.backbone.heads import ClassificationHead, MaskedLMHead, TokenClassificationHead, pool
 from hub.backbone.transformer import Transformer, TransformerBlock, build_attention_mask, init_weights
 
 __all__ = [
-    "ClassificationHead", "MaskedLMHead", "TokenClassificationHead", "TokenEmbedding", "Transformer", "TransformerBlock", "TransformerConfig",
+    "ClassificationHead", "KVCache", "MaskedLMHead", "TokenClassificationHead", "TokenEmbedding", "Transformer", "TransformerBlock", "TransformerConfig",
     "build_attention_mask", "init_weights", "pool", "sinusoidal_positions",
 ]

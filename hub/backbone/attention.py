@@ -12,6 +12,7 @@ from hub.backbone.config import TransformerConfig
 from hub.backbone.layers import linear
 
 if TYPE_CHECKING:
+    from hub.backbone.cache import KVCache
     from hub.backbone.transformer import Packing
 
 
@@ -27,8 +28,11 @@ class SelfAttention(nn.Module):
         self.attention_dropout = config.attention_dropout
         self.causal = config.causal
 
+    layer_index: int = 0  # which slot of a KVCache this layer uses (set by Transformer)
+
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, *,
-                packing: Packing | None = None, select: int | None = None) -> torch.Tensor:
+                packing: Packing | None = None, select: int | None = None,
+                cache: KVCache | None = None) -> torch.Tensor:
         """x: (B, T, C), or (N, C) real tokens only when ``packing`` says where they sit.
 
         attn_mask: (B, 1, 1|T, T) bool, True = may attend, or None (unused when packed).
@@ -40,6 +44,9 @@ class SelfAttention(nn.Module):
         qkv = linear(self.qkv, x).view(batch, length, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, D)
         is_causal = self.causal and attn_mask is None
+        if cache is not None:  # decoding: attend to everything cached plus the new tokens
+            is_causal = is_causal and cache.length == 0
+            k, v = cache.update(self.layer_index, k, v)  # (B, H, past + T, D)
         if select is not None:  # one query per sequence; keys and values stay whole
             q = q[:, :, select:select + 1]
             if attn_mask is not None and attn_mask.shape[-2] > 1:

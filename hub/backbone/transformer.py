@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from hub.backbone.attention import SelfAttention
+from hub.backbone.cache import KVCache
 from hub.backbone.config import TransformerConfig
 from hub.backbone.layers import FeedForward, make_norm
 
@@ -29,14 +30,15 @@ class TransformerBlock(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, *,
-                packing: Packing | None = None, select: int | None = None) -> torch.Tensor:
+                packing: Packing | None = None, select: int | None = None,
+                cache: KVCache | None = None) -> torch.Tensor:
         """x: (B, T, C) or, with ``packing``, (N, C); with ``select`` the result is (B, C):
         the block's output at that position only (the other positions feed its keys/values)."""
         if select is None:
             if self.pre_norm:
-                x = x + self.dropout(self.attn(self.norm1(x), attn_mask, packing=packing))
+                x = x + self.dropout(self.attn(self.norm1(x), attn_mask, packing=packing, cache=cache))
                 return x + self.dropout(self.mlp(self.norm2(x)))
-            x = self.norm1(x + self.dropout(self.attn(x, attn_mask, packing=packing)))
+            x = self.norm1(x + self.dropout(self.attn(x, attn_mask, packing=packing, cache=cache)))
             return self.norm2(x + self.dropout(self.mlp(x)))
         residual = x[:, select] if packing is None else x.index_select(0, packing.rows_at(select))
         if self.pre_norm:
@@ -53,12 +55,17 @@ class Transformer(nn.Module):
         super().__init__()
         self.config = config
         self.layers = nn.ModuleList(TransformerBlock(config) for _ in range(config.num_layers))
+        for index, layer in enumerate(self.layers):
+            layer.attn.layer_index = index
         self.final_norm = make_norm(config) if config.norm_position == "pre" else nn.Identity()
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
                 output_hidden_states: bool = False, *, unpad: bool = False,
-                select: int | None = None) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        """``padding_mask``: (B, T), 1/True for real tokens, 0/False for padding.
+                select: int | None = None, cache: KVCache | None = None
+                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """``padding_mask``: (B, T), 1/True for real tokens, 0/False for padding; with a
+        ``cache`` it covers the cached tokens too, (B, past + T). The cache receives this
+        call's keys and values and advances by T.
 
         Two inference speed-ups, both off by default and both exact (same arithmetic,
         up to float rounding):
@@ -73,7 +80,10 @@ class Transformer(nn.Module):
           real token in every sequence.
         """
         batch, length, channels = x.shape
-        attn_mask = build_attention_mask(padding_mask, length, self.config.causal, x.device)
+        past = cache.length if cache is not None else 0
+        if cache is not None and (unpad or select is not None):
+            raise ValueError("a KV cache cannot be combined with unpad= or select=.")
+        attn_mask = build_attention_mask(padding_mask, length, self.config.causal, x.device, past=past)
         if select is not None:
             if output_hidden_states:
                 raise ValueError("select= returns one position; it cannot be combined with "
@@ -88,8 +98,10 @@ class Transformer(nn.Module):
         hidden = [x]
         for index, layer in enumerate(self.layers):
             last = select is not None and index == len(self.layers) - 1
-            x = layer(x, attn_mask, packing=packing, select=select if last else None)
+            x = layer(x, attn_mask, packing=packing, select=select if last else None, cache=cache)
             hidden.append(x)
+        if cache is not None:
+            cache.advance(length)
         if select is not None and not self.layers:
             x = x[:, select] if packing is None else x.index_select(0, packing.rows_at(select))
         x = self.final_norm(x)
@@ -210,17 +222,25 @@ class _Group:
 
 
 def build_attention_mask(padding_mask: torch.Tensor | None, length: int, causal: bool,
-                         device: torch.device) -> torch.Tensor | None:
-    """(B, T) key padding mask -> (B, 1, T|1, T) boolean SDPA mask (True = attend).
+                         device: torch.device, past: int = 0) -> torch.Tensor | None:
+    """(B, past + T) key padding mask -> (B, 1, T|1, past + T) boolean SDPA mask (True =
+    attend) for T new queries after ``past`` cached tokens.
 
-    Returns None when nothing is masked so SDPA can take its fastest kernel.
+    Returns None when SDPA needs no mask (nothing padded; causal then by ``is_causal``, or
+    a single new token that may see everything before it). A causal query always sees
+    itself, so a left-padded row never has every key masked (which would give NaN).
     """
-    if padding_mask is None or bool(padding_mask.all()):
+    unpadded = padding_mask is None or bool(padding_mask.all())
+    if unpadded and (past == 0 or not causal or length == 1):
         return None
-    mask = padding_mask.bool()[:, None, None, :]  # (B, 1, 1, T)
+    total = past + length
+    if padding_mask is None:
+        padding_mask = torch.ones(1, total, dtype=torch.bool, device=device)
+    mask = padding_mask.bool()[:, None, None, :]  # (B, 1, 1, past + T)
     if causal:
-        tri = torch.ones(length, length, dtype=torch.bool, device=device).tril()
-        mask = mask & tri  # (B, 1, T, T)
+        queries = torch.arange(past, total, device=device)[:, None]
+        keys = torch.arange(total, device=device)[None, :]
+        mask = (mask & (keys <= queries)) | (keys == queries)  # (B, 1, T, past + T)
     return mask
 
 

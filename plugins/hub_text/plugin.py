@@ -16,6 +16,12 @@ def hub_tasks() -> list[TaskSpec]:
             aliases=("text-classification",),
         ),
         TaskSpec(
+            name="text-generate",
+            pipeline="hub_text.generate:TextGenerationPipeline",
+            description="Continue prompts: greedy or sampled decoding, stop strings, streaming.",
+            aliases=("text-generation",),
+        ),
+        TaskSpec(
             name="fill-mask",
             pipeline="hub_text.fill_mask:FillMaskPipeline",
             description="Predict the tokens hidden behind [MASK]: top-k tokens with scores and filled text.",
@@ -40,6 +46,8 @@ def hub_architectures() -> list[ArchitectureSpec]:
                          "BERT-family encoder + per-token classification head (tagging)."),
         ArchitectureSpec("bert-mlm", "hub_text.bert:build_masked_lm",
                          "BERT-family encoder + masked-language-model head tied to the embeddings."),
+        ArchitectureSpec("causal-lm", "hub_text.gpt:build_causal_lm",
+                         "GPT-style decoder (pre-norm, causal) with a tied LM head and a KV cache."),
     ]
 
 
@@ -51,4 +59,7 @@ def hub_converters() -> list[ConverterSpec]:
                       convert="hub_text.convert:convert",
                       description="transformers BERT, RoBERTa and DistilBERT: base models, sequence "
                                   "and token classification, masked LM."),
+        ConverterSpec(name="transformers-gpt2", source="transformers", model_types=("gpt2",),
+                      architecture="causal-lm", convert="hub_text.gpt:convert_gpt2",
+                      description="transformers GPT2Model / GPT2LMHeadModel."),
     ]

@@ -1,0 +1,160 @@
+"""``text-generate``: continue prompts with a causal LM, like transformers' pipeline.
+
+``pipe(prompt, max_new_tokens=50, do_sample=False, temperature=1.0, top_k=0, top_p=1.0,
+repetition_penalty=1.0, stop=None, seed=None, return_full_text=True)`` returns
+``{"generated_text": ...}``; a list of prompts is generated in length-sorted batches with
+left padding. ``pipe.stream(prompt, ...)`` yields the new text piece by piece.
+Generation stops at the end-of-sequence token, at ``max_new_tokens``, or at the first
+of the ``stop`` strings (which is cut from the text).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hub._fs import atomic_directory
+from hub.card import render_model_card
+from hub.errors import InvalidInputError, ModelLoadError
+from hub.modeling import load_model, save_model
+from hub.pipeline import Pipeline, check_batch_of
+from hub_text.generation import GenerationConfig, generate_ids
+from hub_text.gpt import CausalLM
+from hub_text.tokenizer import load_tokenizer
+
+_GENERATION_KEYS = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "repetition_penalty", "seed")
+
+
+class TextGenerationPipeline(Pipeline):
+    task = "text-generate"
+    architecture = "causal-lm"
+    default_batch_size = 8
+
+    def __init__(self, model: CausalLM, tokenizer: Any, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.tokenizer = tokenizer
+        self.model.to(self.device)
+        eos = model.config.get("eos_token_id")
+        self.eos_token_id = eos if eos is not None else tokenizer.eos_token_id
+        pad = tokenizer.pad_token_id
+        self.pad_token_id = pad if pad is not None else (self.eos_token_id or 0)
+
+    @classmethod
+    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
+                    metadata: dict[str, Any]) -> "TextGenerationPipeline":
+        loaded = load_model(folder, device=device, dtype=dtype)
+        if not isinstance(loaded.module, CausalLM):
+            raise ModelLoadError(f"{str(folder)!r} holds a {loaded.architecture!r} model; text-generate needs a "
+                                 "causal language model (e.g. transformers' GPT2LMHeadModel).")
+        metadata = {**metadata, "architecture": cls.architecture, "converted_from": loaded.converted_from}
+        return cls(loaded.module.eval(), load_tokenizer(folder), device=device, dtype=dtype, metadata=metadata)
+
+    # -- generation -----------------------------------------------------------------
+    def _config(self, params: dict[str, Any]) -> tuple[GenerationConfig, list[str], bool]:
+        stop = params.pop("stop", None) or []
+        stop = [stop] if isinstance(stop, str) else list(stop)
+        full = params.pop("return_full_text", True)
+        unknown = set(params) - set(_GENERATION_KEYS)
+        if unknown:
+            raise InvalidInputError(f"text-generate: unknown option(s) {sorted(unknown)}; known: "
+                                    f"{', '.join(_GENERATION_KEYS)}, stop, return_full_text, batch_size.")
+        return GenerationConfig(**params), stop, full
+
+    def _encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
+        for index, row in enumerate(rows):
+            if not row:
+                raise InvalidInputError(f"text-generate: input {index} encodes to no tokens.")
+        length = max(map(len, rows))
+        ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for r, row in enumerate(rows):  # left padding: every prompt ends at the last column
+            ids[r, length - len(row):] = torch.tensor(row)
+            mask[r, length - len(row):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _check(self, prompts: list[Any]) -> None:
+        check_batch_of(prompts, str, "a string", self.task)
+        for index, prompt in enumerate(prompts):
+            if not prompt:
+                raise InvalidInputError(f"text-generate: input {index} is an empty prompt.")
+
+    def stream(self, prompt: str, **params: Any) -> Iterator[str]:
+        """Yield the generated text piece by piece as tokens arrive."""
+        self._check([prompt])
+        config, stop, _ = self._config(dict(params))
+        ids, mask = self._encode([prompt])
+        generated: list[int] = []
+        emitted, text = "", ""
+        with self.autocast():
+            for token in generate_ids(self.model, ids, mask, config, eos_token_id=self.eos_token_id,
+                                      pad_token_id=self.pad_token_id):
+                if self.eos_token_id is not None and token.item() == self.eos_token_id:
+                    break
+                generated.append(token.item())
+                text = self.tokenizer.decode(generated, skip_special_tokens=True)
+                cut = _stop_at(text, stop)
+                if cut is not None:
+                    if cut > len(emitted):
+                        yield text[len(emitted):cut]
+                    return
+                if text.endswith("\ufffd"):
+                    continue  # a multi-byte character is not complete yet
+                ready = len(text) - _held_back(text, stop)  # may still become a stop string
+                if ready > len(emitted):
+                    yield text[len(emitted):ready]
+                    emitted = text[:ready]
+        if len(text) > len(emitted):
+            yield text[len(emitted):]
+
+    def __call__(self, inputs: Any, *, batch_size: int | None = None, **params: Any) -> Any:
+        single = not isinstance(inputs, (list, tuple))
+        prompts = [inputs] if single else list(inputs)
+        if not prompts:
+            raise InvalidInputError("text-generate: got an empty list; pass a prompt or a list of prompts.")
+        self._check(prompts)
+        config, stop, full = self._config(dict(params))
+        batch_size = batch_size or self.default_batch_size
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        results: list[Any] = [None] * len(prompts)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            ids, mask = self._encode([prompts[i] for i in chunk])
+            steps = []
+            with self.autocast():
+                for token in generate_ids(self.model, ids, mask, config, eos_token_id=self.eos_token_id,
+                                          pad_token_id=self.pad_token_id):
+                    steps.append(token.cpu())
+            new = torch.stack(steps, 1) if steps else torch.empty(len(chunk), 0, dtype=torch.long)
+            for row, index in enumerate(chunk):
+                tokens = new[row].tolist()
+                if self.eos_token_id is not None and self.eos_token_id in tokens:
+                    tokens = tokens[:tokens.index(self.eos_token_id)]
+                text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+                cut = _stop_at(text, stop)
+                text = text if cut is None else text[:cut]
+                results[index] = {"generated_text": prompts[index] + text if full else text}
+        return results[0] if single else results
+
+    def save(self, folder: str | Path, *, quantize: bool = False) -> Path:
+        with atomic_directory(folder) as tmp:
+            save_model(self.model, self.architecture, self.model.config, tmp, quantize=quantize,
+                       extra={"task": self.task})
+            self.tokenizer.save_pretrained(str(tmp))
+            (tmp / "README.md").write_text(render_model_card({"task": self.task, **{
+                k: v for k, v in self.metadata.items() if k in ("license", "model_name")}}), encoding="utf-8")
+        return Path(folder).resolve()
+
+
+def _stop_at(text: str, stops: list[str]) -> int | None:
+    """Index of the earliest stop string in ``text``, or None."""
+    hits = [text.find(s) for s in stops if s and s in text]
+    return min(hits) if hits else None
+
+
+def _held_back(text: str, stops: list[str]) -> int:
+    """Length of the longest end of ``text`` that begins some stop string."""
+    return max((k for stop in stops for k in range(len(stop) - 1, 0, -1) if text.endswith(stop[:k])), default=0)

@@ -1,0 +1,95 @@
+"""Token-by-token decoding for causal LMs: greedy, sampling (temperature, top-k, top-p),
+repetition penalty, end-of-sequence handling, on a KV cache.
+
+The logits processors follow transformers' order and definitions (repetition penalty,
+then temperature, top-k, top-p), so greedy decoding and seeded sampling match its
+``generate`` on the same weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from hub.errors import InvalidInputError
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = 50
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise InvalidInputError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}.")
+        if self.temperature <= 0:
+            raise InvalidInputError(f"temperature must be > 0, got {self.temperature!r}; use do_sample=False "
+                                    "for greedy decoding.")
+        if not 0 < self.top_p <= 1:
+            raise InvalidInputError(f"top_p must be in (0, 1], got {self.top_p!r}.")
+        if self.top_k < 0 or self.repetition_penalty <= 0:
+            raise InvalidInputError("top_k must be >= 0 and repetition_penalty > 0.")
+
+
+def process_logits(logits: torch.Tensor, previous: torch.Tensor, config: GenerationConfig) -> torch.Tensor:
+    """(B, V) next-token logits -> the scores sampling or argmax picks from."""
+    if config.repetition_penalty != 1.0:
+        seen = torch.gather(logits, 1, previous)
+        seen = torch.where(seen < 0, seen * config.repetition_penalty, seen / config.repetition_penalty)
+        logits = logits.scatter(1, previous, seen)
+    if not config.do_sample:
+        return logits
+    logits = logits / config.temperature
+    if config.top_k:
+        kth = torch.topk(logits, min(config.top_k, logits.shape[-1])).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if config.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=False)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        remove = cumulative <= (1 - config.top_p)
+        remove[:, -1] = False  # always keep the most likely token
+        logits = logits.masked_fill(remove.scatter(1, order, remove), float("-inf"))
+    return logits
+
+
+@torch.inference_mode()
+def generate_ids(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, config: GenerationConfig, *,
+                 eos_token_id: int | None, pad_token_id: int) -> Iterator[torch.Tensor]:
+    """Yield the next token of every sequence, (B,), until all ended or the budget is spent.
+
+    Prompts are left-padded: ``attention_mask`` is 0 on the padding.
+    """
+    batch, length = input_ids.shape
+    if length + config.max_new_tokens > model.max_positions:
+        raise InvalidInputError(f"prompt ({length} tokens) + max_new_tokens ({config.max_new_tokens}) exceeds "
+                                f"the model's {model.max_positions} positions.")
+    generator = None
+    if config.seed is not None:
+        generator = torch.Generator(device=input_ids.device).manual_seed(config.seed)
+    cache = model.new_cache(batch, length + config.max_new_tokens)
+    mask = attention_mask
+    logits = model(input_ids, mask, cache=cache, last_only=True)["logits"][:, -1].float()
+    previous = input_ids
+    finished = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
+    for _ in range(config.max_new_tokens):
+        scores = process_logits(logits, previous, config)
+        if config.do_sample:
+            token = torch.multinomial(scores.softmax(-1), 1, generator=generator).squeeze(1)
+        else:
+            token = scores.argmax(-1)
+        token = torch.where(finished, torch.full_like(token, pad_token_id), token)
+        yield token
+        if eos_token_id is not None:
+            finished |= token == eos_token_id
+        if bool(finished.all()):
+            return
+        previous = torch.cat([previous, token[:, None]], 1)
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+        logits = model(token[:, None], mask, cache=cache, last_only=True)["logits"][:, -1].float()

@@ -1,0 +1,92 @@
+"""GPT-2 on the shared backbone: logits and generation equal transformers'."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import hub
+from hub.errors import InvalidInputError
+from hub.modeling import load_model
+from tests.text.gpt_checkpoints import make_gpt2
+
+
+@pytest.fixture(scope="module")
+def gpt2(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gpt2")
+    model, tokenizer = make_gpt2(folder)
+    return folder, model, tokenizer
+
+
+def test_logits_equal_transformers(gpt2):
+    folder, reference, tokenizer = gpt2
+    ours = load_model(folder).module
+    ids = torch.tensor([tokenizer("the quick brown fox")["input_ids"] * 3])
+    with torch.no_grad():
+        diff = (ours(ids)["logits"] - reference(ids).logits).abs().max().item()
+    assert diff <= 1e-4
+
+
+def test_kv_cache_gives_the_same_logits_as_a_full_pass(gpt2):
+    folder, _, tokenizer = gpt2
+    model = load_model(folder).module
+    ids = torch.tensor([tokenizer("to be or not to be, that is")["input_ids"]])
+    with torch.no_grad():
+        full = model(ids)["logits"]
+        cache = model.new_cache(1, ids.shape[1])
+        first = model(ids[:, :4], cache=cache)["logits"]
+        steps = [model(ids[:, i:i + 1], cache=cache)["logits"] for i in range(4, ids.shape[1])]
+    incremental = torch.cat([first, *steps], 1)
+    assert (incremental - full).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize("prompts", [["the quick brown"], ["a journey", "all that glitters is not gold;"]])
+def test_greedy_generation_equals_transformers_generate(gpt2, prompts):
+    folder, reference, tokenizer = gpt2
+    pipe = hub.load("text-generate", model=str(folder), device="cpu")
+    ours = pipe(prompts, max_new_tokens=30, return_full_text=False)
+    for prompt, result in zip(prompts, ours):
+        ids = torch.tensor([tokenizer(prompt)["input_ids"]])
+        expected = reference.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=30,
+                                      do_sample=False, pad_token_id=tokenizer.eos_token_id)
+        new = expected[0, ids.shape[1]:].tolist()
+        if tokenizer.eos_token_id in new:
+            new = new[:new.index(tokenizer.eos_token_id)]
+        assert result["generated_text"] == tokenizer.decode(new, skip_special_tokens=True)
+
+
+def test_sampling_is_seeded_and_options_change_it(gpt2):
+    folder, _, _ = gpt2
+    pipe = hub.load("text-generate", model=str(folder), device="cpu")
+    a = pipe("the coffee", do_sample=True, seed=3, max_new_tokens=20, top_k=20, top_p=0.9, temperature=1.3)
+    b = pipe("the coffee", do_sample=True, seed=3, max_new_tokens=20, top_k=20, top_p=0.9, temperature=1.3)
+    c = pipe("the coffee", do_sample=True, seed=4, max_new_tokens=20, top_k=20, top_p=0.9, temperature=1.3)
+    assert a == b and a != c
+    greedy = pipe("the coffee", max_new_tokens=20)
+    penalised = pipe("the coffee", max_new_tokens=20, repetition_penalty=5.0)
+    assert greedy != penalised
+
+
+def test_stream_and_stop_strings(gpt2):
+    folder, _, _ = gpt2
+    pipe = hub.load("text-generate", model=str(folder), device="cpu")
+    full = pipe("the lazy", max_new_tokens=25, return_full_text=False)["generated_text"]
+    pieces = list(pipe.stream("the lazy", max_new_tokens=25))
+    assert "".join(pieces) == full and len(pieces) > 1
+    stop = full.strip()[3:6]
+    cut = pipe("the lazy", max_new_tokens=25, stop=[stop], return_full_text=False)["generated_text"]
+    assert stop not in cut and full.startswith(cut) and len(cut) < len(full)
+    assert "".join(pipe.stream("the lazy", max_new_tokens=25, stop=stop)) == cut
+
+
+def test_generation_bad_input(gpt2):
+    folder, _, _ = gpt2
+    pipe = hub.load("text-generate", model=str(folder), device="cpu")
+    with pytest.raises(InvalidInputError, match="empty prompt"):
+        pipe("")
+    with pytest.raises(InvalidInputError, match="unknown option"):
+        pipe("hi", max_tokens=3)
+    with pytest.raises(InvalidInputError, match="exceeds the model's 128 positions"):
+        pipe("hi", max_new_tokens=500)
+    with pytest.raises(InvalidInputError, match="temperature"):
+        pipe("hi", do_sample=True, temperature=0)
