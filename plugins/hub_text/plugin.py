@@ -32,6 +32,12 @@ def hub_tasks() -> list[TaskSpec]:
             description="Sentence embeddings (mean/CLS/max pooling, optional L2 normalisation).",
             aliases=("feature-extraction", "sentence-similarity"),
         ),
+        TaskSpec(
+            name="token-classify",
+            pipeline="hub_text.token_classify:TokenClassificationPipeline",
+            description="Tag tokens (NER): entities with label, score and character span per text.",
+            aliases=("token-classification", "ner"),
+        ),
     ]
 
 
