@@ -121,7 +121,7 @@ def test_list_unknown_task_is_an_error(capsys):
 def test_info_model_shows_every_field(capsys):
     data = run_json(capsys, "info", "distilbert-sst2", "--json")
     assert data["kind"] == "model"
-    assert data["task"] == "text-classify" and data["architecture"] == "distilbert-classifier"
+    assert data["task"] == "text-classify" and data["architecture"] == "bert-classifier"
     assert data["labels"] == ["NEGATIVE", "POSITIVE"]
     assert data["metrics"]["accuracy"] == pytest.approx(0.913)
     assert data["origin"].endswith("registry.yaml")

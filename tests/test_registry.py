@@ -225,3 +225,16 @@ def test_every_converter_resolves(spec):
     for model_type in spec.model_types:
         assert get_registry().converter_for(model_type) == spec
     get_registry().architecture(spec.architecture)  # converts into a registered architecture
+
+
+def test_catalogue_architectures_exist_for_installed_plugins():
+    """A catalogue entry of an installed plugin must name one of its registered architectures."""
+    registry = hub.get_registry()
+    plugins = {p.name for p in hub.plugins.get_plugin_manager().plugins if p.status == "loaded"}
+    checked = 0
+    for entry in registry.models.values():
+        if entry.plugin in plugins and entry.architecture:
+            assert entry.architecture in registry.architectures, (entry.name, entry.architecture)
+            assert registry.task(entry.task).spec is not None, entry.name
+            checked += 1
+    assert checked >= 8

@@ -36,7 +36,6 @@ def hub_models() -> list[ModelEntry]:
             name=DEFAULT_MODEL,
             task=TASK,
             source="package:hub_textstats/model",
-            architecture="text-stats",
             license="apache-2.0",
             description="Regex word and sentence splitting; lower-cased top words.",
         ),
