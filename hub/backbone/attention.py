@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hub.backbone.config import TransformerConfig
+from hub.backbone.rotary import apply_rotary
 from hub.backbone.layers import linear
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ class SelfAttention(nn.Module):
         self.num_heads = config.num_heads
         self.head_dim = config.head_dim
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.qkv_bias)
-        self.out = nn.Linear(config.hidden_size, config.hidden_size)
+        self.out = nn.Linear(config.hidden_size, config.hidden_size, bias=config.out_bias)
         self.attention_dropout = config.attention_dropout
         self.causal = config.causal
 
@@ -32,8 +33,10 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, *,
                 packing: Packing | None = None, select: int | None = None,
-                cache: KVCache | None = None) -> torch.Tensor:
+                cache: KVCache | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """x: (B, T, C), or (N, C) real tokens only when ``packing`` says where they sit.
+        ``rope``: rotary (cos, sin) tables for these positions, applied to q and k.
 
         attn_mask: (B, 1, 1|T, T) bool, True = may attend, or None (unused when packed).
         Returns x's shape, or (B, C) with ``select``: the output at that position only.
@@ -43,6 +46,8 @@ class SelfAttention(nn.Module):
         batch, length, channels = x.shape
         qkv = linear(self.qkv, x).view(batch, length, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, D)
+        if rope is not None:
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         is_causal = self.causal and attn_mask is None
         if cache is not None:  # decoding: attend to everything cached plus the new tokens
             is_causal = is_causal and cache.length == 0

@@ -36,6 +36,9 @@ class TransformerConfig:
     dropout: float = 0.1
     attention_dropout: float = 0.1
     causal: bool = False
+    rotary_dim: int = 0  # channels per head rotated by RoPE; 0 = no rotary positions
+    rotary_base: float = 10000.0
+    gradient_checkpointing: bool = False  # recompute blocks in backward to save memory
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
@@ -43,6 +46,9 @@ class TransformerConfig:
                               f"num_heads ({self.num_heads}).")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"activation {self.activation!r} is not one of {', '.join(ACTIVATIONS)}.")
+        if self.rotary_dim and (self.rotary_dim % 2 or self.rotary_dim > self.head_dim):
+            raise ConfigError(f"rotary_dim ({self.rotary_dim}) must be even and at most the head "
+                              f"dimension ({self.head_dim}).")
         if self.norm not in NORMS:
             raise ConfigError(f"norm {self.norm!r} is not one of {', '.join(NORMS)}.")
         if self.norm_position not in ("pre", "post"):

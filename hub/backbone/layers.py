@@ -10,6 +10,8 @@ from hub.backbone.config import TransformerConfig
 
 
 def activation_fn(name: str):
+    if name in ("silu", "swiglu"):
+        return F.silu
     if name == "gelu":
         return F.gelu
     if name == "gelu_tanh":
@@ -20,6 +22,8 @@ def activation_fn(name: str):
 
 
 def make_norm(config: TransformerConfig, size: int | None = None) -> nn.Module:
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(size or config.hidden_size, eps=config.norm_eps)
     return nn.LayerNorm(size or config.hidden_size, eps=config.norm_eps)
 
 
@@ -46,11 +50,11 @@ def linear(layer: nn.Module, x: torch.Tensor, activation: str | None = None) -> 
     that is the same arithmetic, faster than MKL's GEMM + a separate bias copy and
     activation pass. Everywhere else (training, GPU, wrapped layers) it is the module call.
     """
-    if (_ONEDNN_LINEAR and type(layer) is nn.Linear and x.device.type == "cpu"
+    if (_ONEDNN_LINEAR and activation in _ONEDNN_POST_OPS and type(layer) is nn.Linear and x.device.type == "cpu"
             and x.dtype in (torch.float32, torch.bfloat16) and layer.weight.dtype == x.dtype
             and layer.weight.is_contiguous()
             and not torch.is_grad_enabled() and torch.backends.mkldnn.enabled
-            and not torch.is_autocast_enabled("cpu")):
+            and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()):
         attr, scalars, algorithm = _ONEDNN_POST_OPS[activation]
         return torch.ops.mkldnn._linear_pointwise(x.contiguous(), layer.weight, layer.bias,
                                                   attr, scalars, algorithm)
@@ -59,14 +63,22 @@ def linear(layer: nn.Module, x: torch.Tensor, activation: str | None = None) -> 
 
 
 class FeedForward(nn.Module):
-    """Position-wise MLP: Linear -> activation -> Linear."""
+    """Position-wise MLP: Linear -> activation -> Linear.
+
+    Gated (``activation="swiglu"``): ``fc2(silu(gate(x)) * fc1(x))``, as LLaMA does.
+    """
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+        bias = config.mlp_bias
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
+        self.gate = (nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
+                     if config.activation == "swiglu" else None)
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size, bias=bias)
         self.activation = config.activation
         self.act = activation_fn(config.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gate is not None:
+            return linear(self.fc2, linear(self.gate, x, "silu") * linear(self.fc1, x))
         return linear(self.fc2, linear(self.fc1, x, self.activation))

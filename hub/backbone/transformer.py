@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from hub.backbone.attention import SelfAttention
 from hub.backbone.cache import KVCache
+from hub.backbone.rotary import rotary_tables
 from hub.backbone.config import TransformerConfig
 from hub.backbone.layers import FeedForward, make_norm
 
@@ -31,18 +33,20 @@ class TransformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, *,
                 packing: Packing | None = None, select: int | None = None,
-                cache: KVCache | None = None) -> torch.Tensor:
+                cache: KVCache | None = None, rope: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> torch.Tensor:
         """x: (B, T, C) or, with ``packing``, (N, C); with ``select`` the result is (B, C):
         the block's output at that position only (the other positions feed its keys/values)."""
         if select is None:
             if self.pre_norm:
-                x = x + self.dropout(self.attn(self.norm1(x), attn_mask, packing=packing, cache=cache))
+                x = x + self.dropout(self.attn(self.norm1(x), attn_mask, packing=packing, cache=cache, rope=rope))
                 return x + self.dropout(self.mlp(self.norm2(x)))
-            x = self.norm1(x + self.dropout(self.attn(x, attn_mask, packing=packing, cache=cache)))
+            x = self.norm1(x + self.dropout(self.attn(x, attn_mask, packing=packing, cache=cache, rope=rope)))
             return self.norm2(x + self.dropout(self.mlp(x)))
         residual = x[:, select] if packing is None else x.index_select(0, packing.rows_at(select))
         if self.pre_norm:
-            x = residual + self.dropout(self.attn(self.norm1(x), attn_mask, packing=packing, select=select))
+            x = residual + self.dropout(self.attn(self.norm1(x), attn_mask, packing=packing, select=select,
+                                                  rope=rope))
             return x + self.dropout(self.mlp(self.norm2(x)))
         x = self.norm1(residual + self.dropout(self.attn(x, attn_mask, packing=packing, select=select)))
         return self.norm2(x + self.dropout(self.mlp(x)))
@@ -61,11 +65,13 @@ class Transformer(nn.Module):
 
     def forward(self, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
                 output_hidden_states: bool = False, *, unpad: bool = False,
-                select: int | None = None, cache: KVCache | None = None
+                select: int | None = None, cache: KVCache | None = None,
+                position_ids: torch.Tensor | None = None
                 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """``padding_mask``: (B, T), 1/True for real tokens, 0/False for padding; with a
         ``cache`` it covers the cached tokens too, (B, past + T). The cache receives this
-        call's keys and values and advances by T.
+        call's keys and values and advances by T. ``position_ids`` (B, T) feed rotary
+        positions (default: past .. past + T - 1).
 
         Two inference speed-ups, both off by default and both exact (same arithmetic,
         up to float rounding):
@@ -91,14 +97,23 @@ class Transformer(nn.Module):
             if not -length <= select < length:
                 raise ValueError(f"select={select} is outside the {length} positions.")
             select %= length
+        rope = None
+        if self.config.rotary_dim:
+            if position_ids is None:
+                position_ids = torch.arange(past, past + length, device=x.device)
+            rope = rotary_tables(position_ids, self.config.rotary_dim, self.config.rotary_base, x.dtype)
         packing = None
-        if unpad and attn_mask is not None:
+        if unpad and attn_mask is not None and rope is None:  # packed rows carry no rotary tables
             packing = Packing(padding_mask, batch, length, self.config.causal)
             x = packing.unpad(x)  # (N, C)
         hidden = [x]
         for index, layer in enumerate(self.layers):
             last = select is not None and index == len(self.layers) - 1
-            x = layer(x, attn_mask, packing=packing, select=select if last else None, cache=cache)
+            if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(layer, x, attn_mask, use_reentrant=False, rope=rope)
+            else:
+                x = layer(x, attn_mask, packing=packing, select=select if last else None, cache=cache,
+                          rope=rope)
             hidden.append(x)
         if cache is not None:
             cache.advance(length)

@@ -1,5 +1,5 @@
-"""GPT-style causal language models on the shared backbone (GPT-2 converted from
-transformers), with a KV cache for generation.
+"""GPT-style causal language models on the shared backbone (GPT-2 and LLaMA-style
+checkpoints converted from transformers), with a KV cache for generation.
 
 Hub config::
 
@@ -60,7 +60,7 @@ class CausalLM(nn.Module):
             position_ids = torch.arange(cache.length, cache.length + input_ids.shape[1],
                                         device=input_ids.device)[None].expand(input_ids.shape[0], -1)
         x = self.embeddings(input_ids, position_ids=position_ids)  # (B, T, C)
-        x = self.decoder(x, attention_mask, cache=cache)
+        x = self.decoder(x, attention_mask, cache=cache, position_ids=position_ids)
         if last_only:
             x = x[:, -1:]
         weight = self.embeddings.tokens.weight if self.tied else self.lm_head.weight
@@ -126,4 +126,57 @@ def convert_gpt2(hf: dict[str, Any], state: dict[str, torch.Tensor]
             out[dst + ours + ".bias"] = get(src + theirs + ".bias")
     if not config["tie_word_embeddings"]:
         out["lm_head.weight"] = state["lm_head.weight"]
+    return "causal-lm", config, out
+
+
+def convert_llama(hf: dict[str, Any], state: dict[str, torch.Tensor]
+                  ) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
+    """transformers LlamaForCausalLM -> Hub ``causal-lm`` (RMSNorm, SwiGLU, rotary, no biases)."""
+    heads = hf["num_attention_heads"]
+    if hf.get("num_key_value_heads", heads) != heads:
+        raise ModelLoadError("grouped-query attention (num_key_value_heads != num_attention_heads) is "
+                             "not supported yet.")
+    if hf.get("rope_scaling"):
+        raise ModelLoadError(f"rope_scaling={hf['rope_scaling']!r} is not supported yet.")
+    if hf.get("attention_bias") or hf.get("mlp_bias"):
+        raise ModelLoadError("LLaMA checkpoints with attention or MLP biases are not supported.")
+    if hf.get("hidden_act", "silu") != "silu":
+        raise ModelLoadError(f"LLaMA activation {hf['hidden_act']!r} is not supported (silu only).")
+    hidden = hf["hidden_size"]
+    head_dim = hf.get("head_dim") or hidden // heads
+    if head_dim * heads != hidden:
+        raise ModelLoadError("LLaMA checkpoints whose head_dim * heads != hidden_size are not supported.")
+    rope = hf.get("rope_parameters") or {}
+    config = {
+        "vocab_size": hf["vocab_size"], "max_positions": hf.get("max_position_embeddings", 2048),
+        "position": "none", "tie_word_embeddings": bool(hf.get("tie_word_embeddings", False)),
+        "bos_token_id": hf.get("bos_token_id"), "eos_token_id": hf.get("eos_token_id"),
+        "backbone": {
+            "hidden_size": hidden, "num_layers": hf["num_hidden_layers"], "num_heads": heads,
+            "intermediate_size": hf["intermediate_size"], "activation": "swiglu", "norm": "rmsnorm",
+            "norm_eps": hf.get("rms_norm_eps", 1e-6), "norm_position": "pre", "causal": True,
+            "qkv_bias": False, "out_bias": False, "mlp_bias": False, "dropout": 0.0,
+            "attention_dropout": hf.get("attention_dropout", 0.0), "rotary_dim": head_dim,
+            "rotary_base": float(rope.get("rope_theta", hf.get("rope_theta", 10000.0))),
+        },
+    }
+
+    def get(name: str) -> torch.Tensor:
+        if name not in state:
+            raise ModelLoadError(f"LLaMA checkpoint is missing weight {name!r}.")
+        return state[name]
+
+    out = {"embeddings.tokens.weight": get("model.embed_tokens.weight"),
+           "decoder.final_norm.weight": get("model.norm.weight")}
+    for i in range(hf["num_hidden_layers"]):
+        src, dst = f"model.layers.{i}.", f"decoder.layers.{i}."
+        out[dst + "attn.qkv.weight"] = torch.cat([get(src + f"self_attn.{p}_proj.weight") for p in "qkv"])
+        out[dst + "attn.out.weight"] = get(src + "self_attn.o_proj.weight")
+        out[dst + "mlp.fc1.weight"] = get(src + "mlp.up_proj.weight")
+        out[dst + "mlp.gate.weight"] = get(src + "mlp.gate_proj.weight")
+        out[dst + "mlp.fc2.weight"] = get(src + "mlp.down_proj.weight")
+        out[dst + "norm1.weight"] = get(src + "input_layernorm.weight")
+        out[dst + "norm2.weight"] = get(src + "post_attention_layernorm.weight")
+    if not config["tie_word_embeddings"]:
+        out["lm_head.weight"] = get("lm_head.weight")
     return "causal-lm", config, out

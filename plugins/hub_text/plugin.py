@@ -68,4 +68,7 @@ def hub_converters() -> list[ConverterSpec]:
         ConverterSpec(name="transformers-gpt2", source="transformers", model_types=("gpt2",),
                       architecture="causal-lm", convert="hub_text.gpt:convert_gpt2",
                       description="transformers GPT2Model / GPT2LMHeadModel."),
+        ConverterSpec(name="transformers-llama", source="transformers", model_types=("llama",),
+                      architecture="causal-lm", convert="hub_text.gpt:convert_llama",
+                      description="transformers LlamaForCausalLM (RMSNorm, SwiGLU, rotary positions)."),
     ]

@@ -103,3 +103,48 @@ def test_too_long_input_and_bad_config_are_clear_errors():
         TransformerConfig(hidden_size=10, num_heads=3)
     with pytest.raises(ConfigError, match="Unknown backbone config key"):
         TransformerConfig.from_dict({"hidden": 3})
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    config = TransformerConfig(hidden_size=16, num_layers=3, num_heads=2, intermediate_size=32, dropout=0.0,
+                               attention_dropout=0.0, norm_position="pre", causal=True, rotary_dim=8)
+    plain = Transformer(config).train()
+    checkpointed = Transformer(TransformerConfig(**{**config.to_dict(), "gradient_checkpointing": True})).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 5, 16)
+    grads = []
+    for model in (plain, checkpointed):
+        model.zero_grad()
+        model(x, torch.tensor([[1] * 5, [1] * 3 + [0] * 2])).pow(2).mean().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    for name in grads[0]:
+        assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6), name
+
+
+def test_rotary_attention_depends_on_relative_positions_only():
+    from hub.backbone.rotary import apply_rotary, rotary_tables
+
+    torch.manual_seed(0)
+    q, k = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
+
+    def score(pq: int, pk: int) -> float:
+        cq, sq = rotary_tables(torch.tensor([pq]), 8, 10000.0, torch.float32)
+        ck, sk = rotary_tables(torch.tensor([pk]), 8, 10000.0, torch.float32)
+        return (apply_rotary(q, cq, sq) * apply_rotary(k, ck, sk)).sum().item()
+
+    assert score(7, 3) == pytest.approx(score(24, 20), abs=1e-5)
+    assert score(7, 3) != pytest.approx(score(7, 4), abs=1e-3)
+
+
+@pytest.mark.slow
+def test_torch_compile_matches_eager():
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
+                                          dropout=0.0, attention_dropout=0.0, norm_position="pre",
+                                          causal=True, activation="swiglu", norm="rmsnorm",
+                                          rotary_dim=8)).eval()
+    x = torch.randn(2, 9, 32)
+    compiled = torch.compile(model)
+    with torch.no_grad():
+        assert torch.allclose(compiled(x), model(x), atol=1e-4)

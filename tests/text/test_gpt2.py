@@ -90,3 +90,34 @@ def test_generation_bad_input(gpt2):
         pipe("hi", max_new_tokens=500)
     with pytest.raises(InvalidInputError, match="temperature"):
         pipe("hi", do_sample=True, temperature=0)
+
+
+def test_llama_style_decoder_equals_transformers(tmp_path):
+    """RMSNorm + SwiGLU + rotary positions + no biases, through a LLaMA checkpoint."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    reference = LlamaForCausalLM(LlamaConfig(
+        vocab_size=120, hidden_size=48, intermediate_size=72, num_hidden_layers=2, num_attention_heads=3,
+        num_key_value_heads=3, max_position_embeddings=64, rms_norm_eps=1e-6)).eval()
+    with torch.no_grad():
+        for p in reference.parameters():
+            if p.ndim == 1:
+                p.add_(torch.randn_like(p) * 0.1)
+    reference.save_pretrained(str(tmp_path))
+    ours = load_model(tmp_path).module
+    assert ours.decoder.config.rotary_dim == 16 and ours.decoder.config.norm == "rmsnorm"
+    ids = torch.randint(0, 120, (2, 13))
+    with torch.no_grad():
+        assert (ours(ids)["logits"] - reference(ids).logits).abs().max().item() <= 1e-4
+        cache = ours.new_cache(2, 13)
+        steps = [ours(ids[:, :5], cache=cache)["logits"]] + [ours(ids[:, i:i + 1], cache=cache)["logits"]
+                                                             for i in range(5, 13)]
+        assert (torch.cat(steps, 1) - reference(ids).logits).abs().max().item() <= 1e-4
+        greedy = reference.generate(ids[:1, :4], attention_mask=torch.ones(1, 4, dtype=torch.long),
+                                    max_new_tokens=30, do_sample=False, pad_token_id=0)
+    from hub_text.generation import GenerationConfig, generate_ids
+
+    tokens = list(generate_ids(ours, ids[:1, :4], torch.ones(1, 4, dtype=torch.long),
+                               GenerationConfig(max_new_tokens=30), eos_token_id=None, pad_token_id=0))
+    assert torch.stack(tokens, 1)[0].tolist() == greedy[0, 4:].tolist()
