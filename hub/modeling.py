@@ -116,6 +116,16 @@ def build_module(architecture: str, config: dict[str, Any],
     return module
 
 
+def timm_model_type(config: dict[str, Any]) -> str | None:
+    """The model family of a timm config.json (``timm.models.save_for_hf`` / ``push_to_hf_hub``
+    write ``{"architecture": "vit_base_patch16_224", "pretrained_cfg": {...}, ...}`` and no
+    ``model_type``): the architecture name up to its first underscore ("vit", "deit", ...)."""
+    architecture = config.get("architecture")
+    if not isinstance(architecture, str) or not isinstance(config.get("pretrained_cfg"), dict):
+        return None
+    return architecture.split(".")[0].split("_")[0] or None
+
+
 def load_model(folder: str | Path, *, device: str | torch.device | None = None,
                dtype: torch.dtype | None = None) -> LoadedModel:
     """Load a Hub or (through a converter) a foreign model folder."""
@@ -133,14 +143,16 @@ def load_model(folder: str | Path, *, device: str | torch.device | None = None,
         if config.get("weights_format") == INT8_FORMAT:
             state = dequantize_state_dict(state)
         converted_from = None
-    elif "model_type" in config:
-        converter = get_registry().converter_for(str(config["model_type"]))
+    elif "model_type" in config or timm_model_type(config):
+        model_type = str(config["model_type"]) if "model_type" in config else timm_model_type(config)
+        converter = get_registry().converter_for(model_type)
         convert = load_object(converter.convert)
         architecture, arch_config, state = convert(config, read_state_dict(folder))
-        converted_from = f"{converter.source}:{config['model_type']}"
+        converted_from = f"{converter.source}:{model_type}"
     else:
         raise ModelLoadError(f"{str(folder / CONFIG_NAME)!r} is neither a Hub config "
-                             "('hub_format') nor a transformers config ('model_type').")
+                             "('hub_format'), a transformers config ('model_type') nor a timm "
+                             "config ('architecture' + 'pretrained_cfg').")
     module = build_module(architecture, arch_config, state)
     module.to(device=device, dtype=dtype).eval()
     return LoadedModel(module, architecture, arch_config, folder, converted_from)
