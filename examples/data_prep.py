@@ -6,6 +6,7 @@ package, and written out as jsonl under ``$HUB_DATA_CACHE`` (default
 ``~/.cache/hub/datasets``). Hub itself never unpickles a file a user hands it.
 
     python -m examples.data_prep reviews     # writes reviews-{train,test}.jsonl
+    python -m examples.data_prep fortunes    # writes fortunes.jsonl (apt-get install -y fortunes fortunes-min)
 """
 
 from __future__ import annotations
@@ -44,6 +45,47 @@ def reviews(split: str) -> Path:
     return path
 
 
+FORTUNES_DIR = Path("/usr/share/games/fortunes")
+
+
+def fortunes() -> Path:
+    """The Debian fortunes corpus (apt packages ``fortunes`` and ``fortunes-min``) as jsonl.
+
+    Every category file in ``/usr/share/games/fortunes`` (``$FORTUNES_DIR`` overrides it)
+    holds entries separated by lines holding only ``%``; the ``.dat`` index
+    files, the ``.u8`` links and the offensive ``off/`` folder are skipped. Records:
+    ``{"text": entry, "category": file name}``, in file order. Cached under
+    ``$HUB_DATA_CACHE`` as ``fortunes.jsonl``.
+    """
+    folder = Path(os.environ.get("FORTUNES_DIR") or FORTUNES_DIR)
+    path = cache_dir() / "fortunes.jsonl"
+    if path.is_file():
+        return path
+    files = sorted(f for f in folder.iterdir() if f.is_file() and not f.is_symlink()
+                   and f.suffix not in (".dat", ".u8")) if folder.is_dir() else []
+    if not files:
+        raise SystemExit(f"The fortunes corpus is not installed ({folder} is missing or empty). On Debian or "
+                         "Ubuntu run: apt-get install -y fortunes fortunes-min")
+    lines = []
+    for file in files:
+        raw = file.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+        entry: list[str] = []
+        for line in [*text.splitlines(), "%"]:
+            if line.strip() == "%":
+                body = "\n".join(entry).strip("\n")
+                if body.strip():
+                    lines.append(json.dumps({"text": body, "category": file.name}))
+                entry = []
+            else:
+                entry.append(line.rstrip())
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
+
+
 def read_jsonl(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
@@ -55,8 +97,10 @@ def main(argv: list[str]) -> None:
         if name == "reviews":
             for split in ("train", "test"):
                 print(reviews(split))
+        elif name == "fortunes":
+            print(fortunes())
         else:
-            raise SystemExit(f"unknown data set {name!r}; known: reviews")
+            raise SystemExit(f"unknown data set {name!r}; known: reviews, fortunes")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,10 @@ from hub._version import __version__
 from hub.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from hub.api import load
+    from hub.api import create, load
     from hub.registry import Registry
 
-__all__ = ["__version__", "get_registry", "hookimpl", "list_models", "list_tasks", "load"]
+__all__ = ["__version__", "create", "get_registry", "hookimpl", "list_models", "list_tasks", "load"]
 
 
 def __getattr__(name: str) -> Any:
@@ -27,6 +27,10 @@ def __getattr__(name: str) -> Any:
         from hub.api import load
 
         return load
+    if name == "create":
+        from hub.api import create
+
+        return create
     raise AttributeError(f"module 'hub' has no attribute {name!r}")
 
 

@@ -58,6 +58,48 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
                                     dtype=_torch_dtype(dtype), metadata=metadata)
 
 
+def create(task: str, *, config: dict[str, Any] | None = None, tokenizer: Any = None,
+           device: Any = None, dtype: Any = None, seed: int | None = None) -> Any:
+    """A pipeline for ``task`` holding a fresh, randomly initialised model, to pretrain.
+
+    ``config`` holds the model's sizes (what a task accepts is in its pipeline's
+    ``from_scratch``; e.g. ``{"num_layers": 4, "hidden_size": 256, "num_heads": 4}``),
+    ``tokenizer`` a tokenizer object or a folder holding one, ``seed`` makes the
+    initialisation reproducible. ``device`` defaults to CUDA when available.
+
+    >>> pipe = hub.create("text-generate", config={"num_layers": 4}, tokenizer=tok)  # doctest: +SKIP
+    >>> pipe.pretrain("corpus.txt", block_size=128, epochs=1)                     # doctest: +SKIP
+    """
+    from hub.registry import get_registry
+    from hub.specs import load_object
+
+    if not isinstance(task, str) or not task.strip():
+        raise InvalidInputError(f"hub.create needs a task name, got {task!r}; run `hub list` to see them.")
+    registry = get_registry()
+    entry = registry.task(task.strip())  # unknown names: an error with the closest matches
+    if entry.spec is None:
+        raise HubError(f"Task {entry.name!r} is in the catalogue but no installed plugin provides "
+                       "it yet; `hub plugins` lists what is installed.")
+    pipeline_cls = load_object(entry.spec.pipeline)
+    if not callable(getattr(pipeline_cls, "from_scratch", None)):
+        able = []
+        for name, other in sorted(registry.tasks.items()):
+            try:
+                if other.spec is not None and callable(getattr(load_object(other.spec.pipeline), "from_scratch",
+                                                               None)):
+                    able.append(name)
+            except Exception:  # a broken plugin must not hide this error
+                continue
+        raise HubError(f"Task {entry.name!r} cannot be created from scratch: its pipeline "
+                       f"{pipeline_cls.__name__} has no from_scratch(). Tasks that can: "
+                       f"{', '.join(able) or 'none installed'}. Use hub.load({entry.name!r}, model=...) "
+                       "to start from a trained model instead.")
+    options: dict[str, Any] = {"device": _torch_device(device), "dtype": _torch_dtype(dtype)}
+    if seed is not None:
+        options["seed"] = seed
+    return pipeline_cls.from_scratch(config, tokenizer, **options)
+
+
 def _torch_dtype(dtype: Any):
     import torch
 

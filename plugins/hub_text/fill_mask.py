@@ -34,6 +34,53 @@ class FillMaskPipeline(TextPipeline):
         metadata = {**metadata, "architecture": cls.architecture, "converted_from": loaded.converted_from}
         return cls(loaded.module.eval(), load_tokenizer(folder), device=device, dtype=dtype, metadata=metadata)
 
+    # -- pretraining ----------------------------------------------------------------
+    @classmethod
+    def from_scratch(cls, config: dict[str, Any] | None = None, tokenizer: Any = None, *,
+                     device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+                     seed: int | None = None) -> "FillMaskPipeline":
+        """A randomly initialised BERT masked LM (``bert-mlm``) for :meth:`pretrain`.
+
+        ``config`` holds the sizes: backbone keys (``hidden_size``, ``num_layers``,
+        ``num_heads``, ``intermediate_size``, ``dropout``, ...) at the top level or under
+        ``"backbone"``, plus ``max_positions`` (512), ``type_vocab_size``, ``position``.
+        Defaults make a tiny model (4 layers, hidden 256, 4 heads). The vocabulary size and
+        padding token come from ``tokenizer`` (an object or a folder), which needs
+        ``[MASK]``, ``[CLS]`` and ``[SEP]`` (``train_tokenizer(texts, kind="wordpiece")``).
+        """
+        from hub_text.pretrain import build_fresh, masked_lm_config, resolve_tokenizer
+
+        tokenizer = resolve_tokenizer(tokenizer, cls.task)
+        arch_config = masked_lm_config(config, tokenizer)
+        model = build_fresh(cls.architecture, arch_config, seed=seed)
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model.to(device=device, dtype=dtype).eval()
+        metadata = {"task": cls.task, "architecture": cls.architecture, "source": "scratch"}
+        return cls(model, tokenizer, device=device, dtype=dtype, metadata=metadata)
+
+    def pretrain(self, data: Any, *, block_size: int | None = None, val_fraction: float = 0.05,
+                 eval: Any = None, eval_every: int | None = None, mlm_probability: float = 0.15,
+                 **training_args: Any) -> Any:
+        """Masked-LM pretraining (BERT's dynamic 80/10/10 masking) with the common Trainer.
+
+        ``data``: a .txt/.jsonl/.json file, a folder of them, or a list of strings (see
+        :mod:`hub_text.pretrain`). Documents are packed into ``[CLS] ... [SEP]`` blocks of
+        ``block_size`` tokens (default: the model's positions, at most 512);
+        ``mlm_probability`` of the non-special tokens are predicted, masks drawn anew per
+        batch from a generator seeded by ``seed``. A ``val_fraction`` of the documents is
+        held out (seeded, masked once) unless ``eval=`` is given; evaluation reports
+        ``eval_loss`` (per masked token) and ``eval_perplexity``, after every epoch or every
+        ``eval_every`` optimizer steps. Other keywords are :class:`hub.train.TrainingArguments`
+        (pretraining defaults: learning_rate 5e-4, cosine schedule, 5 % warm-up, batch 32,
+        eval_batch_size = batch_size; device: the pipeline's). The pipeline keeps the best
+        evaluation's weights. Returns the TrainResult.
+        """
+        from hub_text.pretrain import pretrain_language_model
+
+        return pretrain_language_model(self, data, objective="mlm", block_size=block_size,
+                                       val_fraction=val_fraction, eval=eval, eval_every=eval_every,
+                                       mlm_probability=mlm_probability, **training_args)
+
     @property
     def mask_token(self) -> str:
         return self.tokenizer.mask_token

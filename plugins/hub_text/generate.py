@@ -52,6 +52,51 @@ class TextGenerationPipeline(Pipeline):
         metadata = {**metadata, "architecture": cls.architecture, "converted_from": loaded.converted_from}
         return cls(loaded.module.eval(), load_tokenizer(folder), device=device, dtype=dtype, metadata=metadata)
 
+    # -- pretraining ----------------------------------------------------------------
+    @classmethod
+    def from_scratch(cls, config: dict[str, Any] | None = None, tokenizer: Any = None, *,
+                     device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+                     seed: int | None = None) -> "TextGenerationPipeline":
+        """A randomly initialised GPT (``causal-lm``) for :meth:`pretrain`.
+
+        ``config`` holds the sizes: backbone keys (``hidden_size``, ``num_layers``,
+        ``num_heads``, ``intermediate_size``, ``dropout``, ...) at the top level or under
+        ``"backbone"``, plus ``max_positions`` (512), ``position``, ``tie_word_embeddings``.
+        Defaults make a tiny model (4 layers, hidden 256, 4 heads). The vocabulary size and
+        end-of-sequence token come from ``tokenizer`` (an object or a folder).
+        """
+        from hub_text.pretrain import build_fresh, causal_lm_config, resolve_tokenizer
+
+        tokenizer = resolve_tokenizer(tokenizer, cls.task)
+        arch_config = causal_lm_config(config, tokenizer)
+        model = build_fresh(cls.architecture, arch_config, seed=seed)
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model.to(device=device, dtype=dtype).eval()
+        metadata = {"task": cls.task, "architecture": cls.architecture, "source": "scratch"}
+        return cls(model, tokenizer, device=device, dtype=dtype, metadata=metadata)
+
+    def pretrain(self, data: Any, *, block_size: int | None = None, val_fraction: float = 0.05,
+                 eval: Any = None, eval_every: int | None = None, **training_args: Any) -> Any:
+        """Causal-LM pretraining (next-token prediction) on plain text with the common Trainer.
+
+        ``data``: a .txt/.jsonl/.json file, a folder of them, or a list of strings (see
+        :mod:`hub_text.pretrain`; ``text_field=`` and ``documents="line"`` adjust reading).
+        Documents are tokenised, joined with the end-of-sequence token and packed into
+        ``block_size`` blocks (default: the model's positions, at most 512). A
+        ``val_fraction`` of the documents is held out (seeded) unless ``eval=`` is given;
+        evaluation reports ``eval_loss`` (per token) and ``eval_perplexity``, after every
+        epoch or every ``eval_every`` optimizer steps. Other keywords are
+        :class:`hub.train.TrainingArguments` (pretraining defaults: learning_rate 5e-4,
+        cosine schedule, 5 % warm-up, batch 32, eval_batch_size = batch_size; device: the
+        pipeline's). The pipeline keeps the weights of the best evaluation. Returns the
+        TrainResult.
+        """
+        from hub_text.pretrain import pretrain_language_model
+
+        return pretrain_language_model(self, data, objective="clm", block_size=block_size,
+                                       val_fraction=val_fraction, eval=eval, eval_every=eval_every,
+                                       **training_args)
+
     # -- generation -----------------------------------------------------------------
     def _config(self, params: dict[str, Any]) -> tuple[GenerationConfig, list[str], bool]:
         stop = params.pop("stop", None) or []
