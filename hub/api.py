@@ -19,7 +19,6 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
     ``pipe.save``) or a Hugging Face repo id (``"org/name"``, pinned by ``revision``).
     ``device`` defaults to CUDA when available, else CPU; ``dtype`` to float32.
     """
-    import torch
 
     from hub.registry import get_registry
     from hub.sources import resolve_model_argument, resolve_source

@@ -15,7 +15,6 @@ import pytest
 
 from hub import hf
 from hub.errors import HubError, ModelLoadError, OfflineModelNotCachedError
-from tests.hf_server import FakeHub
 
 SHA_A = "a" * 40
 SHA_B = "b" * 40

@@ -14,11 +14,10 @@ from typing import Any
 
 import torch
 
-from hub.errors import InvalidInputError, ModelLoadError
-from hub.modeling import load_model
+from hub.errors import InvalidInputError
 from hub.results import Prediction
-from hub_text.bert import BertClassifier, BertEncoder
-from hub_text.text_base import TextPipeline
+from hub_text.bert import BertClassifier
+from hub_text.text_base import TextPipeline, load_task_model
 from hub_text.tokenizer import load_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -35,23 +34,12 @@ class TextClassificationPipeline(TextPipeline):
     @classmethod
     def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
                     metadata: dict[str, Any]) -> "TextClassificationPipeline":
-        loaded = load_model(folder, device=device, dtype=dtype)
-        metadata = {**metadata, "architecture": cls.architecture}
-        if loaded.converted_from:
-            metadata["converted_from"] = loaded.converted_from
-        if type(loaded.module) is BertEncoder:
-            labels = metadata.get("labels") or ["LABEL_0", "LABEL_1"]
-            logger.warning("%s holds an encoder without a classification head; a new head for "
-                           "labels %s is initialised at random: fine-tune before use.", folder, labels)
-            model = BertClassifier.from_encoder(loaded.module, labels)
-            metadata["head_initialized"] = False
-        elif isinstance(loaded.module, BertClassifier):
-            model = loaded.module
-        else:
-            raise ModelLoadError(f"{str(folder)!r} holds a {loaded.architecture!r} model, which is "
-                                 "not a text classifier.")
-        metadata["labels"] = model.labels
-        model.eval()
+        model, metadata = load_task_model(
+            folder, task=cls.task, architecture=cls.architecture, device=device, dtype=dtype,
+            metadata=metadata, accepts=BertClassifier, head_for_encoder=BertClassifier,
+            default_labels=["LABEL_0", "LABEL_1"],
+            needs="a sequence classifier such as transformers' BertForSequenceClassification (or a bare "
+                  "encoder to fine-tune)")
         return cls(model, load_tokenizer(folder), device=device, dtype=dtype, metadata=metadata)
 
     # -- inference -----------------------------------------------------------------

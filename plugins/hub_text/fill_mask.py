@@ -11,11 +11,10 @@ from typing import Any
 
 import torch
 
-from hub.errors import InvalidInputError, ModelLoadError
-from hub.modeling import load_model
+from hub.errors import InvalidInputError
 from hub.results import Prediction
 from hub_text.bert import BertMaskedLM
-from hub_text.text_base import TextPipeline
+from hub_text.text_base import TextPipeline, load_task_model
 from hub_text.tokenizer import load_tokenizer
 
 
@@ -27,12 +26,11 @@ class FillMaskPipeline(TextPipeline):
     @classmethod
     def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
                     metadata: dict[str, Any]) -> "FillMaskPipeline":
-        loaded = load_model(folder, device=device, dtype=dtype)
-        if not isinstance(loaded.module, BertMaskedLM):
-            raise ModelLoadError(f"{str(folder)!r} holds a {loaded.architecture!r} model; fill-mask needs "
-                                 "a masked-language model (e.g. transformers' BertForMaskedLM).")
-        metadata = {**metadata, "architecture": cls.architecture, "converted_from": loaded.converted_from}
-        return cls(loaded.module.eval(), load_tokenizer(folder), device=device, dtype=dtype, metadata=metadata)
+        model, metadata = load_task_model(
+            folder, task=cls.task, architecture=cls.architecture, device=device, dtype=dtype,
+            metadata=metadata, accepts=BertMaskedLM,
+            needs="a masked-language model (e.g. transformers' BertForMaskedLM)")
+        return cls(model, load_tokenizer(folder), device=device, dtype=dtype, metadata=metadata)
 
     # -- pretraining ----------------------------------------------------------------
     @classmethod

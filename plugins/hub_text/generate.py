@@ -16,13 +16,11 @@ from typing import Any
 
 import torch
 
-from hub._fs import atomic_directory
-from hub.card import render_model_card
-from hub.errors import InvalidInputError, ModelLoadError
-from hub.modeling import load_model, save_model
+from hub.errors import InvalidInputError
 from hub.pipeline import Pipeline, check_batch_of
 from hub_text.generation import GenerationConfig, generate_ids
 from hub_text.gpt import CausalLM
+from hub_text.text_base import load_task_model, save_text_model
 from hub_text.tokenizer import load_tokenizer
 
 _GENERATION_KEYS = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "repetition_penalty", "seed")
@@ -45,12 +43,11 @@ class TextGenerationPipeline(Pipeline):
     @classmethod
     def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
                     metadata: dict[str, Any]) -> "TextGenerationPipeline":
-        loaded = load_model(folder, device=device, dtype=dtype)
-        if not isinstance(loaded.module, CausalLM):
-            raise ModelLoadError(f"{str(folder)!r} holds a {loaded.architecture!r} model; text-generate needs a "
-                                 "causal language model (e.g. transformers' GPT2LMHeadModel).")
-        metadata = {**metadata, "architecture": cls.architecture, "converted_from": loaded.converted_from}
-        return cls(loaded.module.eval(), load_tokenizer(folder), device=device, dtype=dtype, metadata=metadata)
+        model, metadata = load_task_model(
+            folder, task=cls.task, architecture=cls.architecture, device=device, dtype=dtype,
+            metadata=metadata, accepts=CausalLM,
+            needs="a causal language model (e.g. transformers' GPT2LMHeadModel)")
+        return cls(model, load_tokenizer(folder), device=device, dtype=dtype, metadata=metadata)
 
     # -- pretraining ----------------------------------------------------------------
     @classmethod
@@ -185,13 +182,7 @@ class TextGenerationPipeline(Pipeline):
         return results[0] if single else results
 
     def save(self, folder: str | Path, *, quantize: bool = False) -> Path:
-        with atomic_directory(folder) as tmp:
-            save_model(self.model, self.architecture, self.model.config, tmp, quantize=quantize,
-                       extra={"task": self.task})
-            self.tokenizer.save_pretrained(str(tmp))
-            (tmp / "README.md").write_text(render_model_card({"task": self.task, **{
-                k: v for k, v in self.metadata.items() if k in ("license", "model_name")}}), encoding="utf-8")
-        return Path(folder).resolve()
+        return save_text_model(self, folder, self.model, quantize=quantize)
 
 
 def _stop_at(text: str, stops: list[str]) -> int | None:

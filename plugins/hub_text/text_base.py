@@ -18,13 +18,57 @@ import torch
 
 from hub._fs import atomic_directory
 from hub.card import render_model_card
-from hub.errors import InvalidInputError
-from hub.modeling import save_model
+from hub.errors import InvalidInputError, ModelLoadError
+from hub.modeling import load_model, save_model
 from hub.pipeline import Pipeline, check_batch_of
 from hub_text.tokenizer import model_max_tokens
 
 logger = logging.getLogger(__name__)
 LONG_INPUT_MODES = ("window", "truncate", "error")
+
+
+def load_task_model(folder: Path, *, task: str, architecture: str, device: torch.device,
+                    dtype: torch.dtype | None, metadata: dict[str, Any], accepts: type, needs: str,
+                    head_for_encoder: type | None = None, default_labels: list[str] | None = None
+                    ) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Load ``folder`` for a text task: the model (in eval mode) and the pipeline's metadata.
+
+    A model of type ``accepts`` is used as it is; with ``head_for_encoder``, a bare encoder
+    gets a freshly initialised head of that class (to fine-tune); anything else is refused
+    with a message saying what the task ``needs``.
+    """
+    from hub_text.bert import BertEncoder
+
+    loaded = load_model(folder, device=device, dtype=dtype)
+    metadata = {**metadata, "architecture": architecture}
+    if loaded.converted_from:
+        metadata["converted_from"] = loaded.converted_from
+    if head_for_encoder is not None and type(loaded.module) is BertEncoder:
+        labels = metadata.get("labels") or list(default_labels or [])
+        logger.warning("%s holds an encoder without a %s head; a new head for labels %s is initialised "
+                       "at random: fine-tune before use.", folder, task, labels)
+        model = head_for_encoder.from_encoder(loaded.module, labels)
+        metadata["head_initialized"] = False
+    elif isinstance(loaded.module, accepts):
+        model = loaded.module
+    else:
+        raise ModelLoadError(f"{str(folder)!r} holds a {loaded.architecture!r} model; {task} needs {needs}.")
+    if "labels" in getattr(model, "config", {}):
+        metadata["labels"] = list(model.config["labels"])
+    return model.eval(), metadata
+
+
+def save_text_model(pipeline: Pipeline, folder: str | Path, model: torch.nn.Module, *, quantize: bool = False,
+                    extra: dict[str, Any] | None = None) -> Path:
+    """config.json + model.safetensors + tokenizer files + README.md, written atomically."""
+    with atomic_directory(folder) as tmp:
+        save_model(model, pipeline.architecture, model.config, tmp, quantize=quantize,
+                   extra={"task": pipeline.task, **(extra or {})})
+        pipeline.tokenizer.save_pretrained(str(tmp))
+        card = {k: v for k, v in pipeline.metadata.items()
+                if k in ("license", "model_name", "metrics", "base_model", "labels")}
+        (tmp / "README.md").write_text(render_model_card({**card, "task": pipeline.task}), encoding="utf-8")
+    return Path(folder).resolve()
 
 
 class TextPipeline(Pipeline):
@@ -111,11 +155,4 @@ class TextPipeline(Pipeline):
         ``quantize=True`` stores large weights as int8 with per-row scales (about 4x
         smaller on disk; dequantised to float when loaded).
         """
-        with atomic_directory(folder) as tmp:
-            save_model(self.model, self.architecture, self.model.config, tmp, quantize=quantize,
-                       extra={"task": self.task})
-            self.tokenizer.save_pretrained(str(tmp))
-            card = {k: v for k, v in self.metadata.items()
-                    if k in ("license", "model_name", "metrics", "base_model", "labels")}
-            (tmp / "README.md").write_text(render_model_card({**card, "task": self.task}), encoding="utf-8")
-        return Path(folder).resolve()
+        return save_text_model(self, folder, self.model, quantize=quantize)

@@ -41,10 +41,9 @@ from typing import Any
 import torch
 
 from hub.errors import DataError, InvalidInputError, ModelLoadError
-from hub.modeling import load_model
 from hub.results import Prediction
-from hub_text.bert import BertEncoder, BertTokenClassifier
-from hub_text.text_base import LONG_INPUT_MODES, TextPipeline
+from hub_text.bert import BertTokenClassifier
+from hub_text.text_base import LONG_INPUT_MODES, TextPipeline, load_task_model
 from hub_text.tokenizer import load_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -97,23 +96,12 @@ class TokenClassificationPipeline(TextPipeline):
     @classmethod
     def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
                     metadata: dict[str, Any]) -> "TokenClassificationPipeline":
-        loaded = load_model(folder, device=device, dtype=dtype)
-        metadata = {**metadata, "architecture": cls.architecture}
-        if loaded.converted_from:
-            metadata["converted_from"] = loaded.converted_from
-        if type(loaded.module) is BertEncoder:
-            labels = metadata.get("labels") or ["O"]
-            logger.warning("%s holds an encoder without a token-classification head; a new head for "
-                           "labels %s is initialised at random: fine-tune before use.", folder, labels)
-            model = BertTokenClassifier.from_encoder(loaded.module, labels)
-            metadata["head_initialized"] = False
-        elif isinstance(loaded.module, BertTokenClassifier):
-            model = loaded.module
-        else:
-            raise ModelLoadError(f"{str(folder)!r} holds a {loaded.architecture!r} model, which is not a "
-                                 "token classifier; token-classify needs a tagging model such as "
-                                 "transformers' BertForTokenClassification (or a bare encoder to fine-tune).")
-        metadata["labels"] = model.labels
+        model, metadata = load_task_model(
+            folder, task=cls.task, architecture=cls.architecture, device=device, dtype=dtype,
+            metadata=metadata, accepts=BertTokenClassifier, head_for_encoder=BertTokenClassifier,
+            default_labels=["O"],
+            needs="a token classifier such as transformers' BertForTokenClassification (or a bare "
+                  "encoder to fine-tune)")
         tokenizer = load_tokenizer(folder)
         if not getattr(tokenizer, "is_fast", False):
             raise ModelLoadError(f"The tokenizer in {str(folder)!r} is not a fast (tokenizers-backed) one; "

@@ -197,7 +197,7 @@ def test_bad_input(pipe, tmp_path):
     with pytest.raises(InvalidInputError, match="long_inputs must be one of"):
         pipe("tea", long_inputs="cut")
     make_bert_classifier(tmp_path / "clf")
-    with pytest.raises(ModelLoadError, match="not a token classifier"):
+    with pytest.raises(ModelLoadError, match="needs a token classifier"):
         hub.load("ner", model=str(tmp_path / "clf"))
 
 
