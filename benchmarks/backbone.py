@@ -26,11 +26,6 @@ here (machine description, tags, timing) are shared by ``generate.py`` and
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import json
-import os
-import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -39,87 +34,17 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-
-# -- shared helpers ----------------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_average() -> list[float] | None:
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except (OSError, ValueError):
-        return None
-
-
-def machine(device: torch.device) -> dict:
-    import transformers
-
-    info = {
-        "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "transformers": transformers.__version__,
-        "python": platform.python_version(), "platform": platform.platform(),
-        "device": str(device), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "load_average_start": load_average(),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
-def machine_tag(info: dict) -> str:
-    name = info["gpu"] if "gpu" in info else f"{info['cpu']}-{info['torch_threads']}t"
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    return f"{'cuda' if 'gpu' in info else 'cpu'}-{slug}"
-
-
-def machine_line(m: dict) -> str:
-    where = m.get("gpu") or f"{m['cpu']}, {m['torch_threads']} torch threads"
-    start, end = m.get("load_average_start"), m.get("load_average_end")
-    return (f"Machine: {where} ({m['cpu_count']} logical CPUs); torch {m['torch']}, transformers "
-            f"{m['transformers']}, Python {m['python']}; load average (1 min) "
-            f"{start[0] if start else '?'} at start, {end[0] if end else '?'} at end.")
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def write_results(name: str, report: dict, table: str, dtype: str) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = "" if dtype == "float32" else f"-{dtype}"
-    path = RESULTS / f"{name}-{report['machine_tag']}{suffix}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    with open(RESULTS / f"{name}.md", "a", encoding="utf-8") as handle:
-        handle.write(table + "\n")
-    print(f"wrote {path} and appended to {RESULTS / (name + '.md')}")
-    return path
-
-
-def base_parser(doc: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--dtype", default="float32", choices=tuple(DTYPES))
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tag", default="", help="machine tag for the results file name")
-    parser.add_argument("--no-write", action="store_true", help="print only; write no results files")
-    return parser
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402  (the benchmarks folder is on sys.path when run as a script)
+    DTYPES,
+    base_parser,
+    load_average,
+    machine,
+    machine_line,
+    machine_tag,
+    sync,
+    write_results,
+)
 
 def save_gpt2(folder: Path, seed: int, *, layers: int = 12, hidden: int = 768, heads: int = 12) -> None:
     """A GPT-2-small-sized random GPT2LMHeadModel (vocabulary 50257, 1024 positions)."""

@@ -35,18 +35,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from backbone import (
-    DTYPES,
-    base_parser,
-    load_average,
-    load_pair,
-    machine,
-    machine_line,
-    machine_tag,
-    save_gpt2,
-    sync,
-    write_results,
-)
+from backbone import load_pair, save_gpt2
+from common import DTYPES, base_parser, load_average, machine, machine_line, machine_tag, sync, write_results
 
 
 def run(args: argparse.Namespace) -> dict:

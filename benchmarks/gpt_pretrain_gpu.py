@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from backbone import RESULTS, load_average, machine, machine_line, machine_tag, sync
+from common import RESULTS, load_average, machine, machine_line, machine_tag, sync
 
 # dense bf16 tensor-core peak (no sparsity), TFLOP/s; the first matching substring wins
 PEAK_TFLOPS = (("h200", 989.0), ("gh200", 989.0), ("h100 pcie", 756.0), ("h100 nvl", 835.0), ("h100", 989.0),

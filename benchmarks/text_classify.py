@@ -24,15 +24,11 @@ markdown table is appended to ``benchmarks/results/text_classify.md``.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import importlib.resources
 import inspect
 import json
 import logging
-import os
-import platform
 import random
-import re
 import shutil
 import statistics
 import sys
@@ -49,6 +45,8 @@ MAX_TOKENS = 512
 
 if str(ROOT) not in sys.path:  # so that ``examples.data_prep`` imports when run as a script
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import load_average, machine, machine_tag, sync  # noqa: E402
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -97,60 +95,7 @@ def load_texts(count: int, seed: int) -> tuple[list[str], str]:
 
 
 # -- machine description ---------------------------------------------------------------
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def load_average() -> list[float] | None:
-    """1/5/15-minute load averages: a busy (shared) machine makes every timing slower."""
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except (OSError, ValueError):
-        return None
-
-
-def machine(device: torch.device) -> dict:
-    import transformers
-
-    info = {
-        "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "transformers": transformers.__version__,
-        "python": platform.python_version(), "platform": platform.platform(),
-        "device": str(device), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "load_average_start": load_average(),
-    }
-    try:
-        import tokenizers
-
-        info["tokenizers"] = tokenizers.__version__
-    except ImportError:
-        pass
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
-def machine_tag(info: dict) -> str:
-    if "gpu" in info:
-        name = info["gpu"]
-    else:
-        name = f"{info['cpu']}-{info['torch_threads']}t"
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    return f"{'cuda' if 'gpu' in info else 'cpu'}-{slug}"
-
-
 # -- measuring ---------------------------------------------------------------------------
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def probabilities(results, labels: list[str]) -> list[list[float]]:
     """top_k=None results (a ranked list of {"label","score"} per text) -> probs in label order."""
     out = []
