@@ -78,9 +78,12 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def write_results(name: str, report: dict, table: str, dtype: str) -> Path:
+def write_results(name: str, report: dict, table: str, dtype: str, *, default_dtype: str = "float32",
+                  tags: tuple[str, ...] = ()) -> Path:
+    """``<name>-<machine>[-tag...][-dtype].json`` (the dtype only when not the default) and
+    the table appended to ``<name>.md``."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = "" if dtype == "float32" else f"-{dtype}"
+    suffix = "".join(f"-{tag}" for tag in tags) + ("" if dtype == default_dtype else f"-{dtype}")
     path = RESULTS / f"{name}-{report['machine_tag']}{suffix}.json"
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     with open(RESULTS / f"{name}.md", "a", encoding="utf-8") as handle:

@@ -41,7 +41,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, load_average, machine, machine_line, machine_tag, sync
+from common import load_average, machine, machine_line, machine_tag, sync, write_results
 
 # dense bf16 tensor-core peak (no sparsity), TFLOP/s; the first matching substring wins
 PEAK_TFLOPS = (("h200", 989.0), ("gh200", 989.0), ("h100 pcie", 756.0), ("h100 nvl", 835.0), ("h100", 989.0),
@@ -253,16 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table)
     if not args.no_write:
-        import json
-
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        suffix = ("-tiny" if args.tiny else "") + ("-compile" if args.compile else "") + \
-                 ("" if args.dtype == "bfloat16" else f"-{args.dtype}")
-        path = RESULTS / f"gpt_pretrain-{report['machine_tag']}{suffix}.json"
-        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        with open(RESULTS / "gpt_pretrain.md", "a", encoding="utf-8") as handle:
-            handle.write(table + "\n")
-        print(f"wrote {path} and appended to {RESULTS / 'gpt_pretrain.md'}")
+        tags = ("tiny",) * args.tiny + ("compile",) * args.compile
+        write_results("gpt_pretrain", report, table, args.dtype, default_dtype="bfloat16", tags=tags)
     return 1 if "warning" in report else 0
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import importlib.resources
 import inspect
-import json
 import logging
 import random
 import shutil
@@ -39,14 +38,13 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results"
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 MAX_TOKENS = 512
 
 if str(ROOT) not in sys.path:  # so that ``examples.data_prep`` imports when run as a script
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import load_average, machine, machine_tag, sync  # noqa: E402
+from common import load_average, machine, machine_tag, sync, write_results  # noqa: E402
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -299,13 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table)
     if not args.no_write:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        suffix = "" if args.dtype == "float32" else f"-{args.dtype}"
-        path = RESULTS / f"text_classify-{report['machine_tag']}{suffix}.json"
-        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        with open(RESULTS / "text_classify.md", "a", encoding="utf-8") as handle:
-            handle.write(table + "\n")
-        print(f"wrote {path} and appended to {RESULTS / 'text_classify.md'}")
+        write_results("text_classify", report, table, args.dtype)
     hub_agreement = min((a["argmax_agreement"] for name, a in report["agreement"].items()
                          if name.startswith("hub")), default=1.0)
     if hub_agreement < 1.0:
