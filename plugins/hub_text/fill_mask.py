@@ -46,15 +46,9 @@ class FillMaskPipeline(TextPipeline):
         padding token come from ``tokenizer`` (an object or a folder), which needs
         ``[MASK]``, ``[CLS]`` and ``[SEP]`` (``train_tokenizer(texts, kind="wordpiece")``).
         """
-        from hub_text.pretrain import build_fresh, masked_lm_config, resolve_tokenizer
+        from hub_text.pretrain import masked_lm_config, new_pipeline
 
-        tokenizer = resolve_tokenizer(tokenizer, cls.task)
-        arch_config = masked_lm_config(config, tokenizer)
-        model = build_fresh(cls.architecture, arch_config, seed=seed)
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        model.to(device=device, dtype=dtype).eval()
-        metadata = {"task": cls.task, "architecture": cls.architecture, "source": "scratch"}
-        return cls(model, tokenizer, device=device, dtype=dtype, metadata=metadata)
+        return new_pipeline(cls, masked_lm_config, config, tokenizer, device=device, dtype=dtype, seed=seed)
 
     def pretrain(self, data: Any, *, block_size: int | None = None, val_fraction: float = 0.05,
                  eval: Any = None, eval_every: int | None = None, mlm_probability: float = 0.15,

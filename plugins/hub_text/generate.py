@@ -62,15 +62,9 @@ class TextGenerationPipeline(Pipeline):
         Defaults make a tiny model (4 layers, hidden 256, 4 heads). The vocabulary size and
         end-of-sequence token come from ``tokenizer`` (an object or a folder).
         """
-        from hub_text.pretrain import build_fresh, causal_lm_config, resolve_tokenizer
+        from hub_text.pretrain import causal_lm_config, new_pipeline
 
-        tokenizer = resolve_tokenizer(tokenizer, cls.task)
-        arch_config = causal_lm_config(config, tokenizer)
-        model = build_fresh(cls.architecture, arch_config, seed=seed)
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        model.to(device=device, dtype=dtype).eval()
-        metadata = {"task": cls.task, "architecture": cls.architecture, "source": "scratch"}
-        return cls(model, tokenizer, device=device, dtype=dtype, metadata=metadata)
+        return new_pipeline(cls, causal_lm_config, config, tokenizer, device=device, dtype=dtype, seed=seed)
 
     def pretrain(self, data: Any, *, block_size: int | None = None, val_fraction: float = 0.05,
                  eval: Any = None, eval_every: int | None = None, **training_args: Any) -> Any:

@@ -572,6 +572,18 @@ def build_fresh(architecture: str, config: dict[str, Any], *, seed: int | None =
         return build_module(architecture, config)
 
 
+def new_pipeline(cls: type, make_config: Any, config: dict[str, Any] | None, tokenizer: Any, *,
+                 device: torch.device | str | None, dtype: torch.dtype | None, seed: int | None) -> Any:
+    """The body of every ``from_scratch``: ``cls`` around a freshly initialised model whose
+    config ``make_config(config, tokenizer)`` derives."""
+    tokenizer = resolve_tokenizer(tokenizer, cls.task)
+    model = build_fresh(cls.architecture, make_config(config, tokenizer), seed=seed)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(device=device, dtype=dtype).eval()
+    metadata = {"task": cls.task, "architecture": cls.architecture, "source": "scratch"}
+    return cls(model, tokenizer, device=device, dtype=dtype, metadata=metadata)
+
+
 # -- tokenizers ----------------------------------------------------------------------------
 def train_tokenizer(texts: Any, kind: str = "bpe", vocab_size: int = 8000, *, min_frequency: int = 2,
                     lowercase: bool | None = None, model_max_length: int | None = None) -> Any:
