@@ -1,0 +1,1 @@
+"""Hub's built-in recommender plugin: matrix factorisation, NCF, SASRec and BERT4Rec."""
