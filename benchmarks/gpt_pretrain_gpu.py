@@ -43,22 +43,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import load_average, machine, machine_line, machine_tag, sync, write_results
 
-# dense bf16 tensor-core peak (no sparsity), TFLOP/s; the first matching substring wins
-PEAK_TFLOPS = (("h200", 989.0), ("gh200", 989.0), ("h100 pcie", 756.0), ("h100 nvl", 835.0), ("h100", 989.0),
-               ("h800", 989.0), ("b200", 2250.0), ("a100", 312.0), ("a800", 312.0), ("l40s", 362.0),
-               ("l40", 181.0), ("l4", 121.0), ("a10g", 70.0), ("a10", 125.0), ("rtx 4090", 165.0),
-               ("rtx 3090", 71.0), ("v100", 125.0), ("t4", 65.0))
-
-
-def peak_tflops(gpu_name: str | None) -> float | None:
-    if not gpu_name:
-        return None
-    name = gpu_name.lower()
-    for key, value in PEAK_TFLOPS:
-        if key in name:
-            return value
-    return None
-
+from hub.train.flops import peak_tflops, transformer_flops_per_token
 
 def gpt_config(args: argparse.Namespace) -> dict:
     if args.tiny:
@@ -122,7 +107,8 @@ def run(args: argparse.Namespace) -> dict:
     n_params = sum(p.numel() for p in model.parameters())
     n_flop_params = n_params - model.embeddings.positions.weight.numel()
     backbone = config["backbone"]
-    flops_per_token = 6 * n_flop_params + 12 * backbone["num_layers"] * backbone["hidden_size"] * args.seq
+    flops_per_token = transformer_flops_per_token(n_flop_params, backbone["num_layers"], backbone["hidden_size"],
+                                                  args.seq)
 
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]

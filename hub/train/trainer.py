@@ -1,15 +1,24 @@
-"""A small, strict training loop: AdamW, warm-up + decay, per-epoch evaluation,
-best-checkpoint keeping, early stopping, seeded determinism, JSONL metrics, tqdm,
-CUDA with bf16 autocast when a GPU is present.
+"""The one training loop behind every ``fine_tune`` and ``pretrain``.
 
-The model contract is the one transformers uses: ``model(**batch)`` returns a dict
-with ``"loss"`` (when the batch carries labels) and ``"logits"``.
+One process or many (``torchrun``: DDP or FSDP2), CPU or CUDA, fp32 / bf16 / fp16 with
+a gradient scaler, gradient accumulation and clipping, AdamW with decay groups, warm-up
+and decay, evaluation every epoch or every N steps with the best weights kept, early
+stopping, resumable atomic checkpoints, callbacks for logging.
+
+The model contract is the one transformers uses: ``model(**batch)`` returns a dict with
+``"loss"`` (when the batch carries labels) and ``"logits"``.
+
+Exact resume: the data order is a function of (seed, epoch, batch), and a checkpoint
+holds the weights, optimizer, scheduler, scaler, every random generator and the
+position in the epoch, taken at an optimizer-step boundary; a resumed run therefore
+performs the same arithmetic as an uninterrupted one (bit-identical on CPU).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import itertools
+import logging
 import math
 import random
 import time
@@ -22,8 +31,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from hub.errors import ConfigError, DataError
+from hub.train import checkpoint as ckpt
+from hub.train import distributed as dist_utils
 from hub.train.args import TrainingArguments
+from hub.train.callbacks import Callback, default_callbacks
+from hub.train.sampling import ResumableBatchSampler
+from hub.train.state import TrainerState
 
+logger = logging.getLogger(__name__)
 Batch = dict[str, torch.Tensor]
 
 
@@ -36,6 +52,9 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
     train_seconds: float = 0.0
+    best_step: int | None = None
+    resumed_from: str | None = None
+    last_checkpoint: str | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -54,7 +73,7 @@ def decay_parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[s
         if isinstance(module, (nn.LayerNorm, nn.Embedding)) or "Norm" in type(module).__name__:
             no_decay_ids.update(id(p) for p in module.parameters(recurse=False))
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
+    for _name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         (no_decay if id(param) in no_decay_ids or param.ndim < 2 else decay).append(param)
@@ -74,131 +93,377 @@ def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
+def enable_gradient_checkpointing(model: nn.Module) -> None:
+    """Switch on recomputation in every shared-backbone Transformer (or the model's own switch)."""
+    from hub.backbone.transformer import Transformer
+
+    found = [m for m in model.modules() if isinstance(m, Transformer)]
+    for module in found:
+        module.config.gradient_checkpointing = True
+    if not found:
+        switch = getattr(model, "gradient_checkpointing_enable", None)
+        if not callable(switch):
+            raise ConfigError(f"gradient_checkpointing=True, but {type(model).__name__} has no Hub Transformer "
+                              "and no gradient_checkpointing_enable() method.")
+        switch()
+
+
 class Trainer:
-    """Train ``model`` on ``train_data`` (a sequence of feature dicts) with ``collate``."""
+    """Train ``model`` on ``train_data`` (a sequence of feature dicts) with ``collate``.
+
+    ``callbacks`` are added after the defaults the arguments ask for (learning rate and
+    throughput in the logs, early stopping, JSONL/TensorBoard logs, progress bar).
+    ``lengths`` (one per training example) enables ``group_by_length``; by default they are
+    read from each example's ``input_ids``.
+    """
 
     def __init__(self, model: nn.Module, args: TrainingArguments, *, train_data: Sequence[Any],
                  collate: Callable[[list[Any]], Batch], eval_data: Sequence[Any] | None = None,
                  compute_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None = None,
-                 save_best: Callable[[nn.Module, Path], None] | None = None) -> None:
+                 save_best: Callable[[nn.Module, Path], None] | None = None,
+                 callbacks: Sequence[Callback] = (), lengths: Sequence[int] | None = None) -> None:
+        if not isinstance(args, TrainingArguments):
+            raise ConfigError(f"args must be a hub.train.TrainingArguments, got {type(args).__name__}.")
         self.model, self.args = model, args
         self.train_data, self.eval_data = train_data, eval_data
         self.collate, self.compute_metrics, self.save_best = collate, compute_metrics, save_best
-        self.device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.lengths = lengths
+        self.env = dist_utils.env_from_torchrun()
+        self.device = dist_utils.device_for(self.env, args.device)
+        if args.fp16 and self.device.type != "cuda":
+            raise ConfigError("fp16 needs a CUDA device (it relies on a gradient scaler); on CPU use bf16=True.")
         use_bf16 = args.bf16 if args.bf16 is not None else self.device.type == "cuda"
-        self.autocast_dtype = torch.bfloat16 if use_bf16 else None
-        self.log_path = Path(args.output_dir) / "metrics.jsonl" if args.output_dir else None
+        self.autocast_dtype = torch.float16 if args.fp16 else torch.bfloat16 if use_bf16 else None
+        self.callbacks: list[Callback] = [*default_callbacks(args), *callbacks]
+        self.state = TrainerState()
+        self.strategy = "none"
+        self.wrapped: nn.Module = model
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self.scaler: torch.amp.GradScaler | None = None
+        self.last_seq_len = 0
+        self._ddp: nn.Module | None = None
+        self._best_state: dict[str, torch.Tensor] | None = None
+
+    # -- small helpers --------------------------------------------------------------------
+    @property
+    def is_main(self) -> bool:
+        return self.env.is_main
+
+    @property
+    def unwrapped_model(self) -> nn.Module:
+        return ckpt.unwrap(self.wrapped)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def log(self, record: dict[str, Any]) -> None:
-        if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.log_path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+    def _emit(self, event: str, *extra: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, event)(self, self.state, *extra)
 
+    def _log(self, record: dict[str, Any]) -> None:
+        self._emit("on_log", record)
+
+    # -- training -------------------------------------------------------------------------
     def train(self) -> TrainResult:
-        from tqdm.auto import tqdm
+        """Run to ``max_steps``/``epochs`` (or early stop); the model ends with the best weights."""
+        created = dist_utils.setup(self.env, self.device)
+        try:
+            return self._train()
+        finally:
+            if self.strategy == "ddp":  # DDP's wrapper needs the process group; the module does not
+                self.wrapped = self.model
+            dist_utils.teardown(created)
 
-        args = self.args
+    def _prepare(self) -> tuple[DataLoader, ResumableBatchSampler]:
+        args, env = self.args, self.env
+        if not len(self.train_data):
+            raise DataError("The training data is empty; pass at least one example.")
         seed_everything(args.seed)
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and args.tf32:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
+        if args.gradient_checkpointing:
+            enable_gradient_checkpointing(self.model)
         model = self.model.to(self.device)
-        generator = torch.Generator().manual_seed(args.seed)
-        loader = DataLoader(self.train_data, batch_size=args.batch_size, shuffle=True,
-                            generator=generator, collate_fn=self.collate, drop_last=False)
-        steps_per_epoch = math.ceil(len(loader) / args.gradient_accumulation_steps)
-        total_steps = args.max_steps or math.ceil(steps_per_epoch * args.epochs)
-        epochs = math.ceil(total_steps / max(1, steps_per_epoch))
-        optimizer = torch.optim.AdamW(decay_parameter_groups(model, args.weight_decay),
-                                      lr=args.learning_rate, fused=self.device.type == "cuda")
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lr_lambda(args.schedule, int(args.warmup_ratio * total_steps), total_steps))
+        self.strategy = dist_utils.strategy(args.distributed, env)
+        if self.strategy == "fsdp":  # every rank starts from rank 0's weights
+            for tensor in itertools.chain(model.parameters(), model.buffers()):
+                torch.distributed.broadcast(tensor.data, src=0)
+        wrapped = dist_utils.wrap(model, self.strategy, self.device)
+        self._ddp = wrapped if self.strategy == "ddp" else None
+        self.wrapped = torch.compile(wrapped) if args.compile else wrapped
 
-        result = TrainResult(None, None, 0, 0)
-        best_state: dict[str, torch.Tensor] | None = None
-        bad_epochs, step, start = 0, 0, time.perf_counter()
-        progress = tqdm(total=total_steps, disable=not args.progress, desc="training", unit="step")
-        for epoch in range(1, epochs + 1):
-            model.train()
-            running, seen = 0.0, 0
-            for micro, batch in enumerate(loader, start=1):
+        lengths = self.lengths
+        if args.group_by_length and lengths is None:
+            try:
+                lengths = [len(example["input_ids"]) for example in self.train_data]
+            except (KeyError, TypeError, IndexError):
+                raise ConfigError("group_by_length needs examples with 'input_ids' or Trainer(lengths=...).") from None
+        sampler = ResumableBatchSampler(len(self.train_data), args.batch_size, seed=args.seed, rank=env.rank,
+                                        world_size=env.world_size, lengths=lengths if args.group_by_length else None)
+        # the loader's own generator: creating an iterator draws a seed from it, which must not
+        # come from (and shift) the global generator that dropout uses
+        self._loader_generator = torch.Generator()
+        loader = DataLoader(self.train_data, batch_sampler=sampler, collate_fn=self.collate,
+                            num_workers=args.num_workers, pin_memory=self.device.type == "cuda",
+                            generator=self._loader_generator)
+        steps_per_epoch = math.ceil(len(sampler) / args.gradient_accumulation_steps)
+        total_steps = args.max_steps or math.ceil(steps_per_epoch * args.epochs)
+        self.optimizer = torch.optim.AdamW(decay_parameter_groups(model, args.weight_decay), lr=args.learning_rate,
+                                           fused=self.device.type == "cuda" and self.strategy != "fsdp")
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(args.schedule, int(args.warmup_ratio * total_steps), total_steps))
+        self.scaler = torch.amp.GradScaler("cuda") if args.fp16 else None
+        self.state = TrainerState(total_steps=total_steps)
+        self._best_state = None
+        return loader, sampler
+
+    def _train(self) -> TrainResult:
+        args, env = self.args, self.env
+        loader, sampler = self._prepare()
+        state, optimizer, scheduler = self.state, self.optimizer, self.scheduler
+        resumed = ckpt.resolve_resume(args.resume_from_checkpoint, args.output_dir)
+        if resumed is not None:
+            self._load_checkpoint(resumed)
+            state = self.state
+        batches_per_epoch, accumulation = len(sampler), args.gradient_accumulation_steps
+        checkpointing = bool(args.output_dir and args.save_checkpoints)
+        self._emit("on_train_begin")
+        start = time.perf_counter()
+        window_loss = torch.zeros((), dtype=torch.float64, device=self.device)
+        epoch_loss = torch.tensor(state.epoch_loss_sum, dtype=torch.float64, device=self.device)
+        window_batches, last_eval_step, last_save_step = 0, None, None
+        samples_since_step, tokens_pending = 0, torch.zeros((), dtype=torch.long, device=self.device)
+
+        while state.global_step < state.total_steps and not state.should_stop:
+            sampler.set_epoch(state.epoch, state.batches_in_epoch)
+            self._loader_generator.manual_seed(args.seed * 1_000_003 + state.epoch)  # worker seeds per epoch
+            for batch in loader:
+                state.batches_in_epoch += 1
+                at_boundary = state.batches_in_epoch % accumulation == 0 or state.batches_in_epoch == batches_per_epoch
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-                with self.autocast():
-                    loss = model(**batch)["loss"] / args.gradient_accumulation_steps
-                loss.backward()
-                running += loss.item() * args.gradient_accumulation_steps
-                seen += 1
-                if micro % args.gradient_accumulation_steps and micro != len(loader):
+                samples_since_step += _batch_size(batch) * env.world_size
+                tokens_pending += _token_count(batch)  # a device tensor: no host sync per batch
+                self.last_seq_len = _seq_len(batch) or self.last_seq_len
+                sync = contextlib.nullcontext()
+                if self._ddp is not None and not at_boundary:
+                    sync = self._ddp.no_sync()
+                elif self.strategy == "fsdp":
+                    self.model.set_requires_gradient_sync(at_boundary)
+                with sync:
+                    with self.autocast():
+                        out = self.wrapped(**batch)
+                    if "loss" not in out:
+                        raise ConfigError("The model returned no 'loss'; training batches must carry labels.")
+                    loss = out["loss"]
+                    scaled = loss / accumulation
+                    (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+                window_loss += loss.detach().double()
+                epoch_loss += loss.detach().double()
+                window_batches += 1
+                state.epoch_loss_count += 1
+                if not at_boundary:
                     continue
-                if args.max_grad_norm:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                progress.update(1)
-                if step % args.log_every == 0:
-                    record = {"step": step, "epoch": epoch, "loss": running / seen,
-                              "lr": scheduler.get_last_lr()[0]}
-                    progress.set_postfix(loss=f"{record['loss']:.4f}")
-                    self.log(record)
-                if step >= total_steps:
+                self._optimizer_step()
+                state.global_step += 1
+                state.samples_seen += samples_since_step
+                samples_since_step = 0
+                self._emit("on_step_end")
+                if state.global_step % args.log_every == 0:
+                    state.tokens_seen += int(tokens_pending) * env.world_size
+                    tokens_pending.zero_()
+                    mean = dist_utils.all_reduce_sum([window_loss.item(), window_batches], self.device)
+                    self._log({"step": state.global_step, "epoch": state.epoch + 1, "loss": mean[0] / max(1, mean[1])})
+                    window_loss.zero_()
+                    window_batches = 0
+                epoch_done = state.batches_in_epoch == batches_per_epoch
+                finished = state.global_step >= state.total_steps
+                if args.eval_steps and (state.global_step % args.eval_steps == 0 or finished):
+                    self._evaluate_and_track(train_loss=None)
+                    last_eval_step = state.global_step
+                if checkpointing and args.save_steps and state.global_step % args.save_steps == 0 and not epoch_done:
+                    state.epoch_loss_sum = epoch_loss.item()
+                    state.tokens_seen += int(tokens_pending) * env.world_size
+                    tokens_pending.zero_()
+                    self._save_checkpoint()
+                    last_save_step = state.global_step
+                if finished or state.should_stop or epoch_done:
                     break
-            record: dict[str, Any] = {"epoch": epoch, "step": step, "train_loss": running / max(1, seen)}
-            if self.eval_data is not None:
-                record.update({f"eval_{k}": v for k, v in self.evaluate().items()})
-            self.log(record)
-            result.history.append(record)
-            result.epochs_run = epoch
-            monitored = record.get(f"eval_{args.metric_for_best}", record["train_loss"])
-            if _improved(monitored, result.best_metric, bool(args.greater_is_better)):
-                result.best_metric, result.best_epoch, bad_epochs = monitored, epoch, 0
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                if self.save_best is not None and args.output_dir:
-                    self.save_best(model, Path(args.output_dir) / "best")
+            # the end of an epoch (or of training part-way through one)
+            train_loss = dist_utils.all_reduce_sum([epoch_loss.item(), state.epoch_loss_count], self.device)
+            train_loss = train_loss[0] / max(1, train_loss[1])
+            if last_eval_step != state.global_step and not args.eval_steps:
+                self._evaluate_and_track(train_loss=train_loss)
+                last_eval_step = state.global_step
+            elif state.history and state.history[-1].get("step") == state.global_step:
+                state.history[-1]["train_loss"] = train_loss
+            if state.batches_in_epoch == batches_per_epoch:
+                self._emit("on_epoch_end")
+                state.epoch += 1
+                state.batches_in_epoch = 0
+                state.epoch_loss_count = 0
+                epoch_loss.zero_()
+            state.epoch_loss_sum = epoch_loss.item()
+            state.tokens_seen += int(tokens_pending) * env.world_size
+            tokens_pending.zero_()
+            done = state.global_step >= state.total_steps or state.should_stop
+            periodic = args.save_steps is None or state.global_step % args.save_steps == 0
+            if checkpointing and last_save_step != state.global_step and (periodic or done):
+                self._save_checkpoint()
+                last_save_step = state.global_step
+
+        self._restore_best()
+        self._emit("on_train_end")
+        self.model.eval()
+        last = ckpt.latest(args.output_dir) if checkpointing else None
+        return TrainResult(best_metric=state.best_metric, best_epoch=state.best_epoch,
+                           epochs_run=state.epoch + (1 if state.batches_in_epoch else 0), steps=state.global_step,
+                           history=state.history, stopped_early=state.stopped_early,
+                           train_seconds=time.perf_counter() - start, best_step=state.best_step,
+                           resumed_from=str(resumed) if resumed else None, last_checkpoint=str(last) if last else None)
+
+    def _optimizer_step(self) -> None:
+        args, optimizer = self.args, self.optimizer
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+        if args.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.wrapped.parameters(), args.max_grad_norm)
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            optimizer.step()
+        self.scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    # -- evaluation and the best model --------------------------------------------------
+    def _evaluate_and_track(self, train_loss: float | None) -> None:
+        state, args = self.state, self.args
+        record: dict[str, Any] = {"epoch": state.epoch + 1, "step": state.global_step}
+        if train_loss is not None:
+            record["train_loss"] = train_loss
+        metrics: dict[str, float] = {}
+        if self.eval_data is not None:
+            metrics = self.evaluate()
+            record.update({f"eval_{k}": v for k, v in metrics.items()})
+        monitored = record.get(f"eval_{args.metric_for_best}", record.get("train_loss"))
+        if monitored is not None:
+            if _improved(monitored, state.best_metric, bool(args.greater_is_better)):
+                state.best_metric, state.best_step, state.best_epoch = monitored, state.global_step, state.epoch + 1
+                state.evals_without_improvement = 0
+                self._keep_best()
             else:
-                bad_epochs += 1
-                if args.early_stopping_patience is not None and bad_epochs >= args.early_stopping_patience:
-                    result.stopped_early = True
-                    break
-            if step >= total_steps:
-                break
-        progress.close()
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        model.eval()
-        result.steps, result.train_seconds = step, time.perf_counter() - start
-        return result
+                state.evals_without_improvement += 1
+        state.history.append(record)
+        self._log(dict(record))
+        self._emit("on_evaluate", metrics)
+
+    def _keep_best(self) -> None:
+        full = ckpt.model_state(self.wrapped, self.strategy)  # collective under FSDP
+        self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in full.items()}
+        if self.save_best is not None and self.args.output_dir and self.strategy != "fsdp" and self.is_main:
+            self.save_best(self.model, Path(self.args.output_dir) / "best")
+        dist_utils.barrier()
+
+    def _restore_best(self) -> None:
+        if self._best_state is not None:
+            ckpt.load_model_state(self.wrapped, self._best_state, self.strategy)
 
     @torch.no_grad()
     def evaluate(self, data: Sequence[Any] | None = None) -> dict[str, float]:
+        """Loss (and ``compute_metrics``) over ``data``; each process scores a contiguous share
+        and the results are gathered, so every process gets the metrics of the whole set."""
+        import torch.distributed as dist
+
         data = self.eval_data if data is None else data
-        model = self.model
+        if data is None:
+            raise ConfigError("evaluate() needs data: pass eval_data to the Trainer or data=... here.")
+        model = self.wrapped if self.wrapped is not None else self.model
         was_training = model.training
         model.eval()
-        loader = DataLoader(data, batch_size=self.args.eval_batch_size, shuffle=False,
-                            collate_fn=self.collate)
+        distributed = dist.is_available() and dist.is_initialized()
+        rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+        share = math.ceil(len(data) / world)
+        indices = list(range(rank * share, min(len(data), (rank + 1) * share)))
+        loader = DataLoader(torch.utils.data.Subset(data, indices), batch_size=self.args.eval_batch_size,
+                            shuffle=False, collate_fn=self.collate, generator=torch.Generator())
         total_loss, count, all_logits, all_labels = 0.0, 0, [], []
-        for batch in loader:
+        # under FSDP every rank must run the same number of forwards (they gather weights)
+        batches = math.ceil(share / self.args.eval_batch_size) if self.strategy == "fsdp" else None
+        iterator = iter(loader)
+        for _ in itertools.count() if batches is None else range(batches):
+            batch = next(iterator, None)
+            dummy = batch is None
+            if dummy:
+                if batches is None:
+                    break
+                batch = self.collate([data[0]])
             batch = {k: v.to(self.device) for k, v in batch.items()}
             with self.autocast():
                 out = model(**batch)
+            if dummy:
+                continue
             n = batch["labels"].shape[0]
             total_loss += out["loss"].item() * n
             count += n
             all_logits.append(out["logits"].float().cpu())
             all_labels.append(batch["labels"].cpu())
         model.train(was_training)
+        total_loss, count = dist_utils.all_reduce_sum([total_loss, count], self.device)
         metrics = {"loss": total_loss / max(1, count)}
         if self.compute_metrics is not None:
-            metrics.update(self.compute_metrics(torch.cat(all_logits), torch.cat(all_labels)))
+            parts = dist_utils.all_gather_objects((all_logits, all_labels))
+            logits = torch.cat([t for part in parts for t in part[0]])
+            labels = torch.cat([t for part in parts for t in part[1]])
+            metrics.update(self.compute_metrics(logits, labels))
         return metrics
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def _save_checkpoint(self) -> Path | None:
+        args, state = self.args, self.state
+        model_state = ckpt.model_state(self.wrapped, self.strategy)  # collectives: every rank
+        optimizer_state = ckpt.optimizer_state(self.wrapped, self.optimizer, self.strategy)
+        path = None
+        if self.is_main:
+            files: dict[str, Any] = {"model.safetensors": model_state, "optimizer.pt": optimizer_state,
+                                     "scheduler.pt": self.scheduler.state_dict(), "rng.pt": ckpt.rng_state()}
+            if self.scaler is not None:
+                files["scaler.pt"] = self.scaler.state_dict()
+            if self._best_state is not None and state.best_step == state.global_step:
+                state.best_checkpoint = f"step-{state.global_step:08d}"
+            meta = {**state.to_dict(), "world_size": self.env.world_size, "args": args.to_dict()}
+            path = ckpt.write(args.output_dir, state.global_step, files, meta)
+            keep = ckpt.checkpoint_dir(args.output_dir) / state.best_checkpoint if state.best_checkpoint else None
+            ckpt.rotate(args.output_dir, args.save_total_limit, keep=keep)
+        dist_utils.barrier()
+        if path is not None:
+            self._emit("on_save", path)
+        return path
+
+    def _load_checkpoint(self, path: Path) -> None:
+        import json
+
+        meta = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        if meta.get("world_size", 1) != self.env.world_size and meta.get("batches_in_epoch"):
+            logger.warning("Resuming a run of %s processes on %s: the data order inside the interrupted epoch "
+                           "differs from the original run.", meta.get("world_size"), self.env.world_size)
+        ckpt.load_model_state(self.wrapped, ckpt.load_weights(path / "model.safetensors"), self.strategy)
+        ckpt.load_optimizer_state(self.wrapped, self.optimizer, ckpt.load_pt(path / "optimizer.pt"), self.strategy)
+        self.scheduler.load_state_dict(ckpt.load_pt(path / "scheduler.pt"))
+        if self.scaler is not None and (path / "scaler.pt").is_file():
+            self.scaler.load_state_dict(ckpt.load_pt(path / "scaler.pt"))
+        total = self.state.total_steps
+        self.state = TrainerState.from_dict(meta)
+        self.state.total_steps = total
+        if self.state.best_checkpoint:
+            best = path.parent / self.state.best_checkpoint
+            if best.is_dir():
+                self._best_state = ckpt.load_weights(best / "model.safetensors")
+        ckpt.set_rng_state(ckpt.load_pt(path / "rng.pt"))
+        logger.info("Resumed from %s (step %d, epoch %d).", path, self.state.global_step, self.state.epoch + 1)
 
 
 def _improved(value: float, best: float | None, greater: bool) -> bool:
@@ -207,5 +472,26 @@ def _improved(value: float, best: float | None, greater: bool) -> bool:
     return value > best if greater else value < best
 
 
+def _batch_size(batch: Batch) -> int:
+    first = next(iter(batch.values()), None)
+    return int(first.shape[0]) if first is not None and first.ndim else 0
+
+
+def _token_count(batch: Batch) -> torch.Tensor | int:
+    if "attention_mask" in batch:
+        return batch["attention_mask"].sum()
+    if "input_ids" in batch:
+        return batch["input_ids"].numel()
+    return 0
+
+
+def _seq_len(batch: Batch) -> int:
+    ids = batch.get("input_ids")
+    return int(ids.shape[-1]) if ids is not None and ids.ndim >= 2 else 0
+
+
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     return {"accuracy": (logits.argmax(-1) == labels).float().mean().item()}
+
+
+__all__ = ["Trainer", "TrainResult", "accuracy", "decay_parameter_groups", "lr_lambda", "seed_everything"]

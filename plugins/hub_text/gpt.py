@@ -39,6 +39,17 @@ class CausalLM(nn.Module):
     def max_positions(self) -> int:
         return self.embeddings.max_positions
 
+    def flops_per_token(self, seq_len: int) -> float:
+        """Training FLOPs per token (6N + 12·L·C·T; N without position tables) for MFU."""
+        from hub.train.flops import transformer_flops_per_token
+
+        n = sum(p.numel() for p in self.parameters())
+        positions = getattr(self.embeddings, "positions", None)
+        if isinstance(positions, nn.Embedding):
+            n -= positions.weight.numel()
+        backbone = self.decoder.config
+        return transformer_flops_per_token(n, backbone.num_layers, backbone.hidden_size, seq_len)
+
     def new_cache(self, batch: int, max_length: int) -> KVCache:
         backbone = self.decoder.config
         weight = self.embeddings.tokens.weight

@@ -1,0 +1,178 @@
+"""Callbacks: small objects the Trainer calls at fixed points of a run.
+
+Every process calls them (so a callback can take part in collectives); the writers check
+``trainer.is_main`` before touching files or the terminal. ``on_log`` receives the record
+about to be written and may add entries to it: the producers (learning rate, throughput)
+run before the writers (JSONL, TensorBoard, progress bar) because ``default_callbacks``
+orders them so.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hub.train.flops import model_flops_per_token, peak_tflops
+from hub.train.state import TrainerState
+
+if TYPE_CHECKING:
+    from hub.train.trainer import Trainer
+
+
+class Callback:
+    """Override the hooks you need; each gets the trainer and its state."""
+
+    def on_train_begin(self, trainer: Trainer, state: TrainerState) -> None: ...
+
+    def on_step_end(self, trainer: Trainer, state: TrainerState) -> None: ...
+
+    def on_log(self, trainer: Trainer, state: TrainerState, logs: dict[str, Any]) -> None: ...
+
+    def on_evaluate(self, trainer: Trainer, state: TrainerState, metrics: dict[str, float]) -> None: ...
+
+    def on_save(self, trainer: Trainer, state: TrainerState, path: Path) -> None: ...
+
+    def on_epoch_end(self, trainer: Trainer, state: TrainerState) -> None: ...
+
+    def on_train_end(self, trainer: Trainer, state: TrainerState) -> None: ...
+
+
+class LearningRateMonitor(Callback):
+    """Adds ``lr`` (the first parameter group's learning rate) to every log record."""
+
+    def on_log(self, trainer: Trainer, state: TrainerState, logs: dict[str, Any]) -> None:
+        if "loss" in logs and trainer.scheduler is not None:
+            logs["lr"] = trainer.scheduler.get_last_lr()[0]
+
+
+class Throughput(Callback):
+    """Adds samples/s and tokens/s (all processes together) since the previous record, and
+    ``mfu`` when the model reports ``flops_per_token`` and the device's peak is known."""
+
+    def __init__(self) -> None:
+        self._last: tuple[float, int, int] | None = None
+
+    def on_train_begin(self, trainer: Trainer, state: TrainerState) -> None:
+        self._last = (time.perf_counter(), state.samples_seen, state.tokens_seen)
+
+    def on_log(self, trainer: Trainer, state: TrainerState, logs: dict[str, Any]) -> None:
+        if "loss" not in logs or self._last is None:
+            return
+        now = time.perf_counter()
+        then, samples, tokens = self._last
+        self._last = (now, state.samples_seen, state.tokens_seen)
+        seconds = now - then
+        if seconds <= 0:
+            return
+        logs["samples_per_s"] = round((state.samples_seen - samples) / seconds, 3)
+        if state.tokens_seen > tokens:
+            tokens_per_s = (state.tokens_seen - tokens) / seconds
+            logs["tokens_per_s"] = round(tokens_per_s, 1)
+            flops = model_flops_per_token(trainer.unwrapped_model, trainer.last_seq_len)
+            peak = trainer.args.peak_tflops or (
+                peak_tflops(_gpu_name(trainer)) if trainer.device.type == "cuda" else None)
+            if flops and peak:
+                logs["mfu"] = round(flops * tokens_per_s / (peak * 1e12 * trainer.env.world_size), 4)
+
+
+class EarlyStopping(Callback):
+    """Stops the run after ``patience`` evaluations without improvement of the monitored metric."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+
+    def on_evaluate(self, trainer: Trainer, state: TrainerState, metrics: dict[str, float]) -> None:
+        if state.evals_without_improvement >= self.patience:
+            state.should_stop = state.stopped_early = True
+
+
+class JsonlLogger(Callback):
+    """Appends every record to ``output_dir/metrics.jsonl`` (rank 0)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_log(self, trainer: Trainer, state: TrainerState, logs: dict[str, Any]) -> None:
+        if trainer.is_main:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(logs) + "\n")
+
+
+class TensorBoardLogger(Callback):
+    """Scalars to ``output_dir/tensorboard`` when the tensorboard package is installed (rank 0)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir, self.writer = log_dir, None
+
+    def on_train_begin(self, trainer: Trainer, state: TrainerState) -> None:
+        if trainer.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.log_dir))
+
+    def on_log(self, trainer: Trainer, state: TrainerState, logs: dict[str, Any]) -> None:
+        if self.writer is not None:
+            for key, value in logs.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("step", "epoch"):
+                    self.writer.add_scalar(key, value, logs.get("step", state.global_step))
+
+    def on_train_end(self, trainer: Trainer, state: TrainerState) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over optimizer steps with the latest loss (rank 0)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def on_train_begin(self, trainer: Trainer, state: TrainerState) -> None:
+        if trainer.is_main:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=state.total_steps, initial=state.global_step, desc="training", unit="step")
+
+    def on_step_end(self, trainer: Trainer, state: TrainerState) -> None:
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, trainer: Trainer, state: TrainerState, logs: dict[str, Any]) -> None:
+        if self.bar is not None and "loss" in logs:
+            self.bar.set_postfix(loss=f"{logs['loss']:.4f}")
+
+    def on_train_end(self, trainer: Trainer, state: TrainerState) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def tensorboard_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def default_callbacks(args: Any) -> list[Callback]:
+    """Producers first, then writers; what the arguments ask for."""
+    callbacks: list[Callback] = [LearningRateMonitor(), Throughput()]
+    if args.early_stopping_patience is not None:
+        callbacks.append(EarlyStopping(args.early_stopping_patience))
+    if args.output_dir:
+        callbacks.append(JsonlLogger(Path(args.output_dir) / "metrics.jsonl"))
+        wants_tb = args.tensorboard if args.tensorboard is not None else tensorboard_available()
+        if wants_tb:
+            callbacks.append(TensorBoardLogger(Path(args.output_dir) / "tensorboard"))
+    if args.progress:
+        callbacks.append(ProgressBar())
+    return callbacks
+
+
+def _gpu_name(trainer: Trainer) -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name(trainer.device) if torch.cuda.is_available() else None
