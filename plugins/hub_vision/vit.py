@@ -124,6 +124,46 @@ class VisionTransformer(nn.Module):
     def num_prefix_tokens(self) -> int:
         return self.embeddings.num_prefix_tokens
 
+    @property
+    def in_chans(self) -> int:
+        return int(self.config.get("in_chans", 3))
+
+    channels_last = False  # a patch convolution then matmuls: NCHW is as fast
+
+    def classifier(self) -> nn.Module:
+        """The head (an Identity when the model has no classifier)."""
+        return self.head if self.head is not None else nn.Identity()
+
+    def reset_classifier(self, labels: list[str]) -> None:
+        """A new, freshly initialised linear head for ``labels`` (timm's zero-init head)."""
+        width = self.embeddings.proj.out_channels
+        head = nn.Linear(width, len(labels), device=self.embeddings.proj.weight.device,
+                         dtype=self.embeddings.proj.weight.dtype)
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+        self.head, self.num_classes = head, len(labels)
+        self.config = {**self.config, "num_classes": len(labels), "labels": list(labels)}
+
+    def feature_maps(self, pixel_values: torch.Tensor, indices: int | list[int] | None = None,
+                     norm: bool = False) -> list[torch.Tensor]:
+        """Block outputs as (B, C, grid_h, grid_w) maps, prefix tokens dropped: timm's
+        ``forward_intermediates(..., output_fmt="NCHW", intermediates_only=True)``.
+        ``indices``: None = every block, an int k = the last k, a list = those blocks."""
+        _, hidden = self.encoder(self.embed(pixel_values), output_hidden_states=True)
+        blocks = hidden[1:]
+        n = len(blocks)
+        chosen = range(n) if indices is None else (
+            range(n - indices, n) if isinstance(indices, int) else [i % n for i in indices])
+        gh, gw = self.embeddings.grid_size
+        maps = []
+        for i in chosen:
+            x = blocks[i]
+            if norm and not isinstance(self.encoder.final_norm, nn.Identity):
+                x = self.encoder.final_norm(x)
+            x = x[:, self.num_prefix_tokens:]  # (B, N, C)
+            maps.append(x.transpose(1, 2).reshape(x.shape[0], x.shape[2], gh, gw))
+        return maps
+
     def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(B, in_chans, H, W) -> (B, T, C) tokens entering the first block."""
         x = self.embeddings(pixel_values)

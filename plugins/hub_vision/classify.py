@@ -1,0 +1,91 @@
+"""``image-classify``: images in, the top-k ``{"label", "score"}`` out (as transformers'
+image-classification pipeline returns them: a list per image, best first)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from hub.errors import InvalidInputError
+from hub.results import Prediction
+from hub_vision.vision_base import VisionPipeline
+
+
+class ImageClassificationPipeline(VisionPipeline):
+    task = "image-classify"
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(self.pixels(batch))["logits"].float()  # (B, num_classes)
+
+    def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
+                    top_k: int | None = 5, **_: Any) -> list[Prediction]:
+        labels = self.labels
+        k = len(labels) if top_k is None else top_k
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise InvalidInputError(f"top_k must be a positive integer or None, got {top_k!r}.")
+        scores, indices = outputs[0].softmax(-1).topk(min(k, len(labels)))
+        return [Prediction(label=labels[i], score=s) for s, i in zip(scores.tolist(), indices.tolist())]
+
+    @classmethod
+    def from_torchvision(cls, model: nn.Module | str, weights: Any = None, *, labels: list[str] | None = None,
+                         device: Any = None, dtype: Any = None) -> "ImageClassificationPipeline":
+        """A pipeline around a torchvision ResNet: a model object (its weights are copied) or a
+        builder name (``"resnet50"``) with ``weights`` (a torchvision ``Weights`` enum member,
+        whose transforms and categories become the pipeline's preprocessing and labels)."""
+        from hub.api import _torch_device, _torch_dtype
+        from hub_vision.cnn import TorchvisionResNet
+
+        name = model if isinstance(model, str) else _torchvision_name(model)
+        if isinstance(model, str):
+            import torchvision
+
+            model = torchvision.models.get_model(name, weights=weights)
+        num_classes = model.fc.out_features
+        categories = list(getattr(weights, "meta", {}).get("categories") or []) if weights is not None else []
+        labels = list(labels) if labels is not None else (categories if len(categories) == num_classes else None)
+        config: dict[str, Any] = {"torchvision_model": name, "num_classes": num_classes,
+                                  "preprocess": _torchvision_preprocess(weights)}
+        if labels:
+            config["labels"] = labels
+        wrapper = TorchvisionResNet(config)
+        wrapper.model.load_state_dict(model.state_dict())
+        metadata = {"task": cls.task, "architecture": "torchvision-resnet", "source": f"torchvision:{name}",
+                    "labels": wrapper.labels}
+        return cls(wrapper, device=_torch_device(device), dtype=_torch_dtype(dtype), metadata=metadata)
+
+
+def _torchvision_name(model: nn.Module) -> str:
+    import torchvision
+
+    from hub_vision.cnn import TORCHVISION_RESNETS
+
+    if not isinstance(model, torchvision.models.ResNet):
+        raise InvalidInputError(f"from_torchvision takes a torchvision ResNet, got {type(model).__name__}.")
+    layers = [len(getattr(model, f"layer{i}")) for i in range(1, 5)]
+    block = type(model.layer1[0]).__name__
+    groups, width = model.layer1[0].conv2.groups if block == "Bottleneck" else 1, model.layer1[0].conv1.out_channels
+    for name in torchvision.models.list_models(torchvision.models):
+        if not name.startswith(TORCHVISION_RESNETS):
+            continue
+        with torch.device("meta"):
+            candidate = torchvision.models.get_model(name, weights=None)
+        first = candidate.layer1[0]
+        if ([len(getattr(candidate, f"layer{i}")) for i in range(1, 5)] == layers
+                and type(first).__name__ == block and first.conv1.out_channels == width
+                and (first.conv2.groups if block == "Bottleneck" else 1) == groups):
+            return name
+    raise InvalidInputError("this torchvision ResNet matches none of torchvision's ResNet builders.")
+
+
+def _torchvision_preprocess(weights: Any) -> dict[str, Any]:
+    """torchvision's ImageClassification transform as timm's data config (resize the short
+    side to resize_size, centre-crop crop_size: crop_pct = crop / resize)."""
+    if weights is None:
+        return {"input_size": [3, 224, 224], "crop_pct": 224 / 256, "interpolation": "bilinear",
+                "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    t = weights.transforms()
+    crop, resize = t.crop_size[0], t.resize_size[0]
+    return {"input_size": [3, crop, crop], "crop_pct": crop / resize, "crop_mode": "center",
+            "interpolation": t.interpolation.value, "mean": list(t.mean), "std": list(t.std)}

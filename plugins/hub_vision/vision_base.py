@@ -1,0 +1,299 @@
+"""What the vision pipelines share: loading any vision model folder, turning images into
+batches with the model's own preprocessing, fast batched inference, saving, fine-tuning
+and from-scratch models.
+
+Models (``vit`` on the shared backbone, ``timm`` for timm's CNNs, ``torchvision-resnet``)
+share one interface (see :mod:`hub_vision.cnn`). Inference runs CNNs in channels-last
+memory format (oneDNN's and cuDNN's fast layout for convolutions) and in the pipeline's
+dtype (``dtype="bfloat16"``: bf16 weights on a CPU, bf16 autocast on CUDA).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from hub._fs import atomic_directory
+from hub.card import render_model_card
+from hub.errors import ConfigError, InputTypeError, InvalidInputError, ModelLoadError
+from hub.modeling import load_model, save_model
+from hub.pipeline import Pipeline
+from hub_vision.images import load_images, to_pil
+from hub_vision.preprocess import as_preprocess, data_config, eval_transform, train_transform
+
+logger = logging.getLogger(__name__)
+#: lists longer than this many batches are preprocessed chunk by chunk (bounded memory)
+CHUNK_BATCHES = 8
+
+
+def architecture_of(model: nn.Module) -> str:
+    from hub_vision.cnn import TimmModel, TorchvisionResNet
+    from hub_vision.vit import VisionTransformer
+
+    for cls, name in ((VisionTransformer, "vit"), (TimmModel, "timm"), (TorchvisionResNet, "torchvision-resnet")):
+        if isinstance(model, cls):
+            return name
+    raise ModelLoadError(f"{type(model).__name__} is not a Hub vision model (vit, timm, torchvision-resnet).")
+
+
+def scratch_config(config: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """``hub.create`` config -> (architecture, model config). ``timm_model`` / ``torchvision_model``
+    pick a CNN; otherwise a ViT, whose backbone sizes may be given at the top level
+    (``num_layers``, ``hidden_size``, ``num_heads``, ``intermediate_size``)."""
+    config = dict(config or {})
+    if "timm_model" in config:
+        return "timm", config
+    if "torchvision_model" in config:
+        return "torchvision-resnet", config
+    backbone = dict(config.pop("backbone", {}))
+    for key in ("num_layers", "hidden_size", "num_heads", "intermediate_size"):
+        if key in config:
+            backbone[key] = config.pop(key)
+    hidden = backbone.setdefault("hidden_size", 192)
+    backbone.setdefault("num_layers", 6)
+    backbone.setdefault("num_heads", max(1, hidden // 64))
+    backbone.setdefault("intermediate_size", 4 * hidden)
+    backbone.setdefault("max_positions", 0)
+    config["backbone"] = backbone
+    if "labels" in config:
+        config.setdefault("num_classes", len(config["labels"]))
+    return "vit", config
+
+
+class VisionPipeline(Pipeline):
+    """Base of ``image-classify`` and ``image-embed``."""
+
+    __abstract__ = True
+    default_batch_size: ClassVar[int] = 32
+
+    def __init__(self, model: nn.Module, *, device: torch.device | str = "cpu", dtype: torch.dtype | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        super().__init__(model, device=device, dtype=dtype, metadata=metadata)
+        self.architecture = architecture_of(model)
+        self.model.to(self.device).eval()
+        if dtype is not None:
+            self.model.to(dtype)  # bf16 weights, so no per-call casts of them
+        if getattr(model, "channels_last", False):
+            self.model.to(memory_format=torch.channels_last)
+        self.data_config = data_config(model.config.get("preprocess"), in_chans=model.in_chans,
+                                       img_size=model.config.get("img_size"))
+        model.config = {**model.config, "preprocess": as_preprocess(self.data_config)}
+        self.transform = eval_transform(self.data_config)
+        self.image_mode = "L" if model.in_chans == 1 else "RGB"
+
+    @classmethod
+    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
+                    metadata: dict[str, Any]) -> "VisionPipeline":
+        loaded = load_model(folder, device=device, dtype=dtype)
+        if not hasattr(loaded.module, "feature_maps"):
+            raise ModelLoadError(f"{str(folder)!r} holds a {loaded.architecture!r} model; {cls.task} needs a "
+                                 "vision model (vit, timm or torchvision-resnet).")
+        metadata = {**metadata, "architecture": loaded.architecture}
+        if loaded.converted_from:
+            metadata["converted_from"] = loaded.converted_from
+        metadata["labels"] = loaded.module.labels
+        return cls(loaded.module, device=device, dtype=dtype, metadata=metadata)
+
+    @classmethod
+    def from_scratch(cls, config: dict[str, Any] | None = None, tokenizer: Any = None, *,
+                     device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+                     seed: int | None = None) -> "VisionPipeline":
+        """A randomly initialised model (``hub.create``): a ViT unless the config names
+        ``timm_model`` or ``torchvision_model``; ``labels`` sets the classes."""
+        from hub.modeling import build_module
+
+        if tokenizer is not None:
+            raise ConfigError(f"{cls.task} models take no tokenizer.")
+        architecture, arch_config = scratch_config(config)
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = build_module(architecture, arch_config)
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        metadata = {"task": cls.task, "architecture": architecture, "source": "scratch", "labels": model.labels}
+        return cls(model, device=device, dtype=dtype, metadata=metadata)
+
+    # -- inference -----------------------------------------------------------------
+    @property
+    def labels(self) -> list[str]:
+        return self.model.labels
+
+    def __call__(self, inputs: Any, *, batch_size: int | None = None, **params: Any) -> Any:
+        if isinstance(inputs, (list, tuple)):
+            step = (batch_size or self.default_batch_size) * CHUNK_BATCHES
+            if len(inputs) > step and isinstance(batch_size or self.default_batch_size, int):
+                results: list[Any] = []
+                for start in range(0, len(inputs), step):
+                    try:
+                        results += super().__call__(list(inputs[start:start + step]), batch_size=batch_size,
+                                                    **params)
+                    except (InvalidInputError, InputTypeError) as exc:  # name the index in the whole list
+                        raise _shift_index(exc, start) from None
+                return results
+        return super().__call__(inputs, batch_size=batch_size, **params)
+
+    def preprocess(self, inputs: list[Any], **_: Any) -> list[dict[str, Any]]:
+        images = load_images(inputs, self.task, self.image_mode)
+        return [{"pixel_values": self.transform(image), "length": 0} for image in images]
+
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        batch = {"pixel_values": torch.stack([f["pixel_values"] for f in features])}
+        if "label" in features[0]:
+            batch["labels"] = torch.tensor([f["label"] for f in features], dtype=torch.long)
+        return batch
+
+    def pixels(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The batch's pixels in the model's dtype and memory format."""
+        x = batch["pixel_values"]
+        dtype = next(self.model.parameters()).dtype
+        x = x.to(dtype) if x.dtype != dtype else x
+        return x.contiguous(memory_format=torch.channels_last) if getattr(self.model, "channels_last", False) else x
+
+    def feature_maps(self, inputs: Any, *, indices: int | list[int] | None = None,
+                     batch_size: int | None = None) -> Any:
+        """Intermediate feature maps per image: a list of (C_i, H_i, W_i) tensors (timm's
+        ``features_only`` levels for CNNs; block outputs as grids for a ViT)."""
+        single = not isinstance(inputs, (list, tuple))
+        items = [inputs] if single else list(inputs)
+        if not items:
+            raise InvalidInputError(f"{self.task}: got an empty list of images.")
+        features = self.preprocess(items)
+        size = batch_size or self.default_batch_size
+        out: list[list[torch.Tensor]] = []
+        for start in range(0, len(features), size):
+            batch = self.collate(features[start:start + size])
+            with torch.inference_mode(), self.autocast():
+                maps = self.model.feature_maps(self.pixels({k: v.to(self.device) for k, v in batch.items()}),
+                                               indices=indices)
+            out += [[m[row].float().cpu() for m in maps] for row in range(batch["pixel_values"].shape[0])]
+        return out[0] if single else out
+
+    def features_only(self, indices: int | list[int] | None = None) -> nn.Module:
+        """The model as a feature-map extractor for downstream heads (detection, segmentation):
+        ``module(pixel_values) -> [(B, C_i, H_i, W_i), ...]``; it shares this pipeline's weights."""
+        return FeatureExtractor(self.model, indices)
+
+    # -- saving --------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        """config.json (architecture, config with labels and preprocessing) + model.safetensors +
+        README.md, written atomically."""
+        with atomic_directory(folder) as tmp:
+            save_model(self.model, self.architecture, self.model.config, tmp, extra={"task": self.task})
+            card = {k: v for k, v in self.metadata.items() if k in ("license", "model_name", "metrics", "labels")}
+            (tmp / "README.md").write_text(render_model_card({**card, "task": self.task}), encoding="utf-8")
+        return Path(folder).resolve()
+
+    # -- training ------------------------------------------------------------------
+    def fine_tune(self, train: Any, eval: Any = None, *, labels: list[str] | None = None,
+                  freeze_backbone: bool = False, augment: dict[str, Any] | None = None, **training_args: Any):
+        """Fine-tune on labelled images: an ImageFolder (``root/<class>/<image>``), a CSV of
+        ``path,label`` or a list of ``(image, label)`` pairs (:mod:`hub_vision.data`).
+
+        Training images go through timm's training transform (RandomResizedCrop + flip; more
+        with ``augment``, e.g. ``{"scale": (0.5, 1.0), "color_jitter": 0.2}``), evaluation
+        images through the model's own preprocessing. A new head is made when the data's
+        labels differ from the model's; ``freeze_backbone=True`` trains the head only (batch
+        norm statistics frozen too). ``training_args`` are :class:`hub.train.TrainingArguments`.
+        Returns the :class:`~hub.train.TrainResult`; the pipeline keeps the best epoch.
+        """
+        from hub.train import Trainer, TrainingArguments
+        from hub.train.trainer import accuracy
+        from hub_vision.data import read_labelled
+
+        args = TrainingArguments.from_kwargs(**training_args)
+        train_rows = read_labelled(train)
+        eval_rows = read_labelled(eval) if eval is not None else None
+        found = sorted({label for _, label in train_rows + (eval_rows or [])})
+        current = self.labels if self.model.num_classes > 0 else []
+        labels = list(labels) if labels is not None else (current if set(found) <= set(current) else found)
+        unknown = sorted(set(found) - set(labels))
+        if unknown:
+            raise InvalidInputError(f"labels {unknown} in the data are not among labels={labels}.")
+        if labels != current:
+            self.model.reset_classifier(labels)
+            self.model.to(self.device)
+        index = {label: i for i, label in enumerate(labels)}
+        augmenter = train_transform(self.data_config, augment)
+        mode, task = self.image_mode, self.task
+
+        def collate_train(items: list[tuple[int, Any, int]]) -> dict[str, torch.Tensor]:
+            pixels = [augmenter(to_pil(image, number, f"{task} training data", mode)) for number, image, _ in items]
+            return {"pixel_values": torch.stack(pixels), "labels": torch.tensor([y for _, _, y in items])}
+
+        train_data = [(number, image, index[label]) for number, (image, label) in enumerate(train_rows)]
+        eval_data = None
+        if eval_rows:
+            eval_data = self.preprocess([image for image, _ in eval_rows])
+            for feature, (_, label) in zip(eval_data, eval_rows):
+                feature["label"] = index[label]
+        frozen = []
+        if freeze_backbone:
+            head = {id(p) for p in self.model.classifier().parameters()}
+            frozen = [p for p in self.model.parameters() if id(p) not in head and p.requires_grad]
+            for p in frozen:
+                p.requires_grad_(False)
+        try:
+            trainer = Trainer(self.model, args, train_data=train_data, collate=collate_train, eval_data=eval_data,
+                              compute_metrics=accuracy, save_best=lambda model, path: self.save(path))
+            result = trainer.train()
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+        self.model.to(self.device).eval()
+        self.metadata.update(labels=labels, head_initialized=True)
+        return result
+
+    def evaluate(self, data: Any, *, batch_size: int | None = None) -> dict[str, float]:
+        """Top-1 accuracy on labelled images (the inputs :meth:`fine_tune` takes)."""
+        from hub_vision.data import read_labelled
+
+        rows = read_labelled(data)
+        logits = self.logits([image for image, _ in rows], batch_size=batch_size)
+        predicted = [self.labels[i] for i in logits.argmax(-1).tolist()]
+        correct = sum(p == label for p, (_, label) in zip(predicted, rows))
+        return {"accuracy": correct / len(rows), "n": len(rows)}
+
+    def logits(self, images: list[Any], *, batch_size: int | None = None) -> torch.Tensor:
+        """(N, num_classes) float logits for a list of images."""
+        size = batch_size or self.default_batch_size
+        out = []
+        for start in range(0, len(images), size * CHUNK_BATCHES):
+            try:
+                features = self.preprocess(images[start:start + size * CHUNK_BATCHES])
+            except (InvalidInputError, InputTypeError) as exc:
+                raise _shift_index(exc, start) from None
+            for first in range(0, len(features), size):
+                batch = {k: v.to(self.device) for k, v in self.collate(features[first:first + size]).items()}
+                with torch.inference_mode(), self.autocast():
+                    out.append(self.model(self.pixels(batch))["logits"].float().cpu())
+        return torch.cat(out)
+
+    def pretrain(self, data: Any, eval: Any = None, *, objective: str | None = None, **options: Any):
+        """Pretrain: ``objective="supervised"`` trains every weight on labelled images (an
+        ImageFolder or CSV; the default for such data), ``"mim"`` is masked-image modelling
+        on unlabelled images (ViT only; the default for a folder of images without class
+        folders). See :mod:`hub_vision.pretrain`."""
+        from hub_vision.pretrain import pretrain
+
+        return pretrain(self, data, eval=eval, objective=objective, **options)
+
+
+class FeatureExtractor(nn.Module):
+    """``features_only`` view of a Hub vision model (weights shared, not copied)."""
+
+    def __init__(self, model: nn.Module, indices: int | list[int] | None = None) -> None:
+        super().__init__()
+        self.model, self.indices = model, indices
+
+    def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        return self.model.feature_maps(pixel_values, indices=self.indices)
+
+
+def _shift_index(exc: Exception, offset: int) -> Exception:
+    import re
+
+    message = re.sub(r"input (\d+)", lambda m: f"input {int(m.group(1)) + offset}", str(exc), count=1)
+    return type(exc)(message)
