@@ -1,3 +1,36 @@
 """Registrations of the built-in recommender plugin (data only; nothing heavy is imported)."""
 
 from __future__ import annotations
+
+from hub import hookimpl
+from hub.specs import ArchitectureSpec, TaskSpec
+
+
+@hookimpl
+def hub_tasks() -> list[TaskSpec]:
+    return [
+        TaskSpec(
+            name="recommend",
+            pipeline="hub_recsys.pipeline:RecommendPipeline",
+            description="Recommend items to users: [{'item', 'score'}] per user; similar_items; "
+                        "cold start by popularity or the user's recent items.",
+            aliases=("recommendation", "recsys"),
+            modality="recsys",
+        ),
+    ]
+
+
+@hookimpl
+def hub_architectures() -> list[ArchitectureSpec]:
+    return [
+        ArchitectureSpec("mf", "hub_recsys.models:build_mf",
+                         "Biased matrix factorisation for explicit ratings (RMSE)."),
+        ArchitectureSpec("bpr", "hub_recsys.models:build_bpr",
+                         "Matrix factorisation trained with the BPR pairwise loss (implicit feedback)."),
+        ArchitectureSpec("ncf", "hub_recsys.models:build_ncf",
+                         "Neural collaborative filtering (NeuMF: GMF + MLP), implicit feedback."),
+        ArchitectureSpec("sasrec", "hub_recsys.models:build_sasrec",
+                         "SASRec: causal self-attention over item histories on the shared backbone."),
+        ArchitectureSpec("bert4rec", "hub_recsys.models:build_bert4rec",
+                         "BERT4Rec: bidirectional masked-item model on the shared backbone."),
+    ]
