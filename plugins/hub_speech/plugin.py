@@ -1,3 +1,48 @@
 """Registrations of the built-in speech plugin (data only; nothing heavy is imported)."""
 
 from __future__ import annotations
+
+from hub import hookimpl
+from hub.specs import ArchitectureSpec, ConverterSpec, TaskSpec
+
+
+@hookimpl
+def hub_tasks() -> list[TaskSpec]:
+    return [
+        TaskSpec(
+            name="speech-recognize",
+            pipeline="hub_speech.recognize:SpeechRecognitionPipeline",
+            description="Speech to text: {'text'} per audio (word/char timestamps optional); greedy or "
+                        "beam-search CTC decoding; long audio chunked with overlap.",
+            aliases=("automatic-speech-recognition", "asr"),
+            modality="audio",
+        ),
+        TaskSpec(
+            name="audio-classify",
+            pipeline="hub_speech.classify:AudioClassificationPipeline",
+            description="Classify audio clips (keyword spotting by default): top-k {'label', 'score'}.",
+            aliases=("audio-classification", "keyword-spotting"),
+            modality="audio",
+        ),
+    ]
+
+
+@hookimpl
+def hub_architectures() -> list[ArchitectureSpec]:
+    return [
+        ArchitectureSpec("speech-ctc", "hub_speech.models:build_speech_ctc",
+                         "Log-mel front end + conv subsampling + shared pre-norm backbone (rotary) + CTC head."),
+        ArchitectureSpec("audio-classifier", "hub_speech.models:build_audio_classifier",
+                         "Log-mel front end + conv subsampling + shared backbone + mean-pooled linear classifier."),
+        ArchitectureSpec("wav2vec2-ctc", "hub_speech.wav2vec2:build_wav2vec2_ctc",
+                         "wav2vec 2.0 conv feature encoder + conv positions + shared backbone + CTC head."),
+    ]
+
+
+@hookimpl
+def hub_converters() -> list[ConverterSpec]:
+    return [
+        ConverterSpec(name="transformers-wav2vec2", source="transformers", model_types=("wav2vec2",),
+                      architecture="wav2vec2-ctc", convert="hub_speech.wav2vec2:convert_wav2vec2",
+                      description="transformers Wav2Vec2ForCTC (base layout and do_stable_layer_norm)."),
+    ]

@@ -1,0 +1,99 @@
+"""Train the shipped speech defaults from scratch on synthesised speech, and measure them on
+a synthesiser held out of training.
+
+    python -m examples.train_speech_defaults kws   # audio-classify default: keywords-kws20
+    python -m examples.train_speech_defaults asr   # speech-recognize default: commands-ctc
+
+Data: ``examples/data_prep_speech.py`` (espeak-ng + festival voices for training, flite's
+awb and rms voices for the test). 10 % of the training clips (every tenth) are kept aside
+for validation, which picks the best epoch; the flite test set is used once, at the end.
+The model is written to ``plugins/hub_speech/weights/<name>/`` with its test figures in
+``metrics.json`` (copy them into registry.yaml; ``tests/speech/test_default_models.py``
+checks them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import hub
+from examples.data_prep import cache_dir
+from examples.data_prep_speech import manifest
+from hub._fs import atomic_write_text
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "plugins" / "hub_speech" / "weights"
+RECIPES = {
+    "kws": {
+        "name": "keywords-kws20", "task": "audio-classify",
+        "config": {"backbone": {"hidden_size": 128, "num_layers": 4, "num_heads": 4, "intermediate_size": 512,
+                                "rotary_dim": 32}, "subsample_channels": 32},
+        "training": {"epochs": 30, "batch_size": 32, "learning_rate": 1e-3, "warmup_ratio": 0.05,
+                     "weight_decay": 0.05, "schedule": "cosine", "metric_for_best": "accuracy"},
+    },
+    "asr": {
+        "name": "commands-ctc", "task": "speech-recognize",
+        "config": {"backbone": {"hidden_size": 144, "num_layers": 6, "num_heads": 4, "intermediate_size": 576,
+                                "rotary_dim": 36}, "subsample_channels": 32},
+        "training": {"epochs": 25, "batch_size": 32, "learning_rate": 1e-3, "warmup_ratio": 0.05,
+                     "weight_decay": 0.05, "schedule": "cosine"},
+    },
+}
+
+
+def split(path: Path) -> tuple[list[dict], list[dict]]:
+    """(train, validation) records of a manifest: every tenth clip goes to validation."""
+    base = path.parent
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for row in rows:
+        row["path"] = str(base / row["path"])
+    return [r for i, r in enumerate(rows) if i % 10], [r for i, r in enumerate(rows) if not i % 10]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("which", choices=sorted(RECIPES))
+    parser.add_argument("--epochs", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = RECIPES[args.which]
+    training = dict(recipe["training"])
+    if args.epochs:
+        training["epochs"] = args.epochs
+    train, val = split(manifest(args.which, "train"))
+    test = manifest(args.which, "test")
+    config = dict(recipe["config"])
+    if recipe["task"] == "audio-classify":
+        config["labels"] = sorted({r["label"] for r in train})
+    pipe = hub.create(recipe["task"], config=config, device="cpu", seed=0)
+    params = sum(p.numel() for p in pipe.model.parameters())
+    print(f"{recipe['name']}: {params / 1e6:.2f} M parameters, {len(train)} train / {len(val)} validation clips",
+          flush=True)
+    start = time.perf_counter()
+    output = args.output or WEIGHTS / recipe["name"]
+    result = pipe.fine_tune(train, eval=val, output_dir=str(cache_dir() / "speech" / f"run-{recipe['name']}"),
+                            save_checkpoints=False, progress=False, log_every=20, **training)
+    minutes = (time.perf_counter() - start) / 60
+    print(f"trained in {minutes:.1f} min; best {result.best_metric} at epoch {result.best_epoch}", flush=True)
+    figures = pipe.evaluate(test, batch_size=32)
+    figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
+    print(f"held-out flite voices: {figures}", flush=True)
+    pipe.metadata.update(model_name=recipe["name"], license="apache-2.0",
+                         metrics={"dataset": "flite awb+rms (held-out synthesiser)", **figures})
+    pipe.save(output)
+    atomic_write_text(output / "metrics.json", json.dumps(
+        {"test": figures, "validation_best": result.best_metric, "best_epoch": result.best_epoch,
+         "train_minutes": round(minutes, 1), "parameters": params, "training": training,
+         "config": recipe["config"]}, indent=2) + "\n")
+    print(f"saved {output}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

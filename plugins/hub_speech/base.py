@@ -1,0 +1,185 @@
+"""What the speech pipelines share: loading models, audio inputs -> (chunked) waveforms,
+padding into batches, the training loop around the common Trainer, and saving.
+
+Long audio: a clip longer than ``chunk_length_s`` is cut into chunks of that length that
+overlap their neighbours by ``stride_length_s`` on each side (default a sixth of the chunk,
+as transformers' ASR pipeline does); every chunk goes through the model and the task
+stitches the chunks' outputs (recognition: each chunk's frames in its overlap zones are
+dropped and the rest concatenated before decoding; classification: chunk probabilities
+averaged, weighted by length). Nothing is truncated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from hub._fs import atomic_directory
+from hub.card import render_model_card
+from hub.errors import InvalidInputError, ModelLoadError
+from hub.modeling import load_model, save_model
+from hub.pipeline import Pipeline
+from hub_speech.audio import load_audio, normalize
+
+logger = logging.getLogger(__name__)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{str(path)!r} is not valid JSON ({exc}).") from None
+
+
+def load_speech_model(folder: Path, *, device: torch.device, dtype: torch.dtype | None,
+                      metadata: dict[str, Any], accepts: tuple[type, ...], task: str, needs: str
+                      ) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Load ``folder`` (Hub or transformers format); converted wav2vec2 models get their
+    vocabulary from ``vocab.json`` and ``do_normalize`` from ``preprocessor_config.json``."""
+    loaded = load_model(folder, device=device, dtype=dtype)
+    model = loaded.module
+    if not isinstance(model, accepts):
+        raise ModelLoadError(f"{str(folder)!r} holds a {loaded.architecture!r} model; {task} needs {needs}.")
+    if loaded.converted_from:
+        vocab = read_json(folder / "vocab.json")
+        if vocab:
+            tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+            if len(tokens) != model.head.proj.out_features:
+                raise ModelLoadError(f"{str(folder / 'vocab.json')!r} has {len(tokens)} tokens but the model "
+                                     f"outputs {model.head.proj.out_features}.")
+            model.config["vocab"] = tokens
+        preprocessor = read_json(folder / "preprocessor_config.json")
+        model.config["do_normalize"] = bool(preprocessor.get("do_normalize", True))
+        model.config["sample_rate"] = int(preprocessor.get("sampling_rate", 16000))
+    metadata = {**metadata, "architecture": loaded.architecture}
+    if loaded.converted_from:
+        metadata["converted_from"] = loaded.converted_from
+    return model.eval(), metadata
+
+
+class AudioPipeline(Pipeline):
+    """Base of the speech pipelines; ``self.model`` takes (B, S) waveforms + a sample mask."""
+
+    __abstract__ = True
+    architecture: ClassVar[str] = ""
+    default_batch_size = 8
+    default_chunk_length_s: ClassVar[float] = 20.0
+
+    def __init__(self, model: torch.nn.Module, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.model.to(self.device)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.model.sample_rate
+
+    # -- inputs --------------------------------------------------------------------------
+    def load_inputs(self, inputs: list[Any], sampling_rate: int | None) -> list[Any]:
+        return [load_audio(item, sampling_rate=sampling_rate, target_rate=self.sample_rate, index=i)
+                for i, item in enumerate(inputs)]
+
+    def prepare(self, samples: np.ndarray) -> np.ndarray:
+        return normalize(samples) if self.model.config.get("do_normalize", True) else samples
+
+    def chunk(self, inputs: list[Any], *, sampling_rate: int | None = None, chunk_length_s: float | None = None,
+              stride_length_s: float | None = None) -> list[dict[str, Any]]:
+        """Features: one per input, or one per overlapping chunk of a long input."""
+        chunk_s = self.default_chunk_length_s if chunk_length_s is None else chunk_length_s
+        if not isinstance(chunk_s, (int, float)) or chunk_s <= 0:
+            raise InvalidInputError(f"chunk_length_s must be a positive number of seconds, got {chunk_length_s!r}.")
+        stride_s = chunk_s / 6 if stride_length_s is None else stride_length_s
+        if not isinstance(stride_s, (int, float)) or stride_s < 0 or 2 * stride_s >= chunk_s:
+            raise InvalidInputError(f"stride_length_s must be >= 0 and less than half of chunk_length_s "
+                                    f"({chunk_s}), got {stride_length_s!r}.")
+        rate, frame = self.sample_rate, self.model.samples_per_frame
+        # chunk and stride lengths in whole frames, so that frames drop out cleanly when stitching
+        chunk = max(frame, int(round(chunk_s * rate / frame)) * frame)
+        stride = int(round(stride_s * rate / frame)) * frame
+        step = chunk - 2 * stride
+        features = []
+        for index, audio in enumerate(self.load_inputs(inputs, sampling_rate)):
+            samples = audio.samples
+            if samples.size < self.model.min_samples:
+                raise InvalidInputError(
+                    f"input {index} is {audio.seconds * 1000:.1f} ms long; the model needs at least "
+                    f"{self.model.min_samples / rate * 1000:.0f} ms of audio.")
+            meta = {"seconds": round(audio.seconds, 3), "chunks": 1, "silent": audio.silent, "source": audio.source}
+            if samples.size <= chunk:
+                features.append({"input_values": self.prepare(samples), "length": samples.size,
+                                 "input_index": index, "meta": meta, "offset": 0, "left": 0, "right": 0})
+                continue
+            starts = list(range(0, samples.size - chunk + step, step))
+            meta["chunks"] = len(starts)
+            for number, start in enumerate(starts):
+                piece = samples[start:start + chunk]
+                if piece.size < self.model.min_samples:  # a sliver at the end: covered by the previous chunk
+                    meta["chunks"] -= 1
+                    continue
+                last = start + chunk >= samples.size
+                features.append({"input_values": self.prepare(piece), "length": piece.size, "input_index": index,
+                                 "meta": meta, "offset": start, "left": 0 if number == 0 else stride,
+                                 "right": 0 if last else stride})
+                if last:
+                    meta["chunks"] = number + 1
+                    break
+        return features
+
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        length = max(f["length"] for f in features)
+        values = torch.zeros(len(features), length)
+        mask = torch.zeros(len(features), length, dtype=torch.long)
+        for row, f in enumerate(features):
+            values[row, : f["length"]] = torch.as_tensor(f["input_values"])
+            mask[row, : f["length"]] = 1
+        batch = {"input_values": values, "attention_mask": mask}
+        if "label" in features[0]:
+            labels = [f["label"] for f in features]
+            if isinstance(labels[0], list):  # CTC targets, padded with -100
+                padded = torch.full((len(labels), max(len(x) for x in labels)), -100, dtype=torch.long)
+                for row, seq in enumerate(labels):
+                    padded[row, : len(seq)] = torch.tensor(seq)
+                batch["labels"] = padded
+            else:
+                batch["labels"] = torch.tensor(labels, dtype=torch.long)
+        return batch
+
+    def model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Drop the sample mask when nothing is padded (the models then skip masking)."""
+        if bool(batch["attention_mask"].all()):
+            return {"input_values": batch["input_values"].to(self.dtype or torch.float32)}
+        return {"input_values": batch["input_values"].to(self.dtype or torch.float32),
+                "attention_mask": batch["attention_mask"]}
+
+    # -- training ------------------------------------------------------------------------
+    def training_features(self, records: list[dict[str, Any]], target: str | None,
+                          encode: Any = None) -> list[dict[str, Any]]:
+        """Whole clips (no chunking) as training features, with ``label`` = ``encode(record[target])``."""
+        features = []
+        for index, record in enumerate(records):
+            audio = load_audio(record["audio"], sampling_rate=record.get("sampling_rate"),
+                               target_rate=self.sample_rate, index=index)
+            if audio.samples.size < self.model.min_samples:
+                continue
+            feature = {"input_values": self.prepare(audio.samples), "length": audio.samples.size}
+            if target is not None:
+                feature["label"] = encode(record[target])
+            features.append(feature)
+        return features
+
+    def save(self, folder: str | Path, *, quantize: bool = False) -> Path:
+        """config.json + model.safetensors + README.md, written atomically (``quantize``: int8)."""
+        with atomic_directory(folder) as tmp:
+            save_model(self.model, self.architecture_of_model(), self.model.config, tmp, quantize=quantize,
+                       extra={"task": self.task})
+            card = {k: v for k, v in self.metadata.items()
+                    if k in ("license", "model_name", "metrics", "base_model", "labels")}
+            (tmp / "README.md").write_text(render_model_card({**card, "task": self.task}), encoding="utf-8")
+        return Path(folder).resolve()
+
+    def architecture_of_model(self) -> str:
+        return self.metadata.get("architecture") or self.architecture

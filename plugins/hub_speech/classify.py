@@ -1,0 +1,138 @@
+"""``audio-classify``: audio in, the top-k ``{"label", "score"}`` out (keyword spotting by default).
+
+Clips longer than ``chunk_length_s`` (default 10 s) are cut into overlapping chunks and
+the chunks' class probabilities averaged, weighted by their lengths. Silent audio (peak
+below 1e-4) has nothing to classify and raises :class:`~hub.errors.InvalidInputError`;
+``result.metadata`` holds ``seconds`` and ``chunks``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hub.errors import HubError, InvalidInputError
+from hub.results import Prediction
+from hub_speech.base import AudioPipeline, load_speech_model
+from hub_speech.models import AudioClassifier
+
+
+class AudioClassificationPipeline(AudioPipeline):
+    task = "audio-classify"
+    architecture = "audio-classifier"
+    default_chunk_length_s = 10.0
+
+    @property
+    def labels(self) -> list[str]:
+        return self.model.labels
+
+    @classmethod
+    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
+                    metadata: dict[str, Any]) -> "AudioClassificationPipeline":
+        model, metadata = load_speech_model(folder, device=device, dtype=dtype, metadata=metadata,
+                                            accepts=(AudioClassifier,), task=cls.task,
+                                            needs="an audio classifier (Hub's audio-classifier)")
+        metadata["labels"] = list(model.labels)
+        return cls(model, device=device, dtype=dtype, metadata=metadata)
+
+    @classmethod
+    def from_scratch(cls, config: dict[str, Any] | None = None, tokenizer: Any = None, *,
+                     device: torch.device, dtype: torch.dtype | None = None, seed: int = 0
+                     ) -> "AudioClassificationPipeline":
+        """A randomly initialised ``audio-classifier``; ``config["labels"]`` names the classes."""
+        from hub_speech.models import initialise
+
+        torch.manual_seed(seed)
+        model = initialise(AudioClassifier(dict(config or {})))
+        return cls(model.to(dtype=dtype).eval() if dtype else model.eval(), device=device, dtype=dtype,
+                   metadata={"task": cls.task, "architecture": cls.architecture, "labels": model.labels,
+                             "from_scratch": True})
+
+    # -- inference -----------------------------------------------------------------------
+    def preprocess(self, inputs: list[Any], *, sampling_rate: int | None = None, chunk_length_s: float | None = None,
+                   stride_length_s: float | None = None, **_: Any) -> list[dict[str, Any]]:
+        features = self.chunk(inputs, sampling_rate=sampling_rate, chunk_length_s=chunk_length_s,
+                              stride_length_s=stride_length_s)
+        for feature in features:
+            if feature["meta"]["silent"]:
+                raise InvalidInputError(f"{self.task}: input {feature['input_index']} is silent (peak amplitude "
+                                        "below 1e-4); there is nothing to classify.")
+        return features
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(**self.model_inputs(batch))["logits"].float()
+
+    def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
+                    top_k: int | None = 1, **_: Any) -> Any:
+        labels = self.labels
+        k = len(labels) if top_k is None else top_k
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise InvalidInputError(f"top_k must be a positive integer or None, got {top_k!r}.")
+        probs = torch.stack(outputs).softmax(-1)  # (chunks, L)
+        weights = torch.tensor([f["length"] for f in features], dtype=probs.dtype)
+        probs = (probs * weights[:, None]).sum(0) / weights.sum()
+        scores, indices = probs.topk(min(k, len(labels)))
+        meta = features[0]["meta"]
+        ranked = [Prediction(label=labels[i], score=s, metadata=meta) for s, i in zip(scores.tolist(), indices.tolist())]
+        return ranked[0] if top_k == 1 else ranked
+
+    def evaluate(self, data: Any, *, batch_size: int | None = None, **params: Any) -> dict[str, float]:
+        """Accuracy on labelled audio (same sources as :meth:`fine_tune`)."""
+        from hub_speech.data import read_audio_records
+
+        records = read_audio_records(data, target="label")
+        predictions = self([r["audio"] for r in records], batch_size=batch_size, **params)
+        correct = sum(p["label"] == str(r["label"]) for p, r in zip(predictions, records))
+        return {"accuracy": correct / len(records), "n": len(records)}
+
+    # -- training ------------------------------------------------------------------------
+    def fine_tune(self, train: Any, eval: Any = None, *, labels: list[str] | None = None, **training_args: Any):
+        """Train on labelled audio (manifest, ``folder/<label>/*.wav`` or list; see :mod:`hub_speech.data`).
+
+        A new output layer is made when the data's labels differ from the model's. Returns the
+        :class:`~hub.train.TrainResult`; the pipeline keeps the best evaluation's weights.
+        """
+        from hub.train import Trainer, TrainingArguments
+        from hub.train.trainer import accuracy
+        from hub_speech.data import read_audio_records
+
+        args = TrainingArguments.from_kwargs(**training_args)
+        train_rows = read_audio_records(train, target="label")
+        eval_rows = read_audio_records(eval, target="label") if eval is not None else None
+        found = sorted({str(r["label"]) for r in train_rows + (eval_rows or [])})
+        labels = list(labels) if labels is not None else (self.labels if set(found) <= set(self.labels) else found)
+        unknown = sorted(set(found) - set(labels))
+        if unknown:
+            raise InvalidInputError(f"labels {unknown} in the data are not among labels={labels}.")
+        if labels != self.labels:
+            self.replace_head(labels)
+        index = {label: i for i, label in enumerate(labels)}
+        encode = lambda label: index[str(label)]  # noqa: E731
+        trainer = Trainer(self.model, args, train_data=self.training_features(train_rows, "label", encode),
+                          collate=self.collate, compute_metrics=accuracy,
+                          eval_data=self.training_features(eval_rows, "label", encode) if eval_rows else None,
+                          save_best=lambda model, path: self.save(path))
+        result = trainer.train()
+        self.model.to(self.device).eval()
+        self.metadata["labels"] = labels
+        return result
+
+    def replace_head(self, labels: list[str]) -> None:
+        """A fresh output layer for ``labels``, keeping the encoder."""
+        from hub.backbone import ClassificationHead
+
+        model = self.model
+        model.config["labels"] = list(labels)
+        model.labels = list(labels)
+        model.head = ClassificationHead(model.encoder.hidden_size, len(labels), pooling=model.config.get("pooling", "mean"),
+                                        pooler=False, dropout=model.config["backbone"]["dropout"]).to(self.device)
+
+    def pretrain(self, data: Any, *, mask_prob: float = 0.065, span: int = 5, **training_args: Any):
+        """Masked-frame pretraining of the encoder on unlabelled audio (the classifier is kept)."""
+        from hub_speech.pretrain import pretrain_encoder
+
+        if not isinstance(self.model, AudioClassifier):
+            raise HubError(f"pretrain needs Hub's audio-classifier, not {type(self.model).__name__}.")
+        return pretrain_encoder(self, self.model.encoder, data, mask_prob=mask_prob, span=span, **training_args)

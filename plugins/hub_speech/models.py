@@ -1,0 +1,233 @@
+"""Hub's own speech models: log-mel -> conv subsampling -> shared backbone -> a task head.
+
+Hub config (``config`` object of a Hub config.json)::
+
+    {"sample_rate": 16000, "n_fft": 400, "hop_length": 160, "n_mels": 80,
+     "subsample_channels": 64,          # channels of the two stride-2 convolutions
+     "spec_augment": {"freq_masks": 2, "freq_width": 12, "time_masks": 2, "time_width": 0.1},
+     "backbone": {TransformerConfig fields; pre-norm, rotary positions by default},
+     # speech-ctc:       "vocab": [tokens by id], "blank": 0, "word_delimiter": "|"
+     # audio-classifier: "labels": [...], "pooling": "mean"}
+
+Waveforms are normalised per clip (zero mean, unit variance) by the pipeline, as
+wav2vec2's feature extractor does. SpecAugment masks (frequency bands and time spans of
+the log-mel frames) apply in training mode only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from hub.backbone import ClassificationHead, Transformer, TransformerConfig, init_weights
+from hub.backbone.audio import ConvSubsampling, LogMelFrontEnd, lengths_to_mask
+from hub.backbone.ctc import CTCHead
+from hub.errors import ConfigError
+
+BACKBONE_DEFAULTS: dict[str, Any] = {
+    "hidden_size": 144, "num_layers": 4, "num_heads": 4, "intermediate_size": 576, "norm_position": "pre",
+    "norm_eps": 1e-5, "activation": "gelu", "dropout": 0.1, "attention_dropout": 0.1, "rotary_dim": 36,
+}
+FRONT_DEFAULTS: dict[str, Any] = {"sample_rate": 16000, "n_fft": 400, "hop_length": 160, "n_mels": 80,
+                                  "subsample_channels": 64,
+                                  "spec_augment": {"freq_masks": 2, "freq_width": 12, "time_masks": 2,
+                                                   "time_width": 0.1}}
+
+
+def full_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with every front-end and backbone default filled in (what gets saved)."""
+    merged = {**FRONT_DEFAULTS, **config}
+    merged["backbone"] = TransformerConfig.from_dict({**BACKBONE_DEFAULTS, **config.get("backbone", {})}).to_dict()
+    return merged
+
+
+class SpeechEncoder(nn.Module):
+    """(B, S) normalised samples -> (B, T, C) frames, one per ``samples_per_frame`` samples."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        config = full_config(config)
+        backbone = TransformerConfig.from_dict(config["backbone"])
+        if backbone.causal:
+            raise ConfigError("a speech encoder is bidirectional; set backbone.causal to false.")
+        self.spec_augment = dict(config.get("spec_augment") or {})
+        self.front = LogMelFrontEnd(sample_rate=config["sample_rate"], n_fft=config["n_fft"],
+                                    hop_length=config["hop_length"], n_mels=config["n_mels"])
+        self.subsample = ConvSubsampling(config["n_mels"], backbone.hidden_size,
+                                         channels=config["subsample_channels"])
+        self.dropout = nn.Dropout(backbone.dropout)
+        self.mask_embedding = nn.Parameter(torch.zeros(backbone.hidden_size))  # masked-frame pretraining
+        self.encoder = Transformer(backbone)
+        self.hidden_size = backbone.hidden_size
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.front.hop_length * 4
+
+    def frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
+        return self.subsample.output_lengths(self.front.output_lengths(sample_lengths))
+
+    def _augment(self, mel: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """SpecAugment: zero random frequency bands and time spans (training only)."""
+        spec = self.spec_augment
+        batch, length, bins = mel.shape
+        mel = mel.clone()
+        floor = mel.mean()
+        for b in range(batch):
+            for _ in range(int(spec.get("freq_masks", 0))):
+                width = int(torch.randint(0, int(spec.get("freq_width", 0)) + 1, ()))
+                start = int(torch.randint(0, max(1, bins - width), ()))
+                mel[b, :, start:start + width] = floor
+            max_width = int(float(spec.get("time_width", 0)) * int(lengths[b]))
+            for _ in range(int(spec.get("time_masks", 0))):
+                width = int(torch.randint(0, max_width + 1, ()))
+                start = int(torch.randint(0, max(1, int(lengths[b]) - width), ()))
+                mel[b, start:start + width] = floor
+        return mel
+
+    def embed(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Front end + subsampling: (B, T, C) frames, (B, T4, n_mels) log-mel, (B, T) frame mask."""
+        sample_lengths = (attention_mask.sum(-1) if attention_mask is not None else
+                          torch.full((input_values.shape[0],), input_values.shape[1], device=input_values.device))
+        mel = self.front(input_values)  # (B, T4, n_mels)
+        if self.training and self.spec_augment:
+            mel = self._augment(mel, self.front.output_lengths(sample_lengths))
+        frames = self.subsample(mel.to(self.subsample.proj.weight.dtype))  # (B, T, C)
+        mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            mask = lengths_to_mask(self.frame_lengths(sample_lengths), frames.shape[1])
+        return frames, mel, mask
+
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        frames, _, mask = self.embed(input_values, attention_mask)
+        return self.encoder(self.dropout(frames), mask), mask
+
+
+def _lengths(mask: torch.Tensor | None, hidden: torch.Tensor) -> torch.Tensor:
+    if mask is not None:
+        return mask.sum(-1)
+    return torch.full((hidden.shape[0],), hidden.shape[1], dtype=torch.long, device=hidden.device)
+
+
+class SpeechCTC(nn.Module):
+    """A CTC recogniser: :class:`SpeechEncoder` + :class:`~hub.backbone.ctc.CTCHead`."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        if not config.get("vocab"):
+            raise ConfigError("a speech-ctc config needs 'vocab' (the output tokens, blank first).")
+        self.config = full_config(config)
+        self.encoder = SpeechEncoder(self.config)
+        self.head = CTCHead(self.encoder.hidden_size, len(self.config["vocab"]), blank=self.config.get("blank", 0))
+
+    sample_rate = property(lambda self: int(self.config["sample_rate"]))
+    samples_per_frame = property(lambda self: self.encoder.samples_per_frame)
+    min_samples = property(lambda self: self.config["n_fft"])
+
+    def frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
+        return self.encoder.frame_lengths(sample_lengths)
+
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        hidden, mask = self.encoder(input_values, attention_mask)
+        logits = self.head(hidden)  # (B, T, V)
+        out = {"logits": logits}
+        if mask is not None:
+            out["frame_mask"] = mask
+        if labels is not None:
+            out["loss"] = self.head.loss(logits, _lengths(mask, hidden), labels)
+        return out
+
+
+class AudioClassifier(nn.Module):
+    """An audio classifier: :class:`SpeechEncoder` + mean pooling + linear layer."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        if not config.get("labels"):
+            raise ConfigError("an audio-classifier config needs 'labels' (one name per class).")
+        self.config = full_config(config)
+        self.labels = list(self.config["labels"])
+        self.encoder = SpeechEncoder(self.config)
+        self.head = ClassificationHead(self.encoder.hidden_size, len(self.labels),
+                                       pooling=self.config.get("pooling", "mean"), pooler=False,
+                                       dropout=self.config["backbone"]["dropout"])
+
+    sample_rate = property(lambda self: int(self.config["sample_rate"]))
+    samples_per_frame = property(lambda self: self.encoder.samples_per_frame)
+    min_samples = property(lambda self: self.config["n_fft"])
+
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        hidden, mask = self.encoder(input_values, attention_mask)
+        logits = self.head(hidden, mask)  # (B, L)
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = nn.functional.cross_entropy(logits.float(), labels)
+        return out
+
+
+class MaskedFramePretrainer(nn.Module):
+    """Self-supervised objective for a :class:`SpeechEncoder` on unlabelled audio.
+
+    Spans of subsampled frames (``mask_prob`` of the frames start a span of ``span``
+    frames) are replaced by the learned ``mask_embedding`` before the Transformer, which
+    must reconstruct the log-mel frames under them (the 4 input frames per subsampled
+    frame, normalised per clip); the loss is the L1 error on masked frames only.
+    """
+
+    def __init__(self, encoder: SpeechEncoder, *, mask_prob: float = 0.065, span: int = 5) -> None:
+        super().__init__()
+        self.encoder, self.mask_prob, self.span = encoder, mask_prob, span
+        bins = encoder.front.n_mels
+        self.reconstruct = nn.Linear(encoder.hidden_size, 4 * bins)
+
+    def _span_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        batch, length = mask.shape
+        starts = (torch.rand(batch, length, device=mask.device) < self.mask_prob) & mask
+        spans = torch.zeros_like(mask)
+        for offset in range(self.span):
+            spans[:, offset:] |= starts[:, :length - offset]
+        return spans & mask
+
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                **_: Any) -> dict[str, torch.Tensor]:
+        frames, mel, mask = self.encoder.embed(input_values, attention_mask)
+        real = mask if mask is not None else torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device)
+        masked = self._span_mask(real)
+        frames = torch.where(masked[..., None], self.encoder.mask_embedding.to(frames.dtype), frames)
+        hidden = self.encoder.encoder(self.encoder.dropout(frames), mask)
+        batch, length, bins = mel.shape
+        target = nn.functional.pad(mel, (0, 0, 0, 4 * frames.shape[1] - length))  # (B, 4T, M)
+        target = target.reshape(batch, frames.shape[1], 4 * bins)
+        mel_mask = lengths_to_mask(self.encoder.front.output_lengths(
+            attention_mask.sum(-1) if attention_mask is not None else torch.full((batch,), input_values.shape[1],
+                                                                                 device=mel.device)), length)
+        mean = (mel * mel_mask[..., None]).sum(1, keepdim=True) / mel_mask.sum(1)[:, None, None]
+        std = ((mel - mean).square() * mel_mask[..., None]).sum(1, keepdim=True) / mel_mask.sum(1)[:, None, None]
+        target = (target - mean.repeat(1, 1, 4)) / (std.sqrt().repeat(1, 1, 4) + 1e-5)
+        prediction = self.reconstruct(hidden)
+        error = (prediction.float() - target.float()).abs().mean(-1)  # (B, T)
+        loss = (error * masked).sum() / masked.sum().clamp(min=1)
+        return {"loss": loss, "logits": prediction}
+
+
+def build_speech_ctc(config: dict[str, Any]) -> SpeechCTC:
+    return SpeechCTC(config)
+
+
+def build_audio_classifier(config: dict[str, Any]) -> AudioClassifier:
+    return AudioClassifier(config)
+
+
+def initialise(module: nn.Module) -> nn.Module:
+    """Fresh weights for training from scratch (BERT-style normal init, PyTorch's for convolutions)."""
+    init_weights(module)
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            m.reset_parameters()
+    return module

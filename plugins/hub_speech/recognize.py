@@ -1,0 +1,151 @@
+"""``speech-recognize``: audio in, ``{"text": ...}`` out, from a CTC recogniser.
+
+Models: Hub's own ``speech-ctc`` (log-mel + conv subsampling + shared backbone + CTC
+head) and wav2vec2 CTC checkpoints converted from transformers (``wav2vec2-ctc``).
+
+Options per call: ``decoder="greedy"`` (best path, default) or ``"beam"`` (CTC prefix beam
+search, ``beam_width``); ``return_timestamps="word"`` or ``"char"`` adds ``"chunks"``:
+``[{"text", "timestamp": (start_s, end_s)}, ...]`` as transformers' pipeline returns them;
+``chunk_length_s`` / ``stride_length_s`` control how long audio is cut (see
+:mod:`hub_speech.base`). Silent audio (peak below 1e-4) gives ``{"text": ""}`` without
+running the decoder; each result's ``metadata`` holds ``seconds``, ``chunks`` and ``silent``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hub.errors import HubError, InvalidInputError
+from hub.results import Prediction
+from hub_speech.base import AudioPipeline, load_speech_model
+from hub_speech.ctc_decode import CTCVocab, char_timestamps, word_timestamps
+from hub_speech.metrics import error_rate
+from hub_speech.models import SpeechCTC
+from hub_speech.wav2vec2 import Wav2Vec2CTC
+
+DEFAULT_VOCAB = ["<pad>", "<unk>", "|", *"abcdefghijklmnopqrstuvwxyz'"]
+DECODERS = ("greedy", "beam")
+TIMESTAMPS = (None, False, "word", "char")
+
+
+class SpeechRecognitionPipeline(AudioPipeline):
+    task = "speech-recognize"
+    architecture = "speech-ctc"
+
+    @property
+    def vocab(self) -> CTCVocab:
+        config = self.model.config
+        return CTCVocab(config["vocab"], blank=config.get("blank", 0), delimiter=config.get("word_delimiter", "|"))
+
+    @classmethod
+    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
+                    metadata: dict[str, Any]) -> "SpeechRecognitionPipeline":
+        model, metadata = load_speech_model(
+            folder, device=device, dtype=dtype, metadata=metadata, accepts=(SpeechCTC, Wav2Vec2CTC),
+            task=cls.task, needs="a CTC recogniser (Hub's speech-ctc or transformers' Wav2Vec2ForCTC)")
+        return cls(model, device=device, dtype=dtype, metadata=metadata)
+
+    @classmethod
+    def from_scratch(cls, config: dict[str, Any] | None = None, tokenizer: Any = None, *,
+                     device: torch.device, dtype: torch.dtype | None = None, seed: int = 0
+                     ) -> "SpeechRecognitionPipeline":
+        """A randomly initialised ``speech-ctc`` model (character vocabulary unless
+        ``config["vocab"]`` or ``tokenizer`` (a token list) says otherwise), to pretrain or fine-tune."""
+        from hub_speech.models import initialise
+
+        config = dict(config or {})
+        config.setdefault("vocab", list(tokenizer) if tokenizer is not None else DEFAULT_VOCAB)
+        torch.manual_seed(seed)
+        model = initialise(SpeechCTC(config))
+        return cls(model.to(dtype=dtype).eval() if dtype else model.eval(), device=device, dtype=dtype,
+                   metadata={"task": cls.task, "architecture": cls.architecture, "from_scratch": True})
+
+    # -- inference -----------------------------------------------------------------------
+    def preprocess(self, inputs: list[Any], *, sampling_rate: int | None = None, chunk_length_s: float | None = None,
+                   stride_length_s: float | None = None, decoder: str = "greedy",
+                   return_timestamps: Any = None, **_: Any) -> list[dict[str, Any]]:
+        if decoder not in DECODERS:
+            raise InvalidInputError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
+        if return_timestamps not in TIMESTAMPS:
+            raise InvalidInputError(f"return_timestamps must be 'word', 'char' or None, got {return_timestamps!r}.")
+        return self.chunk(inputs, sampling_rate=sampling_rate, chunk_length_s=chunk_length_s,
+                          stride_length_s=stride_length_s)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = self.model(**self.model_inputs(batch))
+        logits = out["logits"].float().log_softmax(-1)
+        frames = out["frame_mask"].sum(-1) if "frame_mask" in out else \
+            torch.full((logits.shape[0],), logits.shape[1], device=logits.device)
+        return {"log_probs": logits, "frames": frames}
+
+    def unbatch(self, outputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        log_probs, frames = outputs["log_probs"].cpu(), outputs["frames"].tolist()
+        return [log_probs[i, :n] for i, n in enumerate(frames)]
+
+    def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *, decoder: str = "greedy",
+                    beam_width: int = 8, return_timestamps: Any = None, **_: Any) -> Prediction:
+        meta = features[0]["meta"]
+        if meta["silent"]:
+            return Prediction(text="", **({"chunks": []} if return_timestamps else {}), metadata=meta)
+        frame = self.model.samples_per_frame
+        pieces = []
+        for log_probs, feature in zip(outputs, features):  # drop each chunk's overlap frames, then join
+            left, right = feature["left"] // frame, feature["right"] // frame
+            pieces.append(log_probs[left: log_probs.shape[0] - right])
+        log_probs = torch.cat(pieces)
+        vocab = self.vocab
+        decoded = vocab.beam_search(log_probs, beam_width=beam_width) if decoder == "beam" else vocab.greedy(log_probs)
+        result = {"text": decoded.text}
+        seconds = frame / self.sample_rate
+        if return_timestamps == "word":
+            result["chunks"] = word_timestamps(decoded, vocab.delimiter, seconds)
+        elif return_timestamps == "char":
+            result["chunks"] = char_timestamps(decoded, vocab.delimiter, seconds)
+        return Prediction(result, metadata=meta)
+
+    def evaluate(self, data: Any, *, batch_size: int | None = None, **params: Any) -> dict[str, float]:
+        """Word and character error rates on transcribed audio (same sources as :meth:`fine_tune`)."""
+        from hub_speech.data import read_audio_records
+
+        records = read_audio_records(data, target="text")
+        predictions = self([r["audio"] for r in records], batch_size=batch_size, **params)
+        vocab = self.vocab
+        refs = [vocab.normalise(str(r["text"])).lower() for r in records]
+        hyps = [p["text"].lower() for p in predictions]
+        return {"wer": error_rate(refs, hyps, words=True), "cer": error_rate(refs, hyps, words=False),
+                "n": len(records)}
+
+    # -- training ------------------------------------------------------------------------
+    def fine_tune(self, train: Any, eval: Any = None, **training_args: Any):
+        """CTC training on transcribed audio (manifest, folder or list; see :mod:`hub_speech.data`).
+
+        Clips are used whole; transcripts are written in the model's vocabulary (case folded;
+        a character it lacks raises). Returns the :class:`~hub.train.TrainResult`; the
+        pipeline keeps the best evaluation's weights (lowest CTC loss).
+        """
+        from hub.train import Trainer, TrainingArguments
+        from hub_speech.data import read_audio_records
+
+        args = TrainingArguments.from_kwargs(**training_args)
+        vocab = self.vocab
+        train_features = self.training_features(read_audio_records(train, target="text"), "text", vocab.encode)
+        eval_features = (self.training_features(read_audio_records(eval, target="text"), "text", vocab.encode)
+                         if eval is not None else None)
+        trainer = Trainer(self.model, args, train_data=train_features, collate=self.collate,
+                          eval_data=eval_features, save_best=lambda model, path: self.save(path))
+        result = trainer.train()
+        self.model.to(self.device).eval()
+        return result
+
+    def pretrain(self, data: Any, *, mask_prob: float = 0.065, span: int = 5, **training_args: Any):
+        """Masked-frame pretraining of the acoustic encoder on unlabelled audio (see
+        :class:`hub_speech.models.MaskedFramePretrainer`); the CTC head is left untouched."""
+        from hub_speech.pretrain import pretrain_encoder
+
+        if not isinstance(self.model, SpeechCTC):
+            raise HubError(f"pretrain needs Hub's own speech-ctc model; {type(self.model).__name__} "
+                           "(a converted checkpoint) is already pretrained: fine_tune it instead.")
+        return pretrain_encoder(self, self.model.encoder, data, mask_prob=mask_prob, span=span, **training_args)
