@@ -81,6 +81,13 @@ class VisionPipeline(Pipeline):
             self.model.to(memory_format=torch.channels_last)
         self.data_config = data_config(model.config.get("preprocess"), in_chans=model.in_chans,
                                        img_size=model.config.get("img_size"))
+        fixed = model.config.get("img_size")  # a ViT takes exactly its img_size
+        if fixed is not None:
+            fixed = [fixed, fixed] if isinstance(fixed, int) else list(fixed)
+            if list(self.data_config["input_size"][1:]) != fixed:
+                logger.warning("preprocessing input_size %s disagrees with the model's img_size %s; using the "
+                               "latter.", self.data_config["input_size"], fixed)
+                self.data_config["input_size"] = (model.in_chans, *fixed)
         model.config = {**model.config, "preprocess": as_preprocess(self.data_config)}
         self.transform = eval_transform(self.data_config)
         self.image_mode = "L" if model.in_chans == 1 else "RGB"
@@ -219,7 +226,9 @@ class VisionPipeline(Pipeline):
         augmenter = train_transform(self.data_config, augment)
         mode, task = self.image_mode, self.task
 
-        def collate_train(items: list[tuple[int, Any, int]]) -> dict[str, torch.Tensor]:
+        def collate_train(items: list[Any]) -> dict[str, torch.Tensor]:
+            if isinstance(items[0], dict):  # evaluation features, already preprocessed
+                return self.collate(items)
             pixels = [augmenter(to_pil(image, number, f"{task} training data", mode)) for number, image, _ in items]
             return {"pixel_values": torch.stack(pixels), "labels": torch.tensor([y for _, _, y in items])}
 
