@@ -58,8 +58,9 @@ class LogMelFrontEnd(nn.Module):
         dtype = waveforms.dtype if waveforms.dtype in (torch.float32, torch.float64) else torch.float32
         x = waveforms.to(dtype)
         window, filters = self._window_and_filters(x.device, dtype)
-        spec = torch.stft(x, self.n_fft, self.hop_length, window=window, center=True,
-                          pad_mode="reflect" if x.shape[-1] > self.n_fft // 2 else "constant",
+        # zero ("constant") padding at the edges: a clip then gives the same frames alone as
+        # zero-padded in a batch
+        spec = torch.stft(x, self.n_fft, self.hop_length, window=window, center=True, pad_mode="constant",
                           return_complex=True)  # (B, F, T)
         power = spec.real.square() + spec.imag.square()
         mel = torch.matmul(power.transpose(1, 2), filters)  # (B, T, n_mels)
@@ -84,9 +85,15 @@ class ConvSubsampling(nn.Module):
             lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
         return lengths
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.conv1(frames[:, None]))  # (B, ch, T/2, M/2)
-        x = F.relu(self.conv2(x))  # (B, ch, T/4, M/4)
+    def forward(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``lengths`` (B,) real frames per row: padding is zeroed before each convolution, so a
+        padded clip gives the same outputs as the clip alone (whose edges see zero padding)."""
+        x = frames[:, None]  # (B, 1, T, M)
+        for conv in (self.conv1, self.conv2):
+            if lengths is not None:
+                x = x * lengths_to_mask(lengths, x.shape[2])[:, None, :, None].to(x.dtype)
+                lengths = torch.div(lengths - 1, 2, rounding_mode="floor") + 1
+            x = F.relu(conv(x))  # (B, ch, T/2, M/2), then (B, ch, T/4, M/4)
         batch, channels, length, freq = x.shape
         return self.proj(x.permute(0, 2, 1, 3).reshape(batch, length, channels * freq))
 

@@ -103,14 +103,14 @@ class AudioPipeline(Pipeline):
         step = chunk - 2 * stride
         features = []
         for index, audio in enumerate(self.load_inputs(inputs, sampling_rate)):
-            samples = audio.samples
-            if samples.size < self.model.min_samples:
+            if audio.samples.size < self.model.min_samples:
                 raise InvalidInputError(
                     f"input {index} is {audio.seconds * 1000:.1f} ms long; the model needs at least "
                     f"{self.model.min_samples / rate * 1000:.0f} ms of audio.")
             meta = {"seconds": round(audio.seconds, 3), "chunks": 1, "silent": audio.silent, "source": audio.source}
+            samples = self.prepare(audio.samples)  # normalised over the whole clip, then cut
             if samples.size <= chunk:
-                features.append({"input_values": self.prepare(samples), "length": samples.size,
+                features.append({"input_values": samples, "length": samples.size,
                                  "input_index": index, "meta": meta, "offset": 0, "left": 0, "right": 0})
                 continue
             starts = list(range(0, samples.size - chunk + step, step))
@@ -121,7 +121,7 @@ class AudioPipeline(Pipeline):
                     meta["chunks"] -= 1
                     continue
                 last = start + chunk >= samples.size
-                features.append({"input_values": self.prepare(piece), "length": piece.size, "input_index": index,
+                features.append({"input_values": piece, "length": piece.size, "input_index": index,
                                  "meta": meta, "offset": start, "left": 0 if number == 0 else stride,
                                  "right": 0 if last else stride})
                 if last:

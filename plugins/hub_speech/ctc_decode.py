@@ -62,11 +62,14 @@ class CTCVocab:
         return " ".join("".join(c for c, _, _ in chars).replace(self.delimiter, " ").split())
 
     def greedy(self, log_probs: torch.Tensor) -> Decoded:
-        """(T, V) -> the best path with repeats merged and blanks removed."""
+        """(T, V) -> the best path with repeats merged and blanks removed (special tokens other
+        than the blank are dropped first, so they do not separate repeats)."""
         best = log_probs.argmax(-1).tolist()
         chars: list[tuple[str, int, int]] = []
         previous = None
         for frame, token in enumerate(best):
+            if token != self.blank and self.is_special(token):
+                continue  # <s>, </s>, <unk>: dropped before repeats merge, as transformers' decode does
             if token == previous:
                 if chars and not self.is_special(token):
                     chars[-1] = (chars[-1][0], chars[-1][1], frame)
@@ -98,9 +101,14 @@ class CTCVocab:
                 total = _logsumexp(p_b, p_nb)
                 for token in candidates:
                     p = float(row[token])
-                    if token == self.blank or self.is_special(token):
+                    if token == self.blank:
                         entry = nxt.setdefault(prefix, [neg, neg])
                         entry[0] = _logsumexp(entry[0], total + p)
+                        continue
+                    if self.is_special(token):  # <unk>, <s>: ignored, so they do not separate repeats
+                        entry = nxt.setdefault(prefix, [neg, neg])
+                        entry[0] = _logsumexp(entry[0], p_b + p)
+                        entry[1] = _logsumexp(entry[1], p_nb + p)
                         continue
                     last = prefix[-1] if prefix else None
                     extended = prefix + (token,)

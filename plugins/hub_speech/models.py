@@ -95,7 +95,8 @@ class SpeechEncoder(nn.Module):
         mel = self.front(input_values)  # (B, T4, n_mels)
         if self.training and self.spec_augment:
             mel = self._augment(mel, self.front.output_lengths(sample_lengths))
-        frames = self.subsample(mel.to(self.subsample.proj.weight.dtype))  # (B, T, C)
+        mel_lengths = self.front.output_lengths(sample_lengths) if attention_mask is not None else None
+        frames = self.subsample(mel.to(self.subsample.proj.weight.dtype), mel_lengths)  # (B, T, C)
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
             mask = lengths_to_mask(self.frame_lengths(sample_lengths), frames.shape[1])

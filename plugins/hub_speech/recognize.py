@@ -93,8 +93,9 @@ class SpeechRecognitionPipeline(AudioPipeline):
         frame = self.model.samples_per_frame
         pieces = []
         for log_probs, feature in zip(outputs, features):  # drop each chunk's overlap frames, then join
-            left, right = feature["left"] // frame, feature["right"] // frame
-            pieces.append(log_probs[left: log_probs.shape[0] - right])
+            # frames [left, (length - right) / frame) of the chunk are its own; the next chunk's begin there
+            end = (feature["length"] - feature["right"]) // frame if feature["right"] else log_probs.shape[0]
+            pieces.append(log_probs[feature["left"] // frame: end])
         log_probs = torch.cat(pieces)
         vocab = self.vocab
         decoded = vocab.beam_search(log_probs, beam_width=beam_width) if decoder == "beam" else vocab.greedy(log_probs)

@@ -22,7 +22,7 @@ def wav2vec2_ctc_folder(folder: Path, *, stable: bool = False, seed: int = 0, la
         intermediate_size=64, conv_dim=(16, 16, 16), conv_kernel=(10, 3, 3), conv_stride=(5, 2, 2),
         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, do_stable_layer_norm=stable,
         feat_extract_norm="layer" if stable else "group", conv_bias=stable, pad_token_id=0,
-        mask_time_prob=0.0)
+        mask_time_prob=0.0, ctc_loss_reduction="mean")
     model = Wav2Vec2ForCTC(config).eval()
     with torch.no_grad():  # make the norms and biases non-trivial so a mapping error shows
         for name, param in model.named_parameters():
