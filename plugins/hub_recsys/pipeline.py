@@ -43,7 +43,7 @@ IDS_NAME, HISTORY_NAME = "ids.json", "history.safetensors"
 
 #: training defaults per architecture (overridable by any TrainingArguments keyword)
 TRAINING_DEFAULTS: dict[str, dict[str, Any]] = {
-    "mf": {"epochs": 20, "batch_size": 256, "learning_rate": 3e-3, "weight_decay": 0.0, "warmup_ratio": 0.0,
+    "mf": {"epochs": 10, "batch_size": 1024, "learning_rate": 1e-2, "weight_decay": 0.0, "warmup_ratio": 0.0,
            "max_grad_norm": None, "metric_for_best": "rmse", "greater_is_better": False},
     "bpr": {"epochs": 30, "batch_size": 512, "learning_rate": 5e-3, "weight_decay": 0.0, "warmup_ratio": 0.0,
             "max_grad_norm": None, "metric_for_best": "ndcg@10"},
