@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
@@ -320,45 +321,26 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Fine-tune, save the best weights to --output, print a JSON summary."""
-    import dataclasses
-    from pathlib import Path
+    """Fine-tune or pretrain from a config file or flags, save to --output, print a JSON summary."""
+    from hub.errors import ConfigError
+    from hub.train.distributed import is_main_process
+    from hub.train.recipe import load_recipe, recipe_from_dict, run_recipe
 
-    import hub
-    from hub.errors import HubError
-
-    training_args = {key: value for key, value in (
-        ("epochs", args.epochs), ("batch_size", args.batch_size),
-        ("learning_rate", args.learning_rate), ("seed", args.seed), ("max_steps", args.max_steps),
-        ("device", args.device),
+    training = {key: value for key, value in (
+        ("epochs", args.epochs), ("batch_size", args.batch_size), ("learning_rate", args.learning_rate),
+        ("seed", args.seed), ("max_steps", args.max_steps), ("device", args.device),
     ) if value is not None}
-    if args.quiet:
-        training_args["progress"] = False
-    output = Path(args.output or f"{args.task}-finetuned").expanduser()
-    pipe = hub.load(args.task, model=args.model, revision=args.revision, device=args.device)
-    try:
-        result = pipe.fine_tune(args.train, args.eval, **training_args)
-    except NotImplementedError as exc:
-        raise HubError(str(exc)) from None
-    saved = pipe.save(output)
-    if dataclasses.is_dataclass(result) and not isinstance(result, type):
-        details = dataclasses.asdict(result)
+    overrides = {"train": args.train, "eval": args.eval, "model": args.model, "revision": args.revision,
+                 "output": args.output, "training": training}
+    if args.target.endswith((".yaml", ".yml")) or os.path.isfile(args.target):
+        recipe = load_recipe(args.target, overrides)
     else:
-        details = dict(result) if isinstance(result, dict) else {}
-    summary = {
-        "task": pipe.task,
-        "base_model": args.model or pipe.metadata.get("model_name"),
-        "output": str(Path(saved or output).resolve()),
-        "monitored": "eval_loss" if args.eval else "train_loss",
-        "best_metric": details.get("best_metric"),
-        "best_epoch": details.get("best_epoch"),
-        "epochs": details.get("epochs_run"),
-        "steps": details.get("steps"),
-        "stopped_early": details.get("stopped_early"),
-        "train_seconds": details.get("train_seconds"),
-        "history": details.get("history", []),
-    }
-    _print_json(summary)
+        if not args.train:
+            raise ConfigError("hub train TASK needs --train FILE (or pass a CONFIG.yaml).")
+        recipe = recipe_from_dict({"task": args.target}, overrides=overrides, source="the command line")
+    summary = run_recipe(recipe, resume=args.resume, quiet=args.quiet)
+    if is_main_process():
+        _print_json(summary)
     return EXIT_OK
 
 
@@ -420,11 +402,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: the HF cache)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = add("train", cmd_train, "Fine-tune a task's model on a data file and save it.",
-            "Fine-tune a model on a jsonl/json/csv/tsv file, save the best weights to --output "
-            "and print a JSON summary.")
-    p.add_argument("task", metavar="TASK", help="task name or alias")
-    p.add_argument("--train", required=True, metavar="FILE", help="training data file")
+    p = add("train", cmd_train, "Fine-tune or pretrain from a config file or flags, and save.",
+            "Train from CONFIG.yaml (task, model, data, options, training arguments, output; see "
+            "hub/train/recipe.py) or from flags (TASK --train FILE ...). Flags override the file. "
+            "Checkpoints go to OUTPUT-run/checkpoints; --resume continues from the latest one. "
+            "Works under `torchrun --nproc_per_node=N -m hub train ...` (DDP; rank 0 saves).")
+    p.add_argument("target", metavar="CONFIG_OR_TASK", help="a CONFIG.yaml, or a task name or alias")
+    p.add_argument("--train", metavar="FILE", help="training data file")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint of the run")
     p.add_argument("--eval", metavar="FILE", help="evaluation data file (picks the best epoch)")
     p.add_argument("--model", metavar="M", help="starting model (default: the task's default)")
     p.add_argument("--revision", metavar="R", help="branch, tag or commit of an HF --model")

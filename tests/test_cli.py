@@ -73,26 +73,36 @@ def test_usage_error_exits_2(capsys):
     assert code == 2 and "invalid choice" in err
 
 
-def test_list_text(capsys):
+@pytest.fixture
+def catalogue_only_task(tmp_path, monkeypatch) -> str:
+    """A task the catalogue names but no installed plugin provides."""
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("tasks:\n  video-caption:\n    default: some-captioner\n    aliases: [video-captioning]\n"
+                       "models:\n  some-captioner: {task: video-caption, source: 'hf://org/captioner'}\n")
+    monkeypatch.setenv("HUB_REGISTRY", str(overlay))
+    return "video-caption"
+
+
+def test_list_text(capsys, catalogue_only_task):
     code, out, _ = run(capsys, "list")
     assert code == 0
     assert "Tasks" in out and "Models" in out
     row = next(line for line in out.splitlines() if line.split()[:1] == ["text-classify"])
     assert "sentiment-analysis" in row and "sentiment-minilm" in row and row.rstrip().endswith("text")
     # catalogue-only tasks say that nothing provides them yet
-    assert "no plugin installed" in next(line for line in out.splitlines() if "image-classify" in line.split()[:1])
+    assert "no plugin installed" in next(line for line in out.splitlines() if catalogue_only_task in line.split()[:1])
     model_row = next(line for line in out.splitlines() if line.split()[:1] == ["distilbert-sst2"])
     assert "hf://distilbert/distilbert-base-uncased-finetuned-sst-2-english" in model_row
     assert "apache-2.0" in model_row
 
 
-def test_list_json(capsys):
+def test_list_json(capsys, catalogue_only_task):
     data = run_json(capsys, "list", "--json")
     tasks = {t["name"]: t for t in data["tasks"]}
     assert tasks["text-classify"]["plugin"] == "text"
     assert tasks["text-classify"]["default_model"] == "sentiment-minilm"
     assert set(tasks["text-classify"]["aliases"]) >= {"text-classification", "sentiment-analysis"}
-    assert tasks["image-classify"]["plugin"] is None
+    assert tasks[catalogue_only_task]["plugin"] is None
     models = {m["name"]: m for m in data["models"]}
     assert models["sentiment-minilm"]["license"] == "apache-2.0"
     assert models["gpt2"]["task"] == "text-generate"
@@ -129,13 +139,13 @@ def test_info_model_shows_every_field(capsys):
     assert code == 0 and "accuracy=0.913" in out and "NEGATIVE, POSITIVE" in out
 
 
-def test_info_task_by_alias(capsys):
+def test_info_task_by_alias(capsys, catalogue_only_task):
     data = run_json(capsys, "info", "sentiment-analysis", "--json")
     assert data["kind"] == "task" and data["name"] == "text-classify"
     assert data["pipeline"] == "hub_text.classify:TextClassificationPipeline"
     assert data["default_model"] == "sentiment-minilm"
     assert {"sentiment-minilm", "distilbert-sst2"} <= set(data["models"])
-    code, out, _ = run(capsys, "info", "image-classify")
+    code, out, _ = run(capsys, "info", catalogue_only_task)
     assert code == 0 and "no plugin installed" in out
 
 
@@ -202,7 +212,7 @@ def test_predict_reads_stdin(capsys, checkpoint, monkeypatch):
     assert isinstance(data, list) and len(data) == 2
 
 
-def test_predict_errors(capsys, checkpoint, monkeypatch):
+def test_predict_errors(capsys, checkpoint, monkeypatch, catalogue_only_task):
     code, _, err = run(capsys, "predict", "text-clasify", "x", "--model", str(checkpoint))
     assert code == 2 and "'text-classify'" in err
     code, _, err = run(capsys, "predict", "text-classify", "x", "--top-k", "0")
@@ -210,7 +220,7 @@ def test_predict_errors(capsys, checkpoint, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n"))
     code, _, err = run(capsys, "predict", "text-classify", "-", "--model", str(checkpoint))
     assert code == 2 and "error: no inputs" in err
-    code, _, err = run(capsys, "predict", "image-classify", "cat.png")
+    code, _, err = run(capsys, "predict", catalogue_only_task, "clip.mp4")
     assert code == 2 and "no installed plugin provides it" in err
     code, _, err = run(capsys, "predict", "text-classify", "x", "--model", "no-such-model")
     assert code == 2 and err.startswith("error: Unknown model 'no-such-model'")

@@ -182,7 +182,10 @@ def _discard(path: Path) -> None:
 def model_state(model: nn.Module, how: str) -> dict[str, torch.Tensor]:
     """The full state dict of a possibly wrapped model (collective under FSDP)."""
     if how == "fsdp":
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+        )
 
         return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     return unwrap(model).state_dict()
@@ -190,7 +193,10 @@ def model_state(model: nn.Module, how: str) -> dict[str, torch.Tensor]:
 
 def optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, how: str) -> dict[str, Any]:
     if how == "fsdp":
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_optimizer_state_dict,
+        )
 
         return get_optimizer_state_dict(model, optimizer,
                                         options=StateDictOptions(full_state_dict=True, cpu_offload=True))
@@ -199,7 +205,10 @@ def optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, how: str
 
 def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], how: str) -> None:
     if how == "fsdp":
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_model_state_dict,
+        )
 
         set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
     else:
@@ -209,7 +218,10 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], how: str)
 def load_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any],
                          how: str) -> None:
     if how == "fsdp":
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_optimizer_state_dict,
+        )
 
         set_optimizer_state_dict(model, optimizer, state,
                                  options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))

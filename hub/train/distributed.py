@@ -37,8 +37,8 @@ class DistEnv:
 
 def env_from_torchrun() -> DistEnv:
     """Read torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK); one process without them."""
-    return DistEnv(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                   int(os.environ.get("LOCAL_RANK", 0)))
+    return DistEnv(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
+                   int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def is_main_process() -> bool:

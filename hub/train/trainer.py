@@ -224,7 +224,7 @@ class Trainer:
     def _train(self) -> TrainResult:
         args, env = self.args, self.env
         loader, sampler = self._prepare()
-        state, optimizer, scheduler = self.state, self.optimizer, self.scheduler
+        state = self.state
         resumed = ckpt.resolve_resume(args.resume_from_checkpoint, args.output_dir)
         if resumed is not None:
             self._load_checkpoint(resumed)
@@ -381,7 +381,9 @@ class Trainer:
         data = self.eval_data if data is None else data
         if data is None:
             raise ConfigError("evaluate() needs data: pass eval_data to the Trainer or data=... here.")
-        model = self.wrapped if self.wrapped is not None else self.model
+        # DDP's forward broadcasts buffers (a collective) and ranks may score different numbers of
+        # batches: evaluate its inner module. FSDP must go through its wrapper (it gathers weights).
+        model = self.model if self.strategy != "fsdp" else self.wrapped
         was_training = model.training
         model.eval()
         distributed = dist.is_available() and dist.is_initialized()
@@ -494,4 +496,4 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     return {"accuracy": (logits.argmax(-1) == labels).float().mean().item()}
 
 
-__all__ = ["Trainer", "TrainResult", "accuracy", "decay_parameter_groups", "lr_lambda", "seed_everything"]
+__all__ = ["TrainResult", "Trainer", "accuracy", "decay_parameter_groups", "lr_lambda", "seed_everything"]

@@ -20,9 +20,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from hub.backbone import Transformer, TransformerConfig  # noqa: E402
-from hub.train import Callback, Trainer, TrainingArguments  # noqa: E402
-from hub.train.checkpoint import model_state, save_weights  # noqa: E402
+from hub.backbone import Transformer, TransformerConfig
+from hub.train import Callback, Trainer, TrainingArguments
+from hub.train.checkpoint import model_state, save_weights
 
 
 class ToyEncoderClassifier(nn.Module):
@@ -111,7 +111,10 @@ def main() -> None:
 
 
 def _fsdp_full(trainer):
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+    )
 
     return get_model_state_dict(trainer.wrapped, options=StateDictOptions(full_state_dict=True, cpu_offload=False))
 
