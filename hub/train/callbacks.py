@@ -74,7 +74,7 @@ class Throughput(Callback):
             peak = trainer.args.peak_tflops or (
                 peak_tflops(_gpu_name(trainer)) if trainer.device.type == "cuda" else None)
             if flops and peak:
-                logs["mfu"] = round(flops * tokens_per_s / (peak * 1e12 * trainer.env.world_size), 4)
+                logs["mfu"] = flops * tokens_per_s / (peak * 1e12 * trainer.env.world_size)
 
 
 class EarlyStopping(Callback):
