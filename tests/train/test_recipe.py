@@ -104,3 +104,26 @@ def test_same_config_under_torchrun_two_processes(tmp_path, tiny_bert):
     state = json.loads((tmp_path / "model-out-run" / "checkpoints" / "step-00000004" / "trainer_state.json")
                        .read_text())
     assert state["world_size"] == 2 and state["samples_seen"] == 4 * 4 * 2
+
+
+def test_pretrain_from_scratch_recipe(capsys, tmp_path):
+    from tests.text.test_pretrain import CORPUS, TINY
+
+    from hub_text.pretrain import train_tokenizer as train_tok
+
+    train_tok(CORPUS, "bpe", vocab_size=320).save_pretrained(str(tmp_path / "tok"))
+    (tmp_path / "corpus.txt").write_text("\n\n".join(CORPUS) + "\n")
+    config = {"task": "text-generate", "mode": "pretrain", "from_scratch": TINY, "tokenizer": "tok",
+              "data": {"train": "corpus.txt"}, "options": {"block_size": 32, "val_fraction": 0.1},
+              "training": {"epochs": 2, "batch_size": 16, "learning_rate": 3e-3, "device": "cpu",
+                           "progress": False, "tensorboard": False},
+              "output": "tiny-gpt"}
+    (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump(config))
+    code, out, err = cli(capsys, "train", str(tmp_path / "pretrain.yaml"))
+    assert code == 0, err
+    summary = json.loads(out)
+    losses = [r["eval_loss"] for r in summary["history"]]
+    assert summary["mode"] == "pretrain" and len(losses) == 2 and losses[1] < losses[0]
+    code, out, err = cli(capsys, "predict", "text-generate", "The quick", "--model", str(tmp_path / "tiny-gpt"),
+                         "--device", "cpu")
+    assert code == 0 and json.loads(out)["generated_text"].startswith("The quick")
