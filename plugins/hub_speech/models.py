@@ -178,7 +178,7 @@ class MaskedFramePretrainer(nn.Module):
     Spans of subsampled frames (``mask_prob`` of the frames start a span of ``span``
     frames) are replaced by the learned ``mask_embedding`` before the Transformer, which
     must reconstruct the log-mel frames under them (the 4 input frames per subsampled
-    frame, normalised per clip); the loss is the L1 error on masked frames only.
+    frame, standardised per clip); the loss is the L1 error on masked frames only.
     """
 
     def __init__(self, encoder: SpeechEncoder, *, mask_prob: float = 0.065, span: int = 5) -> None:
@@ -208,9 +208,12 @@ class MaskedFramePretrainer(nn.Module):
         mel_mask = lengths_to_mask(self.encoder.front.output_lengths(
             attention_mask.sum(-1) if attention_mask is not None else torch.full((batch,), input_values.shape[1],
                                                                                  device=mel.device)), length)
-        mean = (mel * mel_mask[..., None]).sum(1, keepdim=True) / mel_mask.sum(1)[:, None, None]
-        std = ((mel - mean).square() * mel_mask[..., None]).sum(1, keepdim=True) / mel_mask.sum(1)[:, None, None]
-        target = (target - mean.repeat(1, 1, 4)) / (std.sqrt().repeat(1, 1, 4) + 1e-5)
+        # one mean and deviation per clip (not per bin: bins that stay at the floor have none)
+        weights = mel_mask[..., None].to(mel.dtype)
+        count = weights.sum((1, 2), keepdim=True) * bins
+        mean = (mel * weights).sum((1, 2), keepdim=True) / count
+        std = (((mel - mean).square() * weights).sum((1, 2), keepdim=True) / count).sqrt()
+        target = (target - mean) / (std + 1e-3)
         prediction = self.reconstruct(hidden)
         error = (prediction.float() - target.float()).abs().mean(-1)  # (B, T)
         loss = (error * masked).sum() / masked.sum().clamp(min=1)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import hub
+from hub.errors import HubError
 from hub.modeling import load_model
 from tests.speech.checkpoints import VOCAB, tone, wav2vec2_ctc_folder
 
@@ -81,3 +82,5 @@ def test_saved_hub_folder_reloads_exactly(checkpoint, tmp_path):
     again = hub.load("speech-recognize", model=str(folder), device="cpu")
     assert again.metadata["architecture"] == "wav2vec2-ctc" and "converted_from" not in again.metadata
     assert again(audio, sampling_rate=16000, return_timestamps="word") == before
+    with pytest.raises(HubError, match="fine_tune it instead"):  # converted checkpoints are pretrained
+        again.pretrain([{"array": audio, "sampling_rate": 16000}])
