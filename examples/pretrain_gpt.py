@@ -132,7 +132,7 @@ def main() -> None:
               f"{record['eval_loss']:>9.4f} {record['eval_perplexity']:>9.2f}")
     tokens = result.history[-1]["tokens_seen"]
     print(f"best validation loss {result.best_metric:.4f} (perplexity {math.exp(result.best_metric):.2f}) at "
-          f"step {result.history[result.best_epoch - 1]['step']}; {tokens:,} tokens in {result.train_seconds:.0f} s "
+          f"step {result.best_step}; {tokens:,} tokens in {result.train_seconds:.0f} s "
           f"({tokens / result.train_seconds:,.0f} tokens/s with evaluations; "
           f"{args.batch_size * args.block_size / timed:,.0f} tokens/s forward+backward)")
 

@@ -14,8 +14,8 @@ class TrainerState:
     total_steps: int = 0
     epoch: int = 0  # the epoch in progress (0-based) or just finished
     batches_in_epoch: int = 0  # micro-batches of the current epoch already consumed
-    epoch_loss_sum: float = 0.0  # over the current epoch's micro-batches (this process)
-    epoch_loss_count: int = 0
+    interval_loss_sum: float = 0.0  # training loss since the previous evaluation (this process)
+    interval_loss_count: int = 0
     samples_seen: int = 0  # on all processes together
     tokens_seen: int = 0
     best_metric: float | None = None

@@ -234,7 +234,15 @@ class Trainer:
         self._emit("on_train_begin")
         start = time.perf_counter()
         window_loss = torch.zeros((), dtype=torch.float64, device=self.device)
-        epoch_loss = torch.tensor(state.epoch_loss_sum, dtype=torch.float64, device=self.device)
+        # the training loss since the previous evaluation (an epoch's mean with per-epoch evaluation)
+        interval_loss = torch.tensor(state.interval_loss_sum, dtype=torch.float64, device=self.device)
+
+        def interval_mean() -> float:
+            total, count = dist_utils.all_reduce_sum([interval_loss.item(), state.interval_loss_count], self.device)
+            interval_loss.zero_()
+            state.interval_loss_count = 0
+            return total / max(1, count)
+
         window_batches, last_eval_step, last_save_step = 0, None, None
         samples_since_step, tokens_pending = 0, torch.zeros((), dtype=torch.long, device=self.device)
 
@@ -262,9 +270,9 @@ class Trainer:
                     scaled = loss / accumulation
                     (self.scaler.scale(scaled) if self.scaler else scaled).backward()
                 window_loss += loss.detach().double()
-                epoch_loss += loss.detach().double()
+                interval_loss += loss.detach().double()
                 window_batches += 1
-                state.epoch_loss_count += 1
+                state.interval_loss_count += 1
                 if not at_boundary:
                     continue
                 self._optimizer_step()
@@ -282,10 +290,10 @@ class Trainer:
                 epoch_done = state.batches_in_epoch == batches_per_epoch
                 finished = state.global_step >= state.total_steps
                 if args.eval_steps and (state.global_step % args.eval_steps == 0 or finished):
-                    self._evaluate_and_track(train_loss=None)
+                    self._evaluate_and_track(train_loss=interval_mean())
                     last_eval_step = state.global_step
                 if checkpointing and args.save_steps and state.global_step % args.save_steps == 0 and not epoch_done:
-                    state.epoch_loss_sum = epoch_loss.item()
+                    state.interval_loss_sum = interval_loss.item()
                     state.tokens_seen += int(tokens_pending) * env.world_size
                     tokens_pending.zero_()
                     self._save_checkpoint()
@@ -293,20 +301,14 @@ class Trainer:
                 if finished or state.should_stop or epoch_done:
                     break
             # the end of an epoch (or of training part-way through one)
-            train_loss = dist_utils.all_reduce_sum([epoch_loss.item(), state.epoch_loss_count], self.device)
-            train_loss = train_loss[0] / max(1, train_loss[1])
             if last_eval_step != state.global_step and not args.eval_steps:
-                self._evaluate_and_track(train_loss=train_loss)
+                self._evaluate_and_track(train_loss=interval_mean())
                 last_eval_step = state.global_step
-            elif state.history and state.history[-1].get("step") == state.global_step:
-                state.history[-1]["train_loss"] = train_loss
             if state.batches_in_epoch == batches_per_epoch:
                 self._emit("on_epoch_end")
                 state.epoch += 1
                 state.batches_in_epoch = 0
-                state.epoch_loss_count = 0
-                epoch_loss.zero_()
-            state.epoch_loss_sum = epoch_loss.item()
+            state.interval_loss_sum = interval_loss.item()
             state.tokens_seen += int(tokens_pending) * env.world_size
             tokens_pending.zero_()
             done = state.global_step >= state.total_steps or state.should_stop

@@ -223,38 +223,6 @@ class BlockDataset(torch.utils.data.Dataset):
         return item
 
 
-class EvaluationRounds(torch.utils.data.Dataset):
-    """Serve a dataset in rounds of ``round_size`` items, so that the Trainer (which
-    evaluates after each pass over its data) evaluates every ``round_size`` items.
-
-    Consecutive rounds walk through a seeded permutation of the whole dataset (a new
-    permutation for every pass over it), so each item is seen once per pass; the
-    Trainer still shuffles inside each round. A round ends after ``round_size`` reads
-    (the Trainer reads every index of an epoch exactly once, without workers).
-    """
-
-    def __init__(self, data: Sequence[Any], round_size: int, seed: int = 0) -> None:
-        self.data, self.round_size, self.seed = data, int(round_size), seed
-        self._round, self._reads, self._orders = 0, 0, {}
-
-    def __len__(self) -> int:
-        return self.round_size
-
-    def _order(self, n_pass: int) -> torch.Tensor:
-        if n_pass not in self._orders:
-            self._orders = {n_pass: torch.randperm(len(self.data),
-                                                   generator=torch.Generator().manual_seed(self.seed + n_pass))}
-        return self._orders[n_pass]
-
-    def __getitem__(self, index: int) -> Any:
-        position = self._round * self.round_size + index
-        item = self.data[int(self._order(position // len(self.data))[position % len(self.data)])]
-        self._reads += 1
-        if self._reads == self.round_size:
-            self._round, self._reads = self._round + 1, 0
-        return item
-
-
 class CausalLMCollator:
     """Stack packed blocks; ``labels = input_ids`` (the model shifts them by one)."""
 
@@ -432,10 +400,8 @@ def pretrain_language_model(pipe: Any, data: Any, *, objective: str, eval: Any =
 
     per_step = args.batch_size * args.gradient_accumulation_steps
     steps_per_pass = math.ceil(math.ceil(len(train_data) / args.batch_size) / args.gradient_accumulation_steps)
-    if eval_every is not None and eval_every < steps_per_pass:
-        # Trainer epochs become evaluation rounds; the total number of steps is unchanged
-        train_data = EvaluationRounds(train_data, eval_every * per_step, seed=args.seed)
-        args = dataclasses.replace(args, epochs=args.epochs * steps_per_pass / eval_every)
+    if eval_every is not None:
+        args = dataclasses.replace(args, eval_steps=eval_every)
     blocks_total = len(train_blocks)
 
     trainer = Trainer(LanguageModelForTraining(model, causal=objective == "clm"), args, train_data=train_data,
@@ -444,14 +410,11 @@ def pretrain_language_model(pipe: Any, data: Any, *, objective: str, eval: Any =
     result = trainer.train()
     pipe.model.to(pipe.device).eval()
     for record in result.history:
-        if isinstance(train_data, EvaluationRounds):  # every batch is full
-            seen = record["step"] * per_step
-        else:  # the last batch of a pass may be short
-            passes, rest = divmod(record["step"], steps_per_pass)
-            seen = passes * blocks_total + min(rest * per_step, blocks_total)
+        passes, rest = divmod(record["step"], steps_per_pass)  # the last batch of a pass may be short
+        seen = passes * blocks_total + min(rest * per_step, blocks_total)
         record["tokens_seen"] = seen * block_size
         record["data_epochs"] = round(seen / blocks_total, 4)
-    best = next((r for r in result.history if r.get("epoch") == result.best_epoch), None)
+    best = next((r for r in result.history if r.get("step") == result.best_step), None)
     if best is not None and "eval_loss" in best:
         pipe.metadata["metrics"] = {"eval_loss": round(best["eval_loss"], 4),
                                     "eval_perplexity": round(best["eval_perplexity"], 2)}

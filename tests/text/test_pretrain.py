@@ -15,7 +15,7 @@ import torch
 
 import hub
 from hub.errors import ConfigError, DataError, HubError, UnknownNameError
-from hub_text.pretrain import (CausalLMCollator, EvaluationRounds, LanguageModelForTraining, MaskedLMCollator,
+from hub_text.pretrain import (CausalLMCollator, LanguageModelForTraining, MaskedLMCollator,
                                lm_metrics, pack_causal, pack_masked, read_texts, split_documents,
                                tokenize_documents, train_tokenizer)
 
@@ -167,16 +167,6 @@ def test_masking_follows_the_bert_recipe_and_is_seeded(wordpiece):
     assert torch.equal(collate([fixed])["labels"][0], labels[0])
 
 
-def test_evaluation_rounds_see_every_block_once_per_pass():
-    rounds = EvaluationRounds(list(range(10)), 4, seed=0)
-    seen = []
-    for _ in range(5):  # as the Trainer's loader reads: each index of a round once, shuffled
-        seen += [rounds[i] for i in torch.randperm(len(rounds)).tolist()]
-    assert sorted(seen) == sorted(list(range(10)) * 2)  # two passes, each block twice
-    assert len(set(seen[:8])) == 8 and len(set(seen[12:])) == 8  # rounds of one pass never repeat a block
-
-
-# -- tokenizers ----------------------------------------------------------------------------
 def test_trained_tokenizers_have_the_right_special_tokens(bpe, wordpiece, tmp_path):
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
