@@ -1,7 +1,8 @@
 """Synthesise real spoken words and phrases with three independent speech synthesisers, once.
 
 Training audio comes from espeak-ng (seven English accents x ~30 voice variants, random speed
-and pitch) and festival (kal_diphone, cmu_us_slt_arctic_hts, random duration stretch); the
+and pitch) and festival (kal_diphone, cmu_us_slt_arctic_hts, random duration stretch; the
+keyword set adds a festival-only supplement with ked_diphone too and random tape speed); the
 held-out test audio comes from a synthesiser never used in training: flite's ``awb`` and
 ``rms`` voices (flite's ``kal`` and ``slt`` speakers also exist in festival, so they are left
 out to avoid a leak). Every clip gets random leading/trailing silence, gain and added noise
@@ -9,9 +10,10 @@ out to avoid a leak). Every clip gets random leading/trailing silence, gain and 
 16 kHz mono and written as 16-bit WAV; each set gets a jsonl manifest of
 ``{"path": relative wav path, "text": ..., "label": ..., "voice": ...}`` records.
 
-    apt-get install -y espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts
+    apt-get install -y espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
     python -m examples.data_prep_speech            # both sets
     python -m examples.data_prep_speech kws        # keyword spotting: 20 words, one word per clip
+                                                   # (+ kws-festival: 720 festival-only clips, 3 voices)
     python -m examples.data_prep_speech asr        # recognition: 2-4 word phrases over 35 words
 
 Files land under ``$HUB_DATA_CACHE/speech`` (default ``~/.cache/hub/datasets/speech``);
@@ -52,8 +54,10 @@ ESPEAK_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3
                    "john", "linda", "max", "paul", "robert", "steph", "travis", "victor", "aunty",
                    "grandpa", "Lee", "rob", "quincy")
 FESTIVAL_VOICES = ("kal_diphone", "cmu_us_slt_arctic_hts")
+#: voices of the festival-only supplement (``kws-festival``); ked needs festvox-kdlpc16k
+FESTIVAL_EXTRA_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 FLITE_TEST_VOICES = ("awb", "rms")
-SIZES = {"kws": {"train": 2400, "test": 240}, "asr": {"train": 3000, "test": 240}}
+SIZES = {"kws": {"train": 2400, "test": 240, "festival": 720}, "asr": {"train": 3000, "test": 240}}
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ def _check_tools() -> None:
     missing = [tool for tool in ("espeak-ng", "flite", "text2wave") if shutil.which(tool) is None]
     if missing:
         raise SystemExit(f"Missing synthesiser(s) {missing}. On Debian or Ubuntu run: apt-get install -y "
-                         "espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts")
+                         "espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts")
 
 
 def _run(cmd: list[str], text: str | None = None) -> None:
@@ -96,8 +100,8 @@ def _synthesise(clip: Clip, rng: random.Random, wav: Path) -> str:
         _run(["flite", "-voice", voice, "--setf", f"duration_stretch={stretch}", "--setf",
               f"int_f0_target_mean={f0}", "-t", clip.text, "-o", str(wav)])
         return f"flite:{voice}"
-    if rng.random() < 0.12:
-        voice = rng.choice(FESTIVAL_VOICES)
+    if clip.split == "festival" or rng.random() < 0.12:
+        voice = rng.choice(FESTIVAL_EXTRA_VOICES if clip.split == "festival" else FESTIVAL_VOICES)
         stretch = round(rng.uniform(0.8, 1.3), 2)
         _run(["text2wave", "-eval", f"(voice_{voice})", "-eval", f"(Parameter.set 'Duration_Stretch {stretch})",
               "-o", str(wav)], text=clip.text)
@@ -125,14 +129,16 @@ def _finish(audio: np.ndarray, rate: int, clip: Clip, seed: int) -> np.ndarray:
 
     if audio.ndim == 2:
         audio = audio.mean(1)
+    rng = np.random.default_rng(seed)
+    if clip.split == "festival":  # festival has few voices: vary speed and pitch together ("tape speed")
+        rate = int(round(rate * rng.uniform(0.88, 1.12) / 800)) * 800  # a multiple of 800: a cheap resampling kernel
     if rate != SAMPLE_RATE:
         audio = AF.resample(torch.from_numpy(audio.astype(np.float32)), rate, SAMPLE_RATE).numpy()
-    rng = np.random.default_rng(seed)
     pad = rng.integers(0, int(0.25 * SAMPLE_RATE), size=2)
     audio = np.concatenate([np.zeros(pad[0]), audio, np.zeros(pad[1])])
     peak = np.abs(audio).max() or 1.0
     audio = audio / peak * rng.uniform(0.2, 0.9)
-    snr = rng.uniform(5, 30) if clip.split == "train" else rng.uniform(15, 30)
+    snr = rng.uniform(15, 30) if clip.split == "test" else rng.uniform(5, 30)
     noise = _noise(rng, audio.size)
     signal_power = np.mean(audio[np.abs(audio) > 0.01 * np.abs(audio).max()] ** 2)
     noise *= np.sqrt(signal_power / 10 ** (snr / 10) / max(np.mean(noise ** 2), 1e-12))
@@ -166,12 +172,12 @@ def _clips(task: str, split: str) -> list[Clip]:
 
 
 def build(task: str, workers: int = 2) -> list[Path]:
-    """Synthesise both splits of ``task`` (``kws`` or ``asr``); returns the two manifests."""
+    """Synthesise every split of ``task`` (``kws`` or ``asr``); returns their manifests."""
     if task not in SIZES:
         raise SystemExit(f"unknown speech set {task!r}; known: {', '.join(SIZES)}")
     _check_tools()
     paths = []
-    for split in ("train", "test"):
+    for split in SIZES[task]:
         path = root() / f"{task}-{split}.jsonl"
         paths.append(path)
         if path.is_file():

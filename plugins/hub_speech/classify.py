@@ -15,6 +15,7 @@ import torch
 
 from hub.errors import HubError, InvalidInputError
 from hub.results import Prediction
+from hub_speech.augment import AugmentedClips
 from hub_speech.base import AudioPipeline, load_speech_model
 from hub_speech.models import AudioClassifier
 
@@ -88,10 +89,12 @@ class AudioClassificationPipeline(AudioPipeline):
         return {"accuracy": correct / len(records), "n": len(records)}
 
     # -- training ------------------------------------------------------------------------
-    def fine_tune(self, train: Any, eval: Any = None, *, labels: list[str] | None = None, **training_args: Any):
+    def fine_tune(self, train: Any, eval: Any = None, *, labels: list[str] | None = None, augment: bool = False,
+                  **training_args: Any):
         """Train on labelled audio (manifest, ``folder/<label>/*.wav`` or list; see :mod:`hub_speech.data`).
 
-        A new output layer is made when the data's labels differ from the model's. Returns the
+        A new output layer is made when the data's labels differ from the model's. ``augment=True``
+        perturbs speed and spectral tilt of every training draw (:mod:`hub_speech.augment`). Returns the
         :class:`~hub.train.TrainResult`; the pipeline keeps the best evaluation's weights.
         """
         from hub.train import Trainer, TrainingArguments
@@ -110,7 +113,10 @@ class AudioClassificationPipeline(AudioPipeline):
             self.replace_head(labels)
         index = {label: i for i, label in enumerate(labels)}
         encode = lambda label: index[str(label)]  # noqa: E731
-        trainer = Trainer(self.model, args, train_data=self.training_features(train_rows, "label", encode),
+        train_features = self.training_features(train_rows, "label", encode)
+        if augment:
+            train_features = AugmentedClips(train_features, min_samples=self.model.min_samples)
+        trainer = Trainer(self.model, args, train_data=train_features,
                           collate=self.collate, compute_metrics=accuracy,
                           eval_data=self.training_features(eval_rows, "label", encode) if eval_rows else None,
                           save_best=lambda model, path: self.save(path))

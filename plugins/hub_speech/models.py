@@ -4,6 +4,7 @@ Hub config (``config`` object of a Hub config.json)::
 
     {"sample_rate": 16000, "n_fft": 400, "hop_length": 160, "n_mels": 80,
      "subsample_channels": 64,          # channels of the two stride-2 convolutions
+     "mel_norm": null,                  # "clip": subtract each mel bin's mean over the clip (CMN)
      "spec_augment": {"freq_masks": 2, "freq_width": 12, "time_masks": 2, "time_width": 0.1},
      "backbone": {TransformerConfig fields; pre-norm, rotary positions by default},
      # speech-ctc:       "vocab": [tokens by id], "blank": 0, "word_delimiter": "|"
@@ -53,6 +54,9 @@ class SpeechEncoder(nn.Module):
         if backbone.causal:
             raise ConfigError("a speech encoder is bidirectional; set backbone.causal to false.")
         self.spec_augment = dict(config.get("spec_augment") or {})
+        self.mel_norm = config.get("mel_norm")
+        if self.mel_norm not in (None, "clip"):
+            raise ConfigError(f"mel_norm must be null or 'clip', got {self.mel_norm!r}.")
         self.front = LogMelFrontEnd(sample_rate=config["sample_rate"], n_fft=config["n_fft"],
                                     hop_length=config["hop_length"], n_mels=config["n_mels"])
         self.subsample = ConvSubsampling(config["n_mels"], backbone.hidden_size,
@@ -93,6 +97,9 @@ class SpeechEncoder(nn.Module):
         sample_lengths = (attention_mask.sum(-1) if attention_mask is not None else
                           torch.full((input_values.shape[0],), input_values.shape[1], device=input_values.device))
         mel = self.front(input_values)  # (B, T4, n_mels)
+        if self.mel_norm == "clip":  # cepstral mean normalisation: each bin's mean over the clip removed
+            real = lengths_to_mask(self.front.output_lengths(sample_lengths), mel.shape[1])[..., None].to(mel.dtype)
+            mel = (mel - (mel * real).sum(1, keepdim=True) / real.sum(1, keepdim=True)) * real
         if self.training and self.spec_augment:
             mel = self._augment(mel, self.front.output_lengths(sample_lengths))
         mel_lengths = self.front.output_lengths(sample_lengths) if attention_mask is not None else None

@@ -20,6 +20,7 @@ import torch
 
 from hub.errors import HubError, InvalidInputError
 from hub.results import Prediction
+from hub_speech.augment import AugmentedClips
 from hub_speech.base import AudioPipeline, load_speech_model
 from hub_speech.ctc_decode import CTCVocab, char_timestamps, word_timestamps
 from hub_speech.metrics import error_rate
@@ -120,8 +121,11 @@ class SpeechRecognitionPipeline(AudioPipeline):
                 "n": len(records)}
 
     # -- training ------------------------------------------------------------------------
-    def fine_tune(self, train: Any, eval: Any = None, **training_args: Any):
+    def fine_tune(self, train: Any, eval: Any = None, *, augment: bool = False, **training_args: Any):
         """CTC training on transcribed audio (manifest, folder or list; see :mod:`hub_speech.data`).
+
+        ``augment=True`` perturbs speed and spectral tilt of every training draw
+        (:mod:`hub_speech.augment`).
 
         Clips are used whole; transcripts are written in the model's vocabulary (case folded;
         a character it lacks raises). Returns the :class:`~hub.train.TrainResult`; the
@@ -135,6 +139,8 @@ class SpeechRecognitionPipeline(AudioPipeline):
         train_features = self.training_features(read_audio_records(train, target="text"), "text", vocab.encode)
         eval_features = (self.training_features(read_audio_records(eval, target="text"), "text", vocab.encode)
                          if eval is not None else None)
+        if augment:
+            train_features = AugmentedClips(train_features, min_samples=self.model.min_samples)
         trainer = Trainer(self.model, args, train_data=train_features, collate=self.collate,
                           eval_data=eval_features, save_best=lambda model, path: self.save(path))
         result = trainer.train()
