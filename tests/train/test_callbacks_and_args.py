@@ -151,3 +151,19 @@ def test_sampler_covers_each_example_once_and_shards_the_global_batch():
         resumed = ResumableBatchSampler(103, 8, seed=3, lengths=grouped)
         resumed.set_epoch(1, start_batch=5)
         assert list(resumed) == single[5:]
+
+
+def test_cpu_bf16_autocast_trains(tmp_path):
+    trainer, result = train(tmp_path, bf16=True, epochs=3, save_checkpoints=False)
+    assert trainer.autocast_dtype == torch.bfloat16
+    losses = [r["eval_loss"] for r in result.history]
+    assert losses[-1] < losses[0]
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())  # autocast: fp32 master weights
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager(tmp_path):
+    _, eager = train(tmp_path / "eager", save_checkpoints=False)
+    _, compiled = train(tmp_path / "compiled", save_checkpoints=False, compile=True)
+    assert [r["eval_loss"] for r in compiled.history] == pytest.approx([r["eval_loss"] for r in eager.history],
+                                                                       abs=1e-4)
