@@ -76,7 +76,7 @@ def manifest(task: str, split: str) -> Path:
     """``speech/{task}-{split}.jsonl``, made on first use (task ``kws`` or ``asr``)."""
     path = root() / f"{task}-{split}.jsonl"
     if not path.is_file():
-        build(task)
+        build(task, splits=[split])
     return path
 
 
@@ -171,13 +171,13 @@ def _clips(task: str, split: str) -> list[Clip]:
     return clips
 
 
-def build(task: str, workers: int = 2) -> list[Path]:
-    """Synthesise every split of ``task`` (``kws`` or ``asr``); returns their manifests."""
+def build(task: str, workers: int = 2, splits: list[str] | None = None) -> list[Path]:
+    """Synthesise ``splits`` (default: all) of ``task`` (``kws`` or ``asr``); returns their manifests."""
     if task not in SIZES:
         raise SystemExit(f"unknown speech set {task!r}; known: {', '.join(SIZES)}")
     _check_tools()
     paths = []
-    for split in SIZES[task]:
+    for split in splits or SIZES[task]:
         path = root() / f"{task}-{split}.jsonl"
         paths.append(path)
         if path.is_file():

@@ -1,0 +1,146 @@
+"""Real-time factor of Hub's ``speech-recognize`` vs transformers' ASR pipeline, same weights and audio.
+
+Run by hand (not a test)::
+
+    python benchmarks/speech.py                     # CPU fp32, wav2vec2-base-sized model, 30 s of speech
+    python benchmarks/speech.py --seconds 60 --repeats 3
+    python benchmarks/speech.py --device cuda       # on a GPU machine
+
+Both sides get the same ``Wav2Vec2ForCTC`` checkpoint at wav2vec2-base's size (12 layers,
+hidden 768, conv feature encoder; random, seeded weights since the machines here cannot
+download facebook/wav2vec2-base-960h) saved with ``save_pretrained`` + ``vocab.json`` +
+``preprocessor_config.json``: Hub converts it into its shared backbone, transformers runs
+``pipeline("automatic-speech-recognition")``. The audio is real synthesised speech (the
+``asr`` test clips of ``examples/data_prep_speech.py``, flite voices, concatenated) when
+available, else a chirp. Both use their chunking (``chunk_length_s=20``, stride 1/6) and
+greedy CTC decoding, so audio decoding, resampling, chunking, the model and decoding are all
+counted. Hub's own ``commands-ctc`` default is timed too when its weights are present.
+RTF = processing seconds / audio seconds (lower is faster); the median of ``--repeats``
+interleaved runs after one warm-up each.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import base_parser, load_average, machine, machine_tag, sync, write_results  # noqa: E402
+
+VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONISRHDLUMCWFGYPBVK'XJQZ"]
+
+
+def make_checkpoint(folder: Path, seed: int) -> Path:
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+
+    torch.manual_seed(seed)
+    config = Wav2Vec2Config(vocab_size=len(VOCAB), pad_token_id=0, ctc_loss_reduction="mean")  # base-sized
+    Wav2Vec2ForCTC(config).eval().save_pretrained(folder, safe_serialization=True)
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(VOCAB)}))
+    (folder / "preprocessor_config.json").write_text(json.dumps({
+        "do_normalize": True, "feature_size": 1, "padding_side": "right", "padding_value": 0.0,
+        "return_attention_mask": False, "sampling_rate": 16000, "feature_extractor_type": "Wav2Vec2FeatureExtractor"}))
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "Wav2Vec2CTCTokenizer", "word_delimiter_token": "|", "pad_token": "<pad>",
+        "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "do_lower_case": False}))
+    return folder
+
+
+def speech(seconds: float) -> tuple[np.ndarray, str]:
+    """``seconds`` of real synthesised speech (flite test clips) at 16 kHz, or a chirp."""
+    try:
+        import soundfile as sf
+
+        from examples.data_prep_speech import root
+
+        manifest = root() / "asr-test.jsonl"
+        clips, total = [], 0
+        for line in manifest.read_text().splitlines():
+            audio, _ = sf.read(manifest.parent / json.loads(line)["path"], dtype="float32")
+            clips.append(audio)
+            total += audio.size
+            if total >= seconds * 16000:
+                return np.concatenate(clips)[: int(seconds * 16000)], "flite asr-test clips, concatenated"
+    except (OSError, ImportError):
+        pass
+    t = np.arange(int(seconds * 16000)) / 16000
+    return (0.5 * np.sin(2 * np.pi * (200 + 100 * t) * t)).astype(np.float32), "chirp"
+
+
+def main() -> None:
+    parser = base_parser(__doc__)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    info = machine(device)
+
+    import hub
+    from transformers import pipeline as hf_pipeline
+
+    audio, audio_source = speech(args.seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = make_checkpoint(Path(tmp) / "w2v", args.seed)
+        ours = hub.load("speech-recognize", model=str(folder), device=device)
+        theirs = hf_pipeline("automatic-speech-recognition", model=str(folder), device=device)
+        runners = {
+            "hub wav2vec2 (converted)": lambda: ours(audio, sampling_rate=16000, chunk_length_s=20)["text"],
+            "transformers pipeline": lambda: theirs({"raw": audio, "sampling_rate": 16000},
+                                                    chunk_length_s=20)["text"],
+        }
+        default = ROOT / "plugins" / "hub_speech" / "weights" / "commands-ctc"
+        if default.is_dir():
+            small = hub.load("speech-recognize", model=str(default), device=device)
+            runners["hub commands-ctc (shipped default)"] = lambda: small(audio, sampling_rate=16000)["text"]
+        texts = {name: run() for name, run in runners.items()}  # warm-up, and the outputs to compare
+        times: dict[str, list[float]] = {name: [] for name in runners}
+        for _ in range(args.repeats):
+            for name, run in runners.items():
+                sync(device)
+                start = time.perf_counter()
+                run()
+                sync(device)
+                times[name].append(time.perf_counter() - start)
+    info["load_average_end"] = load_average()
+    rows = {name: {"median_s": statistics.median(t), "rtf": statistics.median(t) / args.seconds, "runs_s": t}
+            for name, t in times.items()}
+    # transformers' CTC pipeline prints special tokens (<s>, <unk>: skip_special_tokens=False) and keeps
+    # letters they separate; Hub drops them before merging repeats, as tokenizer.decode(skip_special_tokens=True)
+    # does. Compare with those tokens removed, repeated letters merged and spaces collapsed.
+    def canonical(text: str) -> str:
+        plain = " ".join(re.sub(r"<[^>]*>", "", text).split())
+        return "".join(letter for letter, _ in itertools.groupby(plain))
+
+    same = canonical(texts["hub wav2vec2 (converted)"]) == canonical(texts["transformers pipeline"])
+    report = {"machine": info, "machine_tag": machine_tag(info), "audio_seconds": args.seconds,
+              "audio": audio_source, "dtype": args.dtype, "repeats": args.repeats, "results": rows,
+              "identical_words_hub_vs_transformers": same}
+    from common import machine_line
+
+    table = "\n".join([
+        f"\n### {args.seconds:.0f} s of speech, {args.device} {args.dtype} ({info['date']})", "",
+        machine_line(info), "", "| recogniser | median s | RTF | speed-up vs transformers |", "| --- | --- | --- | --- |",
+        *[f"| {name} | {r['median_s']:.3f} | {r['rtf']:.4f} | "
+          f"{rows['transformers pipeline']['median_s'] / r['median_s']:.2f}x |" for name, r in rows.items()],
+        "", f"Same weights on both wav2vec2 rows; identical transcripts (special tokens removed, repeats merged): {same}."])
+    print(table)
+    if not args.no_write:
+        write_results("speech", report, table, args.dtype, tags=(args.tag,) if args.tag else ())
+
+
+if __name__ == "__main__":
+    main()
