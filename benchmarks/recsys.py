@@ -34,7 +34,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -93,25 +93,38 @@ def hub_ranking(arch: str, train, valid, test, overrides: dict[str, Any], config
     return row, rec
 
 
-def peer_rankings(known, test, seen) -> list[dict[str, Any]]:
+def saved_ranking(folder: Path, test, device: str) -> dict[str, Any]:
+    """A model trained on this split by another script, evaluated here by the same code."""
+    import hub
+
+    rec = hub.load("recommend", model=str(folder), device=device)
+    row = {"model": f"Hub {rec.architecture} (trained by examples/train_recommend_default.py)",
+           "train_seconds": json.loads((folder / "train.json").read_text())["train_seconds"]
+           if (folder / "train.json").is_file() else "see its log"}
+    for protocol in ("full", "sampled"):
+        row[protocol] = rec.evaluate(test, k=K, protocol=protocol, negatives=100, seed=0)
+    return row
+
+
+def peer_rankings(known, test, seen) -> Iterator[dict[str, Any]]:
     """Popularity, item-kNN and the peer libraries, all scored by the same evaluation code."""
     from hub_recsys.baselines import ItemKNN, popularity_scores
 
-    rows = []
     start = time.perf_counter()
     pop = popularity_scores(known)
-    rows.append(evaluate_scorer("Popularity", lambda u: pop[None].expand(len(u), -1), test, seen, known.num_items,
+    yield (evaluate_scorer("Popularity", lambda u: pop[None].expand(len(u), -1), test, seen, known.num_items,
                                 time.perf_counter() - start))
     start = time.perf_counter()
     knn = ItemKNN(known, neighbours=100)
-    rows.append(evaluate_scorer("Item-kNN (cosine, 100 neighbours)", lambda u: knn.scores(torch.as_tensor(u)), test,
-                                seen, known.num_items, time.perf_counter() - start))
+    yield evaluate_scorer("Item-kNN (cosine, 100 neighbours)", lambda u: knn.scores(torch.as_tensor(u)), test,
+                          seen, known.num_items, time.perf_counter() - start)
     del knn
     matrix = _csr(known)
     try:
         import implicit
         from threadpoolctl import threadpool_limits
 
+        threadpool_limits(1, "blas")  # implicit checks the BLAS threads when a model is made
         for label, factory in (("implicit ALS (64 factors, 15 it.)",
                                 lambda: implicit.cpu.als.AlternatingLeastSquares(factors=64, regularization=0.05,
                                                                                  iterations=15, random_state=0)),
@@ -123,18 +136,17 @@ def peer_rankings(known, test, seen) -> list[dict[str, Any]]:
             with threadpool_limits(1, "blas"):
                 model.fit(matrix, show_progress=False)
             users_f, items_f = torch.as_tensor(model.user_factors), torch.as_tensor(model.item_factors)
-            rows.append(evaluate_scorer(label, lambda u: users_f[torch.as_tensor(u)] @ items_f.T, test, seen,
-                                        known.num_items, time.perf_counter() - start))
+            yield evaluate_scorer(label, lambda u: users_f[torch.as_tensor(u)] @ items_f.T, test, seen,
+                                  known.num_items, time.perf_counter() - start)
     except ImportError as exc:
         logging.warning("implicit not installed (%s); skipped", exc)
     try:
-        rows.extend(cornac_rankings(known, test, seen))
+        yield from cornac_rankings(known, test, seen)
     except ImportError as exc:
         logging.warning("cornac not installed (%s); skipped", exc)
-    return rows
 
 
-def cornac_rankings(known, test, seen) -> list[dict[str, Any]]:
+def cornac_rankings(known, test, seen) -> Iterator[dict[str, Any]]:
     import cornac
     from cornac.data import Dataset
 
@@ -142,12 +154,11 @@ def cornac_rankings(known, test, seen) -> list[dict[str, Any]]:
     data = Dataset.from_uir(triples, seed=0)
     user_pos = np.array([data.uid_map[str(u)] for u in range(known.num_users)])
     item_pos = np.array([data.iid_map.get(str(i), -1) for i in range(known.num_items)])
-    rows = []
     for label, model in (("cornac BPR (64 factors, 100 it.)",
                           cornac.models.BPR(k=64, max_iter=100, learning_rate=0.01, lambda_reg=0.01, seed=0,
                                             verbose=False)),
-                         ("cornac NeuMF (8 factors, 20 it.)",
-                          cornac.models.NeuMF(num_factors=8, layers=[64, 32, 16, 8], act_fn="relu", num_epochs=20,
+                         ("cornac NeuMF (8 factors, 10 epochs)",
+                          cornac.models.NeuMF(num_factors=8, layers=[64, 32, 16, 8], act_fn="relu", num_epochs=10,
                                               num_neg=4, batch_size=256, lr=0.001, seed=0, verbose=False,
                                               backend="pytorch"))):
         start = time.perf_counter()
@@ -166,8 +177,7 @@ def cornac_rankings(known, test, seen) -> list[dict[str, Any]]:
                 out[row, torch.as_tensor(np.flatnonzero(valid))] = torch.as_tensor(s[item_pos[valid]])
             return out
 
-        rows.append(evaluate_scorer(label, score, test, seen, known.num_items, seconds))
-    return rows
+        yield evaluate_scorer(label, score, test, seen, known.num_items, seconds)
 
 
 def _csr(data):
@@ -381,12 +391,12 @@ def speed_markdown(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-HUB_RANKING = {
+HUB_RANKING = {  # (training-argument overrides, model config overrides) on top of the pipeline defaults
     "mf": ({}, {}),
     "bpr": ({}, {}),
     "ncf": ({}, {}),
-    "sasrec": ({"epochs": 60, "early_stopping_patience": 10}, {}),
-    "bert4rec": ({"epochs": 100, "early_stopping_patience": 15}, {}),
+    "sasrec": ({}, {}),
+    "bert4rec": ({}, {}),
 }
 
 
@@ -395,6 +405,9 @@ def main() -> None:
     parser.add_argument("--part", choices=("quality", "speed", "all"), default="all")
     parser.add_argument("--models", default=",".join(HUB_RANKING), help="Hub models in the ranking table")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sasrec-from", type=Path, default=None,
+                        help="evaluate this saved SASRec (trained by examples/train_recommend_default.py on the same "
+                             "split) instead of training one here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
@@ -417,7 +430,10 @@ def main() -> None:
         rows = []
         for arch in [m for m in args.models.split(",") if m]:
             overrides, config = HUB_RANKING[arch]
-            row, _ = hub_ranking(arch, train, valid, test, overrides, config, str(device))
+            if arch == "sasrec" and args.sasrec_from:
+                row = saved_ranking(args.sasrec_from, test, str(device))
+            else:
+                row, _ = hub_ranking(arch, train, valid, test, overrides, config, str(device))
             rows.append(row)
             print(ranking_markdown([row]).splitlines()[-1], flush=True)
         for row in peer_rankings(known, test, seen):

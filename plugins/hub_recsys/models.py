@@ -253,9 +253,35 @@ class SequentialRecommender(RecModel):
         if labels is not None and labels.ndim == 2:  # training: per-position targets, -100 elsewhere
             hidden = self.hidden(input_ids)
             picked = labels != -100
-            logits = self.item_logits(hidden[picked])  # (N, V): only the positions with a target
-            return {"loss": F.cross_entropy(logits.float(), labels[picked]), "logits": logits}
+            targets = labels[picked]
+            negatives = int(self.config.get("train_negatives", 0))
+            if negatives <= 0 or negatives >= self.num_items:
+                logits = self.item_logits(hidden[picked])  # (N, V): only the positions with a target
+                return {"loss": F.cross_entropy(logits.float(), targets), "logits": logits}
+            return self._sampled_softmax(hidden[picked], targets, negatives)
         return _ranking_output(self.scores({"input_ids": input_ids}), labels, exclude)
+
+    def _sampled_softmax(self, hidden: torch.Tensor, targets: torch.Tensor, negatives: int) -> dict:
+        """Softmax over the target and ``negatives`` items drawn uniformly once per batch (shared
+        by every position; a draw equal to a position's target is masked out): about V/n times
+        cheaper than the full softmax for large catalogues."""
+        sampled = torch.randint(self.num_items, (negatives,), device=hidden.device)
+        query = self.project(hidden)  # (N, C)
+        table = self.embed.tokens.weight
+        bias = self.item_bias()
+        positive = (query * table[targets + 1]).sum(-1, keepdim=True) + bias[targets][:, None]  # (N, 1)
+        negative = query @ table[sampled + 1].T + bias[sampled][None]  # (N, n)
+        negative = negative.masked_fill(sampled[None] == targets[:, None], NEG_INF)
+        scores = torch.cat([positive, negative], 1)
+        zeros = torch.zeros(len(targets), dtype=torch.long, device=hidden.device)
+        return {"loss": F.cross_entropy(scores.float(), zeros), "logits": scores}
+
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The query vector whose dot product with an item embedding (+ bias) is its score."""
+        return hidden
+
+    def item_bias(self) -> torch.Tensor:
+        return self.embed.tokens.weight.new_zeros(self.num_items)
 
     def scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Next-item scores after each (left-padded) history."""
@@ -288,6 +314,12 @@ class BERT4Rec(SequentialRecommender):
 
     def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.head(hidden)[..., 1:self.num_items + 1]
+
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.head.norm(self.head.act(self.head.dense(hidden)))
+
+    def item_bias(self) -> torch.Tensor:
+        return self.head.bias[1:self.num_items + 1]
 
     def scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ids = batch["input_ids"]

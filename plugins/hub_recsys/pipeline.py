@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,9 @@ TRAINING_DEFAULTS: dict[str, dict[str, Any]] = {
             "max_grad_norm": None, "metric_for_best": "ndcg@10"},
     "ncf": {"epochs": 20, "batch_size": 512, "learning_rate": 1e-3, "weight_decay": 0.0, "warmup_ratio": 0.0,
             "max_grad_norm": None, "metric_for_best": "ndcg@10"},
-    "sasrec": {"epochs": 100, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.0, "warmup_ratio": 0.02,
+    "sasrec": {"epochs": 30, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.0, "warmup_ratio": 0.02,
                "schedule": "constant", "metric_for_best": "ndcg@10"},
-    "bert4rec": {"epochs": 150, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.01, "warmup_ratio": 0.02,
+    "bert4rec": {"epochs": 40, "batch_size": 64, "learning_rate": 1e-3, "weight_decay": 0.01, "warmup_ratio": 0.02,
                  "schedule": "constant", "metric_for_best": "ndcg@10"},
 }
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -324,7 +325,7 @@ class RecommendPipeline(Pipeline):
 
     # -- training ---------------------------------------------------------------------------
     def fine_tune(self, train: Any, eval: Any = None, *, remember_eval: bool = True, duplicates: str = "last",
-                  negatives: int | None = None, **training_args: Any):
+                  negatives: int | None = None, callbacks: Sequence[Any] = (), **training_args: Any):
         """Train on interactions (file, list or :class:`Interactions`) through the common Trainer.
 
         ``eval``: held-out interactions checked after each epoch (RMSE for ``mf``, full-ranking
@@ -334,20 +335,20 @@ class RecommendPipeline(Pipeline):
         of windows masked only at their newest item; SASRec by next-item prediction.
         """
         return self._train(train, eval, objective="fine_tune", remember_eval=remember_eval, duplicates=duplicates,
-                           negatives=negatives, training_args=training_args)
+                           negatives=negatives, callbacks=callbacks, training_args=training_args)
 
     def pretrain(self, data: Any, eval: Any = None, *, remember_eval: bool = True, duplicates: str = "last",
-                 **training_args: Any):
+                 callbacks: Sequence[Any] = (), **training_args: Any):
         """The self-supervised objective of the sequential models: BERT4Rec's masked-item (cloze)
         task, SASRec's next-item prediction."""
         if self.architecture not in ("sasrec", "bert4rec"):
             raise InvalidInputError(f"pretrain is the sequential models' objective (sasrec, bert4rec); "
                                     f"{self.architecture!r} trains with fine_tune(data).")
         return self._train(data, eval, objective="pretrain", remember_eval=remember_eval, duplicates=duplicates,
-                           negatives=None, training_args=training_args)
+                           negatives=None, callbacks=callbacks, training_args=training_args)
 
     def _train(self, train: Any, eval: Any, *, objective: str, remember_eval: bool, duplicates: str,
-               negatives: int | None, training_args: dict[str, Any]):
+               negatives: int | None, callbacks: Sequence[Any], training_args: dict[str, Any]):
         from hub.train import Trainer, TrainingArguments
         from hub_recsys import training as T
         from hub_recsys.metrics import metrics_from_logits
@@ -405,7 +406,7 @@ class RecommendPipeline(Pipeline):
             return train_collate(rows)
 
         trainer = Trainer(model, args, train_data=examples, collate=collate, eval_data=eval_data,
-                          compute_metrics=metrics, save_best=None)
+                          compute_metrics=metrics, save_best=None, callbacks=callbacks)
         result = trainer.train()
         self.model.to(self.device).eval()
         known = data if held is None or not remember_eval else _concat(data, held)

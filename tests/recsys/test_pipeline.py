@@ -147,3 +147,28 @@ def test_bert4rec_pretrain_is_the_cloze_task(split):
     assert result.steps > 0 and rec.model is not None
     with pytest.raises(InvalidInputError, match="sequential models' objective"):
         hub.create("recommend", config={"architecture": "mf"}, device="cpu").pretrain(split[0])
+
+
+@pytest.mark.parametrize("arch", ["sasrec", "bert4rec"])
+def test_sampled_softmax_scores_are_the_full_scores(arch):
+    from hub_recsys.models import ARCHITECTURES
+
+    torch.manual_seed(0)
+    model = ARCHITECTURES[arch]({"num_items": 30, **SEQUENTIAL, "train_negatives": 7}).eval()
+    hidden = torch.randn(5, SEQUENTIAL["hidden_size"])
+    targets = torch.tensor([0, 3, 29, 3, 8])
+    torch.manual_seed(1)
+    out = model._sampled_softmax(hidden, targets, 7)
+    torch.manual_seed(1)
+    sampled = torch.randint(30, (7,))
+    full = model.item_logits(hidden)  # (5, 30)
+    torch.testing.assert_close(out["logits"][:, 0], full[torch.arange(5), targets])
+    expected = full[:, sampled].masked_fill(sampled[None] == targets[:, None], float("-inf"))
+    torch.testing.assert_close(out["logits"][:, 1:], expected)
+
+
+def test_sasrec_trains_with_sampled_negatives(split):
+    rec = hub.create("recommend", config={"architecture": "sasrec", **SEQUENTIAL, "train_negatives": 8},
+                     device="cpu", seed=0)
+    rec.fine_tune(split[0], split[1], epochs=15, learning_rate=1e-2, batch_size=16, progress=False)
+    assert rec.evaluate(split[2])["hr@10"] > 0.9

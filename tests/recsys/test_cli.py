@@ -1,0 +1,33 @@
+"""``python -m hub_recsys``: split, train, evaluate and recommend from files."""
+
+from __future__ import annotations
+
+import json
+
+from hub_recsys.__main__ import main
+from tests.recsys.test_pipeline import cyclic_rows
+
+
+def test_split_train_evaluate_recommend(tmp_path, capsys):
+    data = tmp_path / "ratings.csv"
+    data.write_text("userId,movieId,rating,timestamp\n" + "".join(f"{u},{i},{r},{t}\n" for u, i, r, t in cyclic_rows()))
+    assert main(["split", str(data), "--out", str(tmp_path / "s")]) == 0
+    sizes = json.loads(capsys.readouterr().out)
+    assert sizes["test"]["rows"] == 40 and sizes["valid"]["rows"] == 40 and sizes["train"]["rows"] == 320
+    assert main(["train", "--arch", "bpr", "--train", str(tmp_path / "s/train.csv"), "--eval",
+                 str(tmp_path / "s/valid.csv"), "--output", str(tmp_path / "m"), "--epochs", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs"] == 2
+    assert main(["evaluate", "--model", str(tmp_path / "m"), "--test", str(tmp_path / "s/test.csv"),
+                 "--protocol", "sampled", "--negatives", "10"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["users"] == 40 and "10 sampled" in report["protocol"] and 0 <= report["hr@10"] <= 1
+    assert main(["recommend", "--model", str(tmp_path / "m"), "u1", "newcomer", "--k", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["u1"]["items"]) == 3 and out["newcomer"]["policy"] == "popularity"
+
+
+def test_errors_are_reported_not_raised(tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert main(["split", str(empty), "--out", str(tmp_path / "s")]) == 2
+    assert "is empty" in capsys.readouterr().err
