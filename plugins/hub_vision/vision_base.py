@@ -57,7 +57,6 @@ def scratch_config(config: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
     backbone.setdefault("num_layers", 6)
     backbone.setdefault("num_heads", max(1, hidden // 64))
     backbone.setdefault("intermediate_size", 4 * hidden)
-    backbone.setdefault("max_positions", 0)
     config["backbone"] = backbone
     if "labels" in config:
         config.setdefault("num_classes", len(config["labels"]))

@@ -135,11 +135,12 @@ class VisionTransformer(nn.Module):
         return self.head if self.head is not None else nn.Identity()
 
     def reset_classifier(self, labels: list[str]) -> None:
-        """A new, freshly initialised linear head for ``labels`` (timm's zero-init head)."""
+        """A new linear head for ``labels``, initialised as timm initialises one (truncated normal,
+        std 0.02; a zero head would stop every gradient into a backbone trained from scratch)."""
         width = self.embeddings.proj.out_channels
         head = nn.Linear(width, len(labels), device=self.embeddings.proj.weight.device,
                          dtype=self.embeddings.proj.weight.dtype)
-        nn.init.zeros_(head.weight)
+        nn.init.trunc_normal_(head.weight, std=0.02)
         nn.init.zeros_(head.bias)
         self.head, self.num_classes = head, len(labels)
         self.config = {**self.config, "num_classes": len(labels), "labels": list(labels)}
