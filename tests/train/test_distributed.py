@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,10 +33,15 @@ def max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
 
 
 @pytest.fixture(scope="module")
-def single_run(tmp_path_factory) -> dict[str, torch.Tensor]:
+def single_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("single")
     run(out, "--batch-size", "16", "--max-steps", "10", "--float64")
-    return load_weights(out / "final-rank0.safetensors")
+    return out
+
+
+def eval_losses(folder: Path) -> list[float]:
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    return [r["eval_loss"] for r in records if "eval_loss" in r]
 
 
 @pytest.mark.parametrize("strategy, flags", [
@@ -50,7 +56,10 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path, si
     rank0 = load_weights(tmp_path / "final-rank0.safetensors")
     rank1 = load_weights(tmp_path / "final-rank1.safetensors")
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)  # identical on both ranks
-    assert max_diff(rank0, single_run) <= 1e-5
+    assert max_diff(rank0, load_weights(single_run / "final-rank0.safetensors")) <= 1e-5
+    # evaluation is split across the ranks and reduced: the same losses as one process
+    assert eval_losses(tmp_path) == pytest.approx(eval_losses(single_run), abs=1e-9)
+    assert len(eval_losses(tmp_path)) == 2
     untrained = load_weights_of_fresh_model()
     assert max_diff(rank0, untrained) > 1e-2  # training really moved the weights
     # rank 0 alone wrote the log and the checkpoints
