@@ -93,8 +93,11 @@ def recipe_from_dict(raw: dict[str, Any], *, base: Path = Path("."), source: str
     if raw.get("from_scratch") is not None and raw.get("model"):
         raise ConfigError(f"{source}: give either 'model' (start from weights) or 'from_scratch' (a fresh model).")
 
-    def local(value: Any) -> Any:  # paths in the file are relative to the file
-        if value is None or os.path.isabs(value) or "://" in value:
+    def local(value: Any) -> Any:  # paths in the file are relative to the file; ~ is the home folder
+        if value is None or "://" in value:
+            return value
+        value = os.path.expanduser(value)
+        if os.path.isabs(value):
             return value
         candidate = base / value
         return str(candidate) if candidate.exists() or not Path(value).exists() else value

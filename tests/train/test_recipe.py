@@ -127,3 +127,16 @@ def test_pretrain_from_scratch_recipe(capsys, tmp_path):
     code, out, err = cli(capsys, "predict", "text-generate", "The quick", "--model", str(tmp_path / "tiny-gpt"),
                          "--device", "cpu")
     assert code == 0 and json.loads(out)["generated_text"].startswith("The quick")
+
+
+@pytest.mark.parametrize("name", ["reviews-sentiment.yaml", "pretrain-tiny-gpt.yaml"])
+def test_example_recipes_are_valid(tmp_path, name):
+    (tmp_path / "data.txt").write_text("some text\n")
+    path = Path(__file__).resolve().parents[2] / "examples" / "recipes" / name
+    recipe = load_recipe(path, {"train": str(tmp_path / "data.txt"), "eval": str(tmp_path / "data.txt")})
+    from hub.registry import get_registry
+    from hub.specs import load_object
+    from hub.train.recipe import check_options
+
+    check_options(recipe, load_object(get_registry().task(recipe.task).spec.pipeline))
+    assert recipe.training["batch_size"] == 16
