@@ -2,7 +2,7 @@
 
 Training audio comes from espeak-ng (seven English accents x ~30 voice variants, random speed
 and pitch) and festival (kal_diphone, cmu_us_slt_arctic_hts, random duration stretch; the
-keyword set adds a festival-only supplement with ked_diphone too and random tape speed); the
+``festival`` supplements add festival-only clips with ked_diphone too and random tape speed); the
 held-out test audio comes from a synthesiser never used in training: flite's ``awb`` and
 ``rms`` voices (flite's ``kal`` and ``slt`` speakers also exist in festival, so they are left
 out to avoid a leak). Every clip gets random leading/trailing silence, gain and added noise
@@ -15,6 +15,7 @@ out to avoid a leak). Every clip gets random leading/trailing silence, gain and 
     python -m examples.data_prep_speech kws        # keyword spotting: 20 words, one word per clip
                                                    # (+ kws-festival: 720 festival-only clips, 3 voices)
     python -m examples.data_prep_speech asr        # recognition: 2-4 word phrases over 35 words
+                                                   # (+ asr-festival: 900 festival-only clips)
 
 Files land under ``$HUB_DATA_CACHE/speech`` (default ``~/.cache/hub/datasets/speech``);
 a set that is already complete is not made again. Everything is seeded, so a rerun on
@@ -57,7 +58,7 @@ FESTIVAL_VOICES = ("kal_diphone", "cmu_us_slt_arctic_hts")
 #: voices of the festival-only supplement (``kws-festival``); ked needs festvox-kdlpc16k
 FESTIVAL_EXTRA_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 FLITE_TEST_VOICES = ("awb", "rms")
-SIZES = {"kws": {"train": 2400, "test": 240, "festival": 720}, "asr": {"train": 3000, "test": 240}}
+SIZES = {"kws": {"train": 2400, "test": 240, "festival": 720}, "asr": {"train": 3000, "test": 240, "festival": 900}}
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,16 @@ def checkpoint(request, tmp_path_factory):
     return wav2vec2_ctc_folder(tmp_path_factory.mktemp("w2v"), stable=request.param)
 
 
+_REFERENCES: dict = {}
+
+
 def _reference(folder):
+    """transformers' model for ``folder``, loaded once per checkpoint (read-only in these tests)."""
     from transformers import Wav2Vec2ForCTC
 
-    return Wav2Vec2ForCTC.from_pretrained(folder).eval()
+    if folder not in _REFERENCES:
+        _REFERENCES[folder] = Wav2Vec2ForCTC.from_pretrained(folder).eval()
+    return _REFERENCES[folder]
 
 
 def test_logits_equal_transformers(checkpoint):
