@@ -78,7 +78,7 @@ def pictures(count: int, seed: int) -> list:
 
     rng = np.random.default_rng(seed)
     out = []
-    for i in range(count):
+    for _ in range(count):
         h, w = int(rng.integers(240, 400)), int(rng.integers(240, 400))
         y, x = np.mgrid[0:h, 0:w] / max(h, w)
         image = np.stack([np.sin(rng.uniform(2, 9) * x + rng.uniform(0, 6)) + np.cos(rng.uniform(2, 9) * y)
@@ -130,8 +130,8 @@ def run(args: argparse.Namespace) -> dict:
         x = batch.to(dtype)
         x_cl = x.contiguous(memory_format=torch.channels_last)
         features = {"pixel_values": batch}
-        calls = {"timm": lambda: theirs(x), "timm_channels_last": lambda: theirs_cl(x_cl),
-                 "hub": lambda: pipe.forward(features)}
+        calls = {"timm": lambda m=theirs, x=x: m(x), "timm_channels_last": lambda m=theirs_cl, x=x_cl: m(x),
+                 "hub": lambda p=pipe, f=features: p.forward(f)}
         with torch.inference_mode():
             ref, got = theirs(x).float(), pipe.forward(features).float()
         diff = (ref - got).abs().max().item()
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> dict:
         print(f"{key}: timm {ips['timm']:.2f} img/s, timm channels-last {ips['timm_channels_last']:.2f} img/s, "
               f"hub {ips['hub']:.2f} img/s ({row['hub_speedup']:.2f}x); max abs logit diff {diff:.2e}, "
               f"argmax agreement {agree:.0%}", flush=True)
-        del theirs, theirs_cl, pipe, calls
+        del theirs, theirs_cl, pipe, calls  # free this model before the next is built
     info["load_average_end"] = load_average()
     return {"benchmark": "vision", "machine": info, "machine_tag": args.tag or machine_tag(info),
             "dtype": args.dtype, "device": str(device), "warmup": args.warmup, "repeats": args.repeats,

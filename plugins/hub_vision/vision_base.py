@@ -23,7 +23,12 @@ from hub.errors import ConfigError, InputTypeError, InvalidInputError, ModelLoad
 from hub.modeling import load_model, save_model
 from hub.pipeline import Pipeline
 from hub_vision.images import load_images, to_pil
-from hub_vision.preprocess import as_preprocess, data_config, eval_transform, train_transform
+from hub_vision.preprocess import (
+    as_preprocess,
+    data_config,
+    eval_transform,
+    train_transform,
+)
 
 logger = logging.getLogger(__name__)
 #: lists longer than this many batches are preprocessed chunk by chunk (bounded memory)

@@ -249,7 +249,8 @@ def _hub_config_from_timm(name: str, ref: nn.Module, hf: dict[str, Any]) -> dict
     """Read a (meta) timm VisionTransformer's structure; refuse what the backbone cannot do."""
     from timm.layers import Attention, LayerNorm, LayerScale, Mlp, PatchEmbed, RmsNorm
     from timm.layers.activations import GELU, GELUTanh
-    from timm.models.vision_transformer import Block, VisionTransformer as TimmViT
+    from timm.models.vision_transformer import Block
+    from timm.models.vision_transformer import VisionTransformer as TimmViT
 
     activations = {GELU: "gelu", GELUTanh: "gelu_tanh", nn.ReLU: "relu", nn.SiLU: "silu"}
 

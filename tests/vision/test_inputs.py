@@ -8,11 +8,11 @@ import io
 import numpy as np
 import pytest
 import torch
+from hub_vision.images import to_pil
 from PIL import Image
 
 import hub
 from hub.errors import InputTypeError, InvalidInputError
-from hub_vision.images import to_pil
 from tests.vision.helpers import TINY_RESNET, make_timm, photo
 
 

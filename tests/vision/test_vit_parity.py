@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from hub.errors import ModelLoadError
-from hub.modeling import build_module, load_model, read_config, read_state_dict, save_model
+from hub.modeling import (
+    build_module,
+    load_model,
+    read_config,
+    read_state_dict,
+    save_model,
+)
 
 timm = pytest.importorskip("timm")
 
