@@ -238,6 +238,9 @@ def speed(data, device: str, repeats: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     epochs = 2
     batch = 1024
+    # warm-up (imports, allocator, the optimizer's first-use compilation checks), not timed
+    hub.create("recommend", config={"architecture": "bpr"}, device=device, seed=0).fine_tune(
+        data, progress=False, max_steps=5, batch_size=batch)
     # Hub: BPR-MF through the Trainer
     times = []
     for _ in range(repeats):

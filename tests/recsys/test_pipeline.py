@@ -172,3 +172,20 @@ def test_sasrec_trains_with_sampled_negatives(split):
                      device="cpu", seed=0)
     rec.fine_tune(split[0], split[1], epochs=15, learning_rate=1e-2, batch_size=16, progress=False)
     assert rec.evaluate(split[2])["hr@10"] > 0.9
+
+
+@pytest.mark.slow
+def test_training_under_torchrun_ddp(tmp_path):
+    """Two CPU processes (gloo) through the common Trainer end with the same, trained weights."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("ddp_run.py")
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                    str(script), str(tmp_path)], check=True, timeout=240, cwd=Path(__file__).parents[2],
+                   capture_output=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["checksum"] == ranks[1]["checksum"]
+    assert ranks[0]["hr@10"] > 0.9
