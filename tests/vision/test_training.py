@@ -40,16 +40,6 @@ def digits(tmp_path_factory):
             os.environ["HUB_DATA_CACHE"] = saved
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread beats two (no parallel-region overhead, and no
-    spinning threads when the machine is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained(digits, tmp_path_factory):
     """A small CNN trained from scratch on the ImageFolder; its best epoch saved."""
