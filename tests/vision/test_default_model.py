@@ -5,6 +5,7 @@ registry.yaml and beats a logistic-regression baseline on pixels trained on the 
 from __future__ import annotations
 
 import shutil
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,8 @@ def test_the_default_ships_in_the_package_and_runs_offline(monkeypatch):
     pipe = hub.load("image-classify", device="cpu")
     assert pipe.metadata["model_name"] == NAME
     assert pipe.labels == ["actions", "apps", "devices", "mimetypes", "places", "status"]
-    weights = Path(pipe.metadata["source"].split(":", 1)[1])
-    folder = Path(__import__("hub_vision").__file__).parent / weights.relative_to("hub_vision")
+    assert pipe.metadata["source"] == f"package:hub_vision/weights/{NAME}"
+    folder = Path(str(resources.files("hub_vision") / "weights" / NAME))
     assert (folder / "model.safetensors").stat().st_size < 8_000_000  # small enough for the wheel
     result = pipe(photo(0), top_k=None)
     assert sorted(r["label"] for r in result) == sorted(pipe.labels)

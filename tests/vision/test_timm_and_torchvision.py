@@ -173,3 +173,19 @@ def test_unsupported_and_mismatched_checkpoints_are_clear_errors(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(hub.errors.HubError, match="resnet50_that_does_not_exist"):
         hub.load("image-classify", model=str(tmp_path), device="cpu")
+
+
+def test_push_to_hub_then_load_by_repo_id(tmp_path, fake_hub, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    make_timm(tmp_path / "timm", num_classes=3, labels=["a", "b", "c"], **TINY_RESNET)
+    pipe = hub.load("image-classify", model=str(tmp_path / "timm"), device="cpu")
+    pipe.push_to_hub("me/tiny-vision")
+    files = fake_hub.files_at("me/tiny-vision")
+    assert set(files) == {"config.json", "model.safetensors", "README.md"}
+    assert json.loads(files["config.json"])["architecture"] == "timm"
+    again = hub.load("image-classify", model="me/tiny-vision", device="cpu")
+    assert again.metadata["commit"] == fake_hub.repos["me/tiny-vision"].resolve("main")
+    pics = images(2)
+    assert again(pics, top_k=None) == pipe(pics, top_k=None)
+    embed = hub.load("image-embed", model="me/tiny-vision", device="cpu")
+    assert len(embed(pics[0])) == 64
