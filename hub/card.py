@@ -8,7 +8,11 @@ import yaml
 
 from hub._version import __version__
 
-_PIPELINE_TAGS = {"text-classify": "text-classification"}
+# Hub task -> the Hugging Face Hub's pipeline_tag (what the Hub's model pages filter by)
+_PIPELINE_TAGS = {"text-classify": "text-classification", "token-classify": "token-classification",
+                  "text-generate": "text-generation", "fill-mask": "fill-mask", "text-embed": "feature-extraction",
+                  "image-classify": "image-classification", "image-embed": "image-feature-extraction",
+                  "speech-recognize": "automatic-speech-recognition", "audio-classify": "audio-classification"}
 
 
 def render_model_card(metadata: dict[str, Any]) -> str:

@@ -170,7 +170,8 @@ def run_recipe(recipe: Recipe, *, resume: bool = False, quiet: bool = False) -> 
     else:
         pipe = hub.load(recipe.task, model=recipe.model, revision=recipe.revision, device=device)
     verb = getattr(pipe, recipe.mode)
-    result = verb(recipe.train, eval=recipe.eval, **recipe.options, **training)
+    extra = {"eval": recipe.eval} if recipe.eval is not None else {}  # not every pretrain takes eval data
+    result = verb(recipe.train, **extra, **recipe.options, **training)
     saved = pipe.save(recipe.output_path) if is_main_process() else None
     details = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else {}
     return {"task": pipe.task, "mode": recipe.mode, "base_model": recipe.model or pipe.metadata.get("model_name"),
