@@ -97,6 +97,10 @@ def saved_ranking(folder: Path, test, device: str) -> dict[str, Any]:
     """A model trained on this split by another script, evaluated here by the same code."""
     import hub
 
+    for _ in range(180):  # by hand: the default-model script may still be running beside this one
+        if (folder / "train.json").is_file():
+            break
+        time.sleep(10)
     rec = hub.load("recommend", model=str(folder), device=device)
     row = {"model": f"Hub {rec.architecture} (trained by examples/train_recommend_default.py)",
            "train_seconds": json.loads((folder / "train.json").read_text())["train_seconds"]

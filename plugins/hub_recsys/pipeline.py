@@ -159,7 +159,7 @@ class RecommendPipeline(Pipeline):
 
     # -- inference --------------------------------------------------------------------------
     def __call__(self, users: Any, *, k: int = 10, exclude_seen: bool = True, history: Any = None,
-                 batch_size: int | None = None, unknown_items: str = "ignore", **_: Any) -> Any:
+                 batch_size: int | None = None, unknown_items: str = "ignore") -> Any:
         """Top-``k`` items for one user id (a list of dicts) or a list of user ids (a list of lists).
 
         ``history``: the user's recent items (one list), or one list per user for a batch.
@@ -198,11 +198,9 @@ class RecommendPipeline(Pipeline):
         index = self.users.get(user)
         extra, unknown = self._item_indices(history, unknown_items)
         sequence: list[int] = []
-        if self._model().kind == "sequential":
+        if self._model().kind == "sequential":  # the stored history, continued by the given items
             sequence = (list(self.user_history(index)) if index is not None else []) + extra
-            policy = "personal" if index is not None else "history" if extra else "popularity"
-        else:
-            policy = "personal" if index is not None else "history" if extra else "popularity"
+        policy = "personal" if index is not None else "history" if extra else "popularity"
         meta = {"user": str(user), "known_user": index is not None, "policy": policy, "ignored_items": unknown}
         return {"user": index, "extra": extra, "sequence": sequence, "policy": policy, "meta": meta}
 
