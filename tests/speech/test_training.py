@@ -28,7 +28,6 @@ def _tones(text: str, seed: int) -> np.ndarray:
     return (x + 0.02 * rng.standard_normal(x.size)).astype(np.float32)
 
 
-@pytest.mark.slow  # trains for a few epochs: ~10 s alone, far more on a busy 2-core machine
 def test_classifier_fine_tunes_from_a_folder_and_reloads_exactly(tmp_path):
     for label in ("a", "b", "c"):
         (tmp_path / "train" / label).mkdir(parents=True)
@@ -54,7 +53,6 @@ def test_classifier_fine_tunes_from_a_folder_and_reloads_exactly(tmp_path):
         again.fine_tune([(clip, "c")], labels=["a", "b"], epochs=1)
 
 
-@pytest.mark.slow  # trains for a few epochs: ~10 s alone, far more on a busy 2-core machine
 def test_ctc_fine_tune_from_a_manifest_learns_and_round_trips(tmp_path):
     rng = np.random.default_rng(0)
     records = []
@@ -88,7 +86,6 @@ def test_recognition_folder_needs_transcripts(tmp_path):
         pipe.fine_tune(empty, epochs=1)
 
 
-@pytest.mark.slow  # trains for a few epochs: ~10 s alone, far more on a busy 2-core machine
 def test_masked_frame_pretraining_lowers_its_loss_and_changes_only_the_encoder(tmp_path):
     for i in range(8):
         sf.write(tmp_path / f"{i}.wav", _tones("abc"[i % 3] * 3, seed=i), 16000)
