@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import base_parser, load_average, machine, machine_tag, sync, write_results  # noqa: E402
+from common import base_parser, load_average, machine, machine_tag, sync, write_results
 
 VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONISRHDLUMCWFGYPBVK'XJQZ"]
 
@@ -89,8 +89,9 @@ def main() -> None:
     device = torch.device(args.device)
     info = machine(device)
 
-    import hub
     from transformers import pipeline as hf_pipeline
+
+    import hub
 
     audio, audio_source = speech(args.seconds)
     with tempfile.TemporaryDirectory() as tmp:

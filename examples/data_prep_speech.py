@@ -188,7 +188,7 @@ def build(task: str, workers: int = 2, splits: list[str] | None = None) -> list[
         clips = _clips(task, split)
         seeds = [zlib.crc32(f"{task}-{split}-{c.index}".encode()) for c in clips]
         with ThreadPoolExecutor(workers) as pool:
-            records = list(pool.map(lambda pair: _make(pair[0], folder, pair[1]), zip(clips, seeds)))
+            records = list(pool.map(_make, clips, [folder] * len(clips), seeds))
         if task == "asr":
             for record in records:
                 record.pop("label")

@@ -31,7 +31,7 @@ class AudioClassificationPipeline(AudioPipeline):
 
     @classmethod
     def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
-                    metadata: dict[str, Any]) -> "AudioClassificationPipeline":
+                    metadata: dict[str, Any]) -> AudioClassificationPipeline:
         model, metadata = load_speech_model(folder, device=device, dtype=dtype, metadata=metadata,
                                             accepts=(AudioClassifier,), task=cls.task,
                                             needs="an audio classifier (Hub's audio-classifier)")
@@ -41,7 +41,7 @@ class AudioClassificationPipeline(AudioPipeline):
     @classmethod
     def from_scratch(cls, config: dict[str, Any] | None = None, tokenizer: Any = None, *,
                      device: torch.device, dtype: torch.dtype | None = None, seed: int = 0
-                     ) -> "AudioClassificationPipeline":
+                     ) -> AudioClassificationPipeline:
         """A randomly initialised ``audio-classifier``; ``config["labels"]`` names the classes."""
         from hub_speech.models import initialise
 
@@ -112,7 +112,7 @@ class AudioClassificationPipeline(AudioPipeline):
         if labels != self.labels:
             self.replace_head(labels)
         index = {label: i for i, label in enumerate(labels)}
-        encode = lambda label: index[str(label)]  # noqa: E731
+        encode = lambda label: index[str(label)]
         train_features = self.training_features(train_rows, "label", encode)
         if augment:
             train_features = AugmentedClips(train_features, min_samples=self.model.min_samples)

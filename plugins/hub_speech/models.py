@@ -22,7 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from hub.backbone import ClassificationHead, Transformer, TransformerConfig, init_weights
+from hub.backbone import (
+    ClassificationHead,
+    Transformer,
+    TransformerConfig,
+    init_weights,
+)
 from hub.backbone.audio import ConvSubsampling, LogMelFrontEnd, lengths_to_mask
 from hub.backbone.ctc import CTCHead
 from hub.errors import ConfigError
@@ -76,7 +81,7 @@ class SpeechEncoder(nn.Module):
     def _augment(self, mel: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """SpecAugment: zero random frequency bands and time spans (training only)."""
         spec = self.spec_augment
-        batch, length, bins = mel.shape
+        batch, _, bins = mel.shape
         mel = mel.clone()
         floor = mel.mean()
         for b in range(batch):

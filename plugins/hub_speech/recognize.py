@@ -43,7 +43,7 @@ class SpeechRecognitionPipeline(AudioPipeline):
 
     @classmethod
     def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
-                    metadata: dict[str, Any]) -> "SpeechRecognitionPipeline":
+                    metadata: dict[str, Any]) -> SpeechRecognitionPipeline:
         model, metadata = load_speech_model(
             folder, device=device, dtype=dtype, metadata=metadata, accepts=(SpeechCTC, Wav2Vec2CTC),
             task=cls.task, needs="a CTC recogniser (Hub's speech-ctc or transformers' Wav2Vec2ForCTC)")
@@ -52,7 +52,7 @@ class SpeechRecognitionPipeline(AudioPipeline):
     @classmethod
     def from_scratch(cls, config: dict[str, Any] | None = None, tokenizer: Any = None, *,
                      device: torch.device, dtype: torch.dtype | None = None, seed: int = 0
-                     ) -> "SpeechRecognitionPipeline":
+                     ) -> SpeechRecognitionPipeline:
         """A randomly initialised ``speech-ctc`` model (character vocabulary unless
         ``config["vocab"]`` or ``tokenizer`` (a token list) says otherwise), to pretrain or fine-tune."""
         from hub_speech.models import initialise

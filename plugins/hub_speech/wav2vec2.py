@@ -23,7 +23,12 @@ import torch
 from torch import nn
 
 from hub.backbone import Transformer, TransformerConfig
-from hub.backbone.audio import ConvFeatureEncoder, ConvPositionalEmbedding, fold_weight_norm, lengths_to_mask
+from hub.backbone.audio import (
+    ConvFeatureEncoder,
+    ConvPositionalEmbedding,
+    fold_weight_norm,
+    lengths_to_mask,
+)
 from hub.backbone.ctc import CTCHead
 from hub.errors import ModelLoadError
 
@@ -140,7 +145,7 @@ def convert_wav2vec2(config: dict[str, Any], state: dict[str, torch.Tensor]
         "do_normalize": True,
     }
     out: dict[str, torch.Tensor] = {}
-    get = lambda name: state[prefix + name]  # noqa: E731
+    get = lambda name: state[prefix + name]
     for i in range(len(config["conv_dim"])):
         src = f"feature_extractor.conv_layers.{i}."
         for kind in ("conv.weight", "conv.bias", "layer_norm.weight", "layer_norm.bias"):
