@@ -461,7 +461,7 @@ def main() -> None:
     if args.no_write:
         print(json.dumps(report, indent=2, default=str))
     else:
-        write_results("recsys", report, text + "\n", "float32")
+        write_results("recsys", report, text + "\n", "float32", tags=() if args.part == "all" else (args.part,))
 
 
 def _machine_line(info: dict[str, Any]) -> str:

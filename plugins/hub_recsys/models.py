@@ -95,8 +95,8 @@ class BiasedMF(RecModel):
 
     def scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         users = batch["users"]
-        return (self.mean + self.user_bias(users) + self.item_bias.weight[:, 0][None]
-                + self.user_factors(users) @ self.item_factors.weight.T)
+        bias = self.mean + self.user_bias(users)  # (B, 1)
+        return torch.addmm(self.item_bias.weight[:, 0], self.user_factors(users), self.item_factors.weight.T).add_(bias)
 
     def item_vectors(self) -> torch.Tensor:
         return self.item_factors.weight
@@ -133,7 +133,8 @@ class BPRMF(RecModel):
         return {"loss": loss, "logits": pos[:, 0]}
 
     def scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.user_factors(batch["users"]) @ self.item_factors.weight.T + self.item_bias.weight[:, 0][None]
+        # one fused multiply-add: (B, f) @ (f, V) + (V,)
+        return torch.addmm(self.item_bias.weight[:, 0], self.user_factors(batch["users"]), self.item_factors.weight.T)
 
     def item_vectors(self) -> torch.Tensor:
         return self.item_factors.weight
