@@ -33,8 +33,9 @@ import logging
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,15 +44,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import base_parser, load_average, machine, machine_tag, write_results  # noqa: E402
+from common import base_parser, load_average, machine, machine_tag, write_results
 
 K = 10
+logger = logging.getLogger("benchmarks.recsys")
 
 
 # -- shared data ---------------------------------------------------------------------------
 def load_movielens():
-    from examples.recsys_data_prep import movielens
     from hub_recsys.data import read_interactions
+
+    from examples.recsys_data_prep import movielens
 
     return read_interactions(movielens())
 
@@ -122,7 +125,7 @@ def peer_rankings(known, test, seen) -> Iterator[dict[str, Any]]:
     knn = ItemKNN(known, neighbours=100)
     yield evaluate_scorer("Item-kNN (cosine, 100 neighbours)", lambda u: knn.scores(torch.as_tensor(u)), test,
                           seen, known.num_items, time.perf_counter() - start)
-    del knn
+    knn = None  # free the (V, V) similarity matrix before the peers run
     matrix = _csr(known)
     try:
         import implicit
@@ -140,14 +143,14 @@ def peer_rankings(known, test, seen) -> Iterator[dict[str, Any]]:
             with threadpool_limits(1, "blas"):
                 model.fit(matrix, show_progress=False)
             users_f, items_f = torch.as_tensor(model.user_factors), torch.as_tensor(model.item_factors)
-            yield evaluate_scorer(label, lambda u: users_f[torch.as_tensor(u)] @ items_f.T, test, seen,
+            yield evaluate_scorer(label, lambda u, users_f=users_f, items_f=items_f: users_f[torch.as_tensor(u)] @ items_f.T, test, seen,
                                   known.num_items, time.perf_counter() - start)
     except ImportError as exc:
-        logging.warning("implicit not installed (%s); skipped", exc)
+        logger.warning("implicit not installed (%s); skipped", exc)
     try:
         yield from cornac_rankings(known, test, seen)
     except ImportError as exc:
-        logging.warning("cornac not installed (%s); skipped", exc)
+        logger.warning("cornac not installed (%s); skipped", exc)
 
 
 def cornac_rankings(known, test, seen) -> Iterator[dict[str, Any]]:
@@ -169,7 +172,7 @@ def cornac_rankings(known, test, seen) -> Iterator[dict[str, Any]]:
         try:
             model.fit(data)
         except Exception as exc:  # a peer that cannot run here is reported, not fatal
-            logging.warning("%s failed: %s", label, exc)
+            logger.warning("%s failed: %s", label, exc)
             continue
         seconds = time.perf_counter() - start
 
@@ -195,9 +198,10 @@ def _csr(data):
 
 # -- quality: rating prediction --------------------------------------------------------------
 def rating_table(data, device: str) -> list[dict[str, Any]]:
-    import hub
     from hub_recsys.data import random_split
     from hub_recsys.metrics import rating_metrics
+
+    import hub
 
     train, test = random_split(data, test_fraction=0.2, seed=0)
     rows = []
@@ -225,7 +229,7 @@ def rating_table(data, device: str) -> list[dict[str, Any]]:
             pred = np.array([algo.predict(u, i).est for u, i in zip(test.users, test.items)])
             rows.append({"model": label, **_rm(rating_metrics(pred, test.ratings)), "train_seconds": round(seconds, 1)})
     except ImportError as exc:
-        logging.warning("scikit-surprise not installed (%s); skipped", exc)
+        logger.warning("scikit-surprise not installed (%s); skipped", exc)
     return rows
 
 
@@ -235,9 +239,10 @@ def _rm(metrics: dict[str, float]) -> dict[str, float]:
 
 # -- speed -----------------------------------------------------------------------------------
 def speed(data, device: str, repeats: int) -> dict[str, Any]:
-    import hub
     from hub_recsys.models import BPRMF
     from hub_recsys.training import PairBatches
+
+    import hub
 
     out: dict[str, Any] = {}
     epochs = 2
@@ -300,10 +305,9 @@ def retrieval_latency(data, device: str, repeats: int, users: int = 10_000) -> d
     """Top-10 for 10,000 users with their seen items excluded: MovieLens' 9,066 items, each
     synthetic user given the history of a real one (cycled), random factors (speed only)."""
     import scipy.sparse as sp
-
-    from hub_recsys.pipeline import RecommendPipeline
     from hub_recsys.data import IdMap
     from hub_recsys.models import BPRMF
+    from hub_recsys.pipeline import RecommendPipeline
 
     real = data.csr()
     indptr = [0]
@@ -428,7 +432,6 @@ def main() -> None:
     tables = []
     if args.part in ("quality", "all"):
         from hub_recsys.data import leave_one_out
-
         from hub_recsys.pipeline import _concat
 
         train, valid, test = leave_one_out(data)

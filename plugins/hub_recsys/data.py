@@ -81,9 +81,9 @@ class Interactions:
     def num_items(self) -> int:
         return len(self.item_ids)
 
-    def subset(self, rows: np.ndarray) -> "Interactions":
+    def subset(self, rows: np.ndarray) -> Interactions:
         """The rows selected by a boolean mask or an index array (same id maps)."""
-        pick = lambda a: None if a is None else a[rows]  # noqa: E731
+        pick = lambda a: None if a is None else a[rows]
         return replace(self, users=self.users[rows], items=self.items[rows], ratings=pick(self.ratings),
                        timestamps=pick(self.timestamps))
 
@@ -281,7 +281,7 @@ def _row_name(where: str, row: int) -> str:
 
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip()) or \
-        (isinstance(value, float) and value != value)
+        (isinstance(value, float) and np.isnan(value))
 
 
 def _id(value: Any) -> str:
@@ -363,5 +363,5 @@ def random_split(data: Interactions, *, test_fraction: float = 0.2, seed: int = 
         raise DataError(f"test_fraction must be in (0, 1), got {test_fraction!r}.")
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(data))
-    cut = int(round(len(data) * (1 - test_fraction)))
+    cut = round(len(data) * (1 - test_fraction))
     return data.subset(np.sort(perm[:cut])), data.subset(np.sort(perm[cut:]))

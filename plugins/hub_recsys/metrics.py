@@ -100,7 +100,7 @@ def evaluate_ranking(score: Callable[[np.ndarray], torch.Tensor], targets: np.nd
             ranks.append(ranks_from_scores(scores.gather(1, candidates), torch.zeros(len(rows), dtype=torch.long)))
     result: dict[str, Any] = summarize(torch.cat(ranks) if ranks else torch.empty(0), k)
     result["protocol"] = describe(protocol, num_items, negatives)
-    result["users"] = int(len(targets))
+    result["users"] = len(targets)
     return result
 
 

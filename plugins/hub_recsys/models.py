@@ -17,7 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hub.backbone import MaskedLMHead, TokenEmbedding, Transformer, TransformerConfig, init_weights
+from hub.backbone import (
+    MaskedLMHead,
+    TokenEmbedding,
+    Transformer,
+    TransformerConfig,
+    init_weights,
+)
 from hub.errors import ConfigError
 
 NEG_INF = float("-inf")

@@ -95,7 +95,7 @@ class RecommendPipeline(Pipeline):
     # -- construction ---------------------------------------------------------------------
     @classmethod
     def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
-                    metadata: dict[str, Any]) -> "RecommendPipeline":
+                    metadata: dict[str, Any]) -> RecommendPipeline:
         from safetensors.torch import load_file
 
         loaded = load_model(folder, device=device, dtype=dtype)
@@ -115,7 +115,7 @@ class RecommendPipeline(Pipeline):
 
     @classmethod
     def from_scratch(cls, config: dict[str, Any] | None, tokenizer: Any = None, *, device: torch.device,
-                     dtype: torch.dtype | None = None, seed: int | None = None) -> "RecommendPipeline":
+                     dtype: torch.dtype | None = None, seed: int | None = None) -> RecommendPipeline:
         """An untrained recommender; ``fine_tune(data)`` sizes it to the data's users and items.
 
         ``config["architecture"]`` is one of mf, bpr, ncf, sasrec, bert4rec; the other keys
@@ -172,9 +172,8 @@ class RecommendPipeline(Pipeline):
             raise InvalidInputError(f"k must be a positive integer, got {k!r}.")
         if unknown_items not in ("ignore", "error"):
             raise InvalidInputError(f"unknown_items must be 'ignore' or 'error', got {unknown_items!r}.")
-        if history is not None and not single:
-            if not isinstance(history, (list, tuple)) or len(history) != len(ids):
-                raise InvalidInputError("for a list of users, history must be a list with one item list per user.")
+        if history is not None and not single and (not isinstance(history, (list, tuple)) or len(history) != len(ids)):
+            raise InvalidInputError("for a list of users, history must be a list with one item list per user.")
         histories = [history] if single else list(history) if history is not None else [None] * len(ids)
         requests = [self._request(u, h, unknown_items) for u, h in zip(ids, histories)]
         size = batch_size or self.default_batch_size
@@ -401,7 +400,7 @@ class RecommendPipeline(Pipeline):
                 if held.ratings is None:
                     raise InvalidInputError("mf evaluates RMSE: the eval data needs a rating column.")
                 eval_collate = T.RatingBatches.of(held)
-                metrics = lambda logits, labels: rating_metrics(logits, labels)  # noqa: E731
+                metrics = lambda logits, labels: rating_metrics(logits, labels)
             else:
                 train_seqs = data.sequences()  # one per user of the (shared) id map
                 seen = [train_seqs[u] for u in held.users]
@@ -483,6 +482,6 @@ class _Tagged:
 
 
 def _concat(a: Interactions, b: Interactions) -> Interactions:
-    cat = lambda x, y: None if x is None or y is None else np.concatenate([x, y])  # noqa: E731
+    cat = lambda x, y: None if x is None or y is None else np.concatenate([x, y])
     return Interactions(np.concatenate([a.users, b.users]), np.concatenate([a.items, b.items]),
                         cat(a.ratings, b.ratings), cat(a.timestamps, b.timestamps), a.user_ids, a.item_ids, a.source)

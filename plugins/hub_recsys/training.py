@@ -43,7 +43,7 @@ class RatingBatches:
     ratings: torch.Tensor
 
     @classmethod
-    def of(cls, data: Interactions) -> "RatingBatches":
+    def of(cls, data: Interactions) -> RatingBatches:
         return cls(torch.as_tensor(data.users), torch.as_tensor(data.items), torch.as_tensor(data.ratings))
 
     def __call__(self, rows: list[int]) -> dict[str, torch.Tensor]:

@@ -12,9 +12,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import hub  # noqa: E402
-from hub_recsys.data import leave_one_out, read_interactions  # noqa: E402
-from tests.recsys.test_pipeline import SEQUENTIAL, cyclic_rows  # noqa: E402
+from hub_recsys.data import leave_one_out, read_interactions
+
+import hub
+from tests.recsys.test_pipeline import SEQUENTIAL, cyclic_rows
 
 
 def main(out: Path) -> None:
@@ -23,7 +24,7 @@ def main(out: Path) -> None:
     rec = hub.create("recommend", config={"architecture": "sasrec", **SEQUENTIAL}, device="cpu", seed=0)
     rec.fine_tune(train, valid, epochs=15, learning_rate=1e-2, batch_size=8, progress=False)
     checksum = float(sum(p.detach().double().sum() for p in rec.model.parameters()))
-    rank = int(os.environ.get("RANK", 0))
+    rank = int(os.environ.get("RANK", "0"))
     (out / f"rank{rank}.json").write_text(json.dumps({"hr@10": rec.evaluate(test)["hr@10"], "checksum": checksum}))
 
 

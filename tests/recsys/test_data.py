@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hub_recsys.data import leave_one_out, random_split, read_interactions
 
 from hub.errors import DataError
-from hub_recsys.data import leave_one_out, random_split, read_interactions
 
 
 def test_csv_with_string_ids_and_header_spellings(tmp_path):
@@ -89,7 +89,7 @@ def test_leave_one_out_is_chronological():
     rows = [("u", "a", 1, 30), ("u", "b", 1, 10), ("u", "c", 1, 20), ("u", "d", 1, 40),
             ("v", "a", 1, 1), ("v", "b", 1, 2)]  # v has too few rows to hold any out
     train, valid, test = leave_one_out(read_interactions(rows))
-    ids = lambda d: [(d.user_ids.ids[u], d.item_ids.ids[i]) for u, i in zip(d.users, d.items)]  # noqa: E731
+    ids = lambda d: [(d.user_ids.ids[u], d.item_ids.ids[i]) for u, i in zip(d.users, d.items)]
     assert ids(test) == [("u", "d")] and ids(valid) == [("u", "a")]
     assert sorted(ids(train)) == [("u", "b"), ("u", "c"), ("v", "a"), ("v", "b")]
     assert [train.item_ids.ids[i] for i in train.sequences()[0]] == ["b", "c"]

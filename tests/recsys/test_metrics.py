@@ -7,8 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from hub_recsys.metrics import evaluate_ranking, rating_metrics, sample_negatives, summarize
+from hub_recsys.metrics import (
+    evaluate_ranking,
+    rating_metrics,
+    sample_negatives,
+    summarize,
+)
 
 
 def test_full_ranking_by_hand():

