@@ -159,11 +159,14 @@ class RecommendPipeline(Pipeline):
 
     # -- inference --------------------------------------------------------------------------
     def __call__(self, users: Any, *, k: int = 10, exclude_seen: bool = True, history: Any = None,
-                 batch_size: int | None = None, unknown_items: str = "ignore") -> Any:
+                 batch_size: int | None = None, unknown_items: str = "ignore", top_k: int | None = None) -> Any:
         """Top-``k`` items for one user id (a list of dicts) or a list of user ids (a list of lists).
 
         ``history``: the user's recent items (one list), or one list per user for a batch.
+        ``top_k`` is another name for ``k`` (what ``hub predict --top-k`` passes).
         """
+        if top_k is not None:
+            k = top_k
         single = not isinstance(users, (list, tuple))
         ids = [users] if single else list(users)
         if not ids:

@@ -32,3 +32,11 @@ def test_errors_are_reported_not_raised(tmp_path, capsys):
     empty.write_text("")
     assert main(["split", str(empty), "--out", str(tmp_path / "s")]) == 2
     assert "is empty" in capsys.readouterr().err
+
+
+def test_hub_predict_runs_the_shipped_default(capsys):
+    from hub.cli import main as hub_main
+
+    assert hub_main(["predict", "recommend", "1", "2", "--top-k", "3"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [len(r) for r in results] == [3, 3] and set(results[0][0]) == {"item", "score"}
