@@ -57,3 +57,16 @@ def test_summaries_and_rating_metrics():
     assert summarize(torch.tensor([0, 3]), k=3) == {"hr@3": 0.5, "ndcg@3": 0.5, "mrr": pytest.approx(0.625)}
     result = rating_metrics(np.array([3.0, 4.0]), np.array([4.0, 4.0]))
     assert result["rmse"] == pytest.approx(math.sqrt(0.5)) and result["mae"] == 0.5
+
+
+def test_item_knn_and_popularity_by_hand():
+    from hub_recsys.baselines import ItemKNN, popularity_scores
+    from hub_recsys.data import read_interactions
+
+    data = read_interactions([("a", "x"), ("a", "y"), ("b", "x"), ("b", "y"), ("c", "x"), ("c", "z")])
+    assert popularity_scores(data).tolist() == [3.0, 2.0, 1.0]
+    knn = ItemKNN(data, neighbours=2)
+    # cos(x, y) = 2 / sqrt(3 * 2), cos(x, z) = 1 / sqrt(3), cos(y, z) = 0
+    assert knn.sim[0, 1].item() == pytest.approx(2 / math.sqrt(6)) and knn.sim[1, 2].item() == 0.0
+    scores = knn.scores(torch.tensor([2]))[0]  # user c has x and z
+    assert scores[1].item() == pytest.approx(2 / math.sqrt(6))
