@@ -345,7 +345,9 @@ class RecommendPipeline(Pipeline):
         ``eval``: held-out interactions checked after each epoch (RMSE for ``mf``, full-ranking
         NDCG@10 otherwise; the best epoch is kept). With ``remember_eval`` (default) they join
         the users' stored histories afterwards, as chronological leave-one-out needs (the
-        validation item precedes the test item). BERT4Rec trains by the cloze task with 20 %
+        validation item precedes the test item). The stored histories (what ``exclude_seen`` and the
+        sequential models read) become exactly these interactions: pass a user's full history
+        when training further. BERT4Rec trains by the cloze task with 20 %
         of windows masked only at their newest item; SASRec by next-item prediction.
         """
         return self._train(train, eval, objective="fine_tune", remember_eval=remember_eval, duplicates=duplicates,
