@@ -5,10 +5,11 @@ a synthesiser held out of training.
     python -m examples.train_speech_defaults asr   # speech-recognize default: commands-ctc
 
 Data: ``examples/data_prep_speech.py`` (espeak-ng + festival voices for training, flite's
-awb and rms voices for the test). 10 % of the training clips (every tenth block of 20) are kept aside
-for validation, which picks the best epoch; the flite test set is used once, at the end.
-The recogniser trains in two stages (from scratch on the phrases, then with the festival
-supplement and speed/tilt augmentation). The model is written to
+awb and rms voices for the test). 10 % of the training clips (every tenth block of 20) are
+kept aside for validation, which picks the best epoch; the flite test set is used once, at
+the end.
+Both add the festival-only supplement of their task to the training data and perturb the speed
+and spectral tilt of every training draw (``augment=True``). The model is written to
 ``plugins/hub_speech/weights/<name>/`` with its test figures in ``metrics.json`` (copy them
 into registry.yaml; ``tests/speech/test_default_models.py`` checks them).
 """
@@ -40,15 +41,11 @@ RECIPES = {
     },
     "asr": {
         "name": "commands-ctc", "task": "speech-recognize",
+        "extra_train": ["festival"],  # the festival-only supplement (3 voices, tape speed)
         "config": {"backbone": {"hidden_size": 128, "num_layers": 4, "num_heads": 4, "intermediate_size": 512,
-                                "rotary_dim": 32}, "subsample_channels": 32},
-        "training": {"epochs": 16, "batch_size": 24, "learning_rate": 1.5e-3, "warmup_ratio": 0.05,
-                     "weight_decay": 0.05, "schedule": "cosine"},
-        # second stage: the same model on the espeak-ng + festival phrases plus the festival-only
-        # supplement, every draw perturbed in speed and spectral tilt
-        "then": {"extra_train": ["festival"],
-                 "training": {"epochs": 6, "batch_size": 24, "learning_rate": 5e-4, "warmup_ratio": 0.05,
-                              "weight_decay": 0.05, "schedule": "cosine", "augment": True}},
+                                "rotary_dim": 32}, "subsample_channels": 32, "mel_norm": "clip"},
+        "training": {"epochs": 12, "batch_size": 24, "learning_rate": 1.5e-3, "warmup_ratio": 0.05,
+                     "weight_decay": 0.05, "schedule": "cosine", "augment": True},
     },
 }
 
@@ -90,31 +87,19 @@ def train_stage(pipe, which: str, name: str, stage: dict, epochs: float | None) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("which", choices=sorted(RECIPES))
-    parser.add_argument("--epochs", type=float, default=None, help="override the first stage's epochs")
+    parser.add_argument("--epochs", type=float, default=None, help="override the recipe's epochs")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--output", type=Path, default=None)
-    parser.add_argument("--first-stage", type=Path, default=None,
-                        help="a model folder the first stage already wrote: run only the second stage on it")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     recipe = RECIPES[args.which]
     name, output = recipe["name"], args.output or WEIGHTS / recipe["name"]
-    stages = []
-    if args.first_stage:
-        pipe = hub.load(recipe["task"], model=str(args.first_stage), device="cpu")
-        first = json.loads((args.first_stage / "metrics.json").read_text())
-        stages.append(first["stages"][-1] if "stages" in first else  # written by the one-stage version
-                      {**{k: first[k] for k in ("validation_best", "best_epoch", "train_minutes", "training")
-                          if k in first}, "held_out_after_stage": first.get("test")})
-    else:
-        config = dict(recipe["config"])
-        if recipe["task"] == "audio-classify":
-            config["labels"] = sorted({r["label"] for r in data(args.which, recipe.get("extra_train", []))[0]})
-        pipe = hub.create(recipe["task"], config=config, device="cpu", seed=0)
-        stages.append(train_stage(pipe, args.which, name, recipe, args.epochs))
-    if "then" in recipe:
-        stages.append(train_stage(pipe, args.which, f"{name}-2", recipe["then"], None))
+    config = dict(recipe["config"])
+    if recipe["task"] == "audio-classify":
+        config["labels"] = sorted({r["label"] for r in data(args.which, recipe.get("extra_train", []))[0]})
+    pipe = hub.create(recipe["task"], config=config, device="cpu", seed=0)
+    stages = [train_stage(pipe, args.which, name, recipe, args.epochs)]
     params = sum(p.numel() for p in pipe.model.parameters())
     figures = pipe.evaluate(manifest(args.which, "test"), batch_size=32)
     figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
@@ -125,6 +110,7 @@ def main() -> None:
     atomic_write_text(output / "metrics.json", json.dumps(
         {"test": figures, "parameters": params, "config": recipe["config"], "stages": stages}, indent=2) + "\n")
     print(f"saved {output}", flush=True)
+
 
 if __name__ == "__main__":
     main()
