@@ -114,20 +114,23 @@ class Trainer:
     ``callbacks`` are added after the defaults the arguments ask for (learning rate and
     throughput in the logs, early stopping, JSONL/TensorBoard logs, progress bar).
     ``lengths`` (one per training example) enables ``group_by_length``; by default they are
-    read from each example's ``input_ids``.
+    read from each example's ``input_ids``. ``eval_collate`` batches evaluation examples
+    when they need another shape than training's (default: ``collate``).
     """
 
     def __init__(self, model: nn.Module, args: TrainingArguments, *, train_data: Sequence[Any],
                  collate: Callable[[list[Any]], Batch], eval_data: Sequence[Any] | None = None,
                  compute_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None = None,
                  save_best: Callable[[nn.Module, Path], None] | None = None,
-                 callbacks: Sequence[Callback] = (), lengths: Sequence[int] | None = None) -> None:
+                 callbacks: Sequence[Callback] = (), lengths: Sequence[int] | None = None,
+                 eval_collate: Callable[[list[Any]], Batch] | None = None) -> None:
         if not isinstance(args, TrainingArguments):
             raise ConfigError(f"args must be a hub.train.TrainingArguments, got {type(args).__name__}.")
         self.model, self.args = model, args
         self.train_data, self.eval_data = train_data, eval_data
         self.collate, self.compute_metrics, self.save_best = collate, compute_metrics, save_best
         self.lengths = lengths
+        self.eval_collate = eval_collate or collate  # evaluation batches may need another shape
         self.env = dist_utils.env_from_torchrun()
         self.device = dist_utils.device_for(self.env, args.device)
         if args.fp16 and self.device.type != "cuda":
@@ -395,7 +398,7 @@ class Trainer:
         share = math.ceil(len(data) / world)
         indices = list(range(rank * share, min(len(data), (rank + 1) * share)))
         loader = DataLoader(torch.utils.data.Subset(data, indices), batch_size=self.args.eval_batch_size,
-                            shuffle=False, collate_fn=self.collate, generator=torch.Generator())
+                            shuffle=False, collate_fn=self.eval_collate, generator=torch.Generator())
         total_loss, count, all_logits, all_labels = 0.0, 0, [], []
         # under FSDP every rank must run the same number of forwards (they gather weights)
         batches = math.ceil(share / self.args.eval_batch_size) if self.strategy == "fsdp" else None
@@ -406,7 +409,7 @@ class Trainer:
             if dummy:
                 if batches is None:
                     break
-                batch = self.collate([data[0]])
+                batch = self.eval_collate([data[0]])
             batch = {k: v.to(self.device) for k, v in batch.items()}
             with self.autocast():
                 out = model(**batch)

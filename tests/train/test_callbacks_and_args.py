@@ -167,3 +167,18 @@ def test_compiled_training_matches_eager(tmp_path):
     _, compiled = train(tmp_path / "compiled", save_checkpoints=False, compile=True)
     assert [r["eval_loss"] for r in compiled.history] == pytest.approx([r["eval_loss"] for r in eager.history],
                                                                        abs=1e-4)
+
+
+def test_eval_collate_batches_evaluation_examples(tmp_path):
+    seen = []
+
+    def eval_collate(rows):
+        seen.append(len(rows))
+        return collate(rows)
+
+    torch.manual_seed(0)
+    args = TrainingArguments(epochs=1, batch_size=16, eval_batch_size=7, device="cpu", progress=False,
+                             tensorboard=False)
+    Trainer(ToyEncoderClassifier(0.0), args, train_data=toy_data(32, 1), eval_data=toy_data(20, 2),
+            collate=collate, eval_collate=eval_collate).train()
+    assert seen == [7, 7, 6]  # only evaluation went through it
