@@ -44,7 +44,7 @@ RECIPES = {
         "extra_train": ["festival"],  # the festival-only supplement (3 voices, tape speed)
         "config": {"backbone": {"hidden_size": 128, "num_layers": 4, "num_heads": 4, "intermediate_size": 512,
                                 "rotary_dim": 32}, "subsample_channels": 32, "mel_norm": "clip"},
-        "training": {"epochs": 12, "batch_size": 24, "learning_rate": 1.5e-3, "warmup_ratio": 0.05,
+        "training": {"epochs": 20, "batch_size": 24, "learning_rate": 1.5e-3, "warmup_ratio": 0.05,
                      "weight_decay": 0.05, "schedule": "cosine", "augment": True},
     },
 }
