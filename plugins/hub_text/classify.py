@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from hub.errors import InvalidInputError
-from hub.results import Prediction
+from hub.results import ranked_labels, weighted_mean_probabilities
 from hub_text.bert import BertClassifier
 from hub_text.text_base import TextPipeline, load_task_model
 from hub_text.tokenizer import load_tokenizer
@@ -61,18 +61,9 @@ class TextClassificationPipeline(TextPipeline):
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
                     top_k: int | None = 1, **_: Any) -> Any:
-        labels = self.labels
-        k = len(labels) if top_k is None else top_k
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise InvalidInputError(f"top_k must be a positive integer or None, got {top_k!r}.")
-        probs = torch.stack(outputs).softmax(-1)  # (windows, L)
-        if len(outputs) > 1:  # windows: token-weighted mean of their probabilities
-            weights = torch.tensor([f["length"] for f in features], dtype=probs.dtype)
-            probs = (probs * weights[:, None]).sum(0, keepdim=True) / weights.sum()
-        scores, indices = probs[0].topk(min(k, len(labels)))
-        meta = features[0]["meta"]
-        ranked = [Prediction(label=labels[i], score=s, metadata=meta)
-                  for s, i in zip(scores.tolist(), indices.tolist())]
+        # windows of a long text: the token-weighted mean of their probabilities
+        probs = weighted_mean_probabilities(outputs, [f["length"] for f in features])
+        ranked = ranked_labels(probs, self.labels, top_k, features[0]["meta"])
         return ranked[0] if top_k == 1 else ranked
 
     def evaluate(self, data: Any, *, text_field: str = "text", label_field: str = "label",

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from hub.errors import InvalidInputError
-from hub.results import Prediction
+from hub.results import Prediction, ranked_labels
 from hub_vision.vision_base import VisionPipeline
 
 
@@ -21,12 +21,7 @@ class ImageClassificationPipeline(VisionPipeline):
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
                     top_k: int | None = 5, **_: Any) -> list[Prediction]:
-        labels = self.labels
-        k = len(labels) if top_k is None else top_k
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise InvalidInputError(f"top_k must be a positive integer or None, got {top_k!r}.")
-        scores, indices = outputs[0].softmax(-1).topk(min(k, len(labels)))
-        return [Prediction(label=labels[i], score=s) for s, i in zip(scores.tolist(), indices.tolist())]
+        return ranked_labels(outputs[0].softmax(-1), self.labels, top_k)
 
     @classmethod
     def from_torchvision(cls, model: nn.Module | str, weights: Any = None, *, labels: list[str] | None = None,
