@@ -16,7 +16,9 @@ text-generate pipeline, saves the model and checks that ``hub.load`` reloads it 
 
 Measured on a 2-core CPU (``--minutes 5 --threads 1``, 4.24 M parameters): validation loss
 6.43 -> 5.63 (perplexity 621 -> 278) over 296 steps / 0.75 epochs, 2,380 tokens/s, 265 s
-wall time; the table and samples are in examples/README.md.
+wall time. ``--minutes 18 --eval-every 200`` (2,996 steps, 7.6 epochs): best validation loss
+4.25 (perplexity 70), and the samples are grammatical fortune-shaped English. Both tables and
+their samples are in examples/README.md.
 """
 
 from __future__ import annotations
