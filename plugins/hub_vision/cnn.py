@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hub.errors import ConfigError, ModelLoadError
-from hub_vision.vit import _labels
+from hub_vision.vit import timm_labels_and_preprocess
 
 TORCHVISION_RESNETS = ("resnet", "resnext", "wide_resnet")
 
@@ -222,12 +222,5 @@ def convert_timm(hf: dict[str, Any], state: dict[str, torch.Tensor]
         model_args.setdefault("global_pool", hf["global_pool"])
     config: dict[str, Any] = {"timm_model": name.split(".")[0], "model_args": model_args,
                               "num_classes": ref.num_classes}
-    labels = _labels(hf.get("label_names"), ref.num_classes)
-    if labels:
-        config["labels"] = labels
-    cfg = hf.get("pretrained_cfg") or {}
-    preprocess = {k: cfg[k] for k in ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")
-                  if k in cfg}
-    if preprocess:
-        config["preprocess"] = preprocess
+    config.update(timm_labels_and_preprocess(hf, ref.num_classes))
     return "timm", config, {f"model.{k}": v for k, v in state.items()}

@@ -359,15 +359,23 @@ def _hub_config_from_timm(name: str, ref: nn.Module, hf: dict[str, Any]) -> dict
         "pos_dropout": float(ref.pos_drop.p), "head_dropout": float(ref.head_drop.p),
         "backbone": backbone,
     }
-    labels = _labels(hf.get("label_names"), ref.num_classes)
+    config.update(timm_labels_and_preprocess(hf, ref.num_classes))
+    return config
+
+
+def timm_labels_and_preprocess(hf: dict[str, Any], num_classes: int) -> dict[str, Any]:
+    """What a timm HF config.json says beyond the architecture: ``labels`` (from
+    ``label_names``, when one per class) and ``preprocess`` (from ``pretrained_cfg``)."""
+    extras: dict[str, Any] = {}
+    labels = _labels(hf.get("label_names"), num_classes)
     if labels:
-        config["labels"] = labels
+        extras["labels"] = labels
     cfg = hf.get("pretrained_cfg") or {}
     preprocess = {k: cfg[k] for k in ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")
                   if k in cfg}
     if preprocess:
-        config["preprocess"] = preprocess
-    return config
+        extras["preprocess"] = preprocess
+    return extras
 
 
 def _labels(names: Any, num_classes: int) -> list[str] | None:
