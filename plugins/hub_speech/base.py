@@ -21,6 +21,7 @@ import torch
 
 from hub._fs import atomic_directory
 from hub.card import render_model_card
+from hub.data.padding import pad_sequences
 from hub.errors import InvalidInputError, ModelLoadError
 from hub.modeling import load_model, save_model
 from hub.pipeline import Pipeline
@@ -130,20 +131,12 @@ class AudioPipeline(Pipeline):
         return features
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        length = max(f["length"] for f in features)
-        values = torch.zeros(len(features), length)
-        mask = torch.zeros(len(features), length, dtype=torch.long)
-        for row, f in enumerate(features):
-            values[row, : f["length"]] = torch.as_tensor(f["input_values"])
-            mask[row, : f["length"]] = 1
+        values, mask = pad_sequences([f["input_values"] for f in features], dtype=torch.float32)
         batch = {"input_values": values, "attention_mask": mask}
         if "label" in features[0]:
             labels = [f["label"] for f in features]
             if isinstance(labels[0], list):  # CTC targets, padded with -100
-                padded = torch.full((len(labels), max(len(x) for x in labels)), -100, dtype=torch.long)
-                for row, seq in enumerate(labels):
-                    padded[row, : len(seq)] = torch.tensor(seq)
-                batch["labels"] = padded
+                batch["labels"] = pad_sequences(labels, value=-100)[0]
             else:
                 batch["labels"] = torch.tensor(labels, dtype=torch.long)
         return batch

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from hub.data.padding import pad_sequences
 from hub.errors import InvalidInputError
 from hub.pipeline import Pipeline, check_batch_of
 from hub_text.generation import GenerationConfig, generate_ids
@@ -104,12 +105,8 @@ class TextGenerationPipeline(Pipeline):
         for index, row in enumerate(rows):
             if not row:
                 raise InvalidInputError(f"text-generate: input {index} encodes to no tokens.")
-        length = max(map(len, rows))
-        ids = torch.full((len(rows), length), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), length), dtype=torch.long)
-        for r, row in enumerate(rows):  # left padding: every prompt ends at the last column
-            ids[r, length - len(row):] = torch.tensor(row)
-            mask[r, length - len(row):] = 1
+        # left padding: every prompt ends at the last column
+        ids, mask = pad_sequences(rows, value=self.pad_token_id, side="left")
         return ids.to(self.device), mask.to(self.device)
 
     def _check(self, prompts: list[Any]) -> None:

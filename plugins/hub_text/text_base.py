@@ -18,6 +18,7 @@ import torch
 
 from hub._fs import atomic_directory
 from hub.card import render_model_card
+from hub.data.padding import pad_sequences
 from hub.errors import InvalidInputError, ModelLoadError
 from hub.modeling import load_model, save_model
 from hub.pipeline import Pipeline, check_batch_of
@@ -130,21 +131,12 @@ class TextPipeline(Pipeline):
         return features
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        length = max(f["length"] for f in features)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((len(features), length), pad, dtype=torch.long)
-        mask = torch.zeros((len(features), length), dtype=torch.long)
-        for row, f in enumerate(features):
-            ids[row, : f["length"]] = torch.tensor(f["input_ids"])
-            mask[row, : f["length"]] = 1
+        ids, mask = pad_sequences([f["input_ids"] for f in features], value=self.tokenizer.pad_token_id or 0)
         batch = {"input_ids": ids, "attention_mask": mask}
         if "label" in features[0]:
             labels = [f["label"] for f in features]
             if isinstance(labels[0], list):  # per-token labels, padded with -100
-                padded = torch.full((len(features), length), -100, dtype=torch.long)
-                for row, seq in enumerate(labels):
-                    padded[row, : len(seq)] = torch.tensor(seq)
-                batch["labels"] = padded
+                batch["labels"] = pad_sequences(labels, value=-100, length=ids.shape[1])[0]
             else:
                 batch["labels"] = torch.tensor(labels, dtype=torch.long)
         return batch
