@@ -16,6 +16,11 @@ import torch
 from torch.utils.data import Sampler
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's randomness (its order, its loader workers)."""
+    return seed * 1_000_003 + epoch
+
+
 class ResumableBatchSampler(Sampler[list[int]]):
     """Batches of indices for one process; ``set_epoch(epoch, start_batch)`` before iterating."""
 
@@ -36,7 +41,7 @@ class ResumableBatchSampler(Sampler[list[int]]):
         """This epoch's batches as every process together reads them."""
         n, per_step = self.num_examples, self.batch_size * self.world_size
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
             order = torch.randperm(n, generator=generator).tolist()
         else:
             generator, order = None, list(range(n))

@@ -36,7 +36,7 @@ from hub.train import checkpoint as ckpt
 from hub.train import distributed as dist_utils
 from hub.train.args import TrainingArguments
 from hub.train.callbacks import Callback, default_callbacks
-from hub.train.sampling import ResumableBatchSampler
+from hub.train.sampling import ResumableBatchSampler, epoch_seed
 from hub.train.state import TrainerState
 
 logger = logging.getLogger(__name__)
@@ -253,7 +253,7 @@ class Trainer:
 
         while state.global_step < state.total_steps and not state.should_stop:
             sampler.set_epoch(state.epoch, state.batches_in_epoch)
-            self._loader_generator.manual_seed(args.seed * 1_000_003 + state.epoch)  # worker seeds per epoch
+            self._loader_generator.manual_seed(epoch_seed(args.seed, state.epoch))  # worker seeds per epoch
             for batch in loader:
                 state.batches_in_epoch += 1
                 at_boundary = state.batches_in_epoch % accumulation == 0 or state.batches_in_epoch == batches_per_epoch
