@@ -29,22 +29,22 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402  (the benchmarks folder is on sys.path when run as a script)
+from common import (
     DTYPES,
     base_parser,
+    interleaved_times,
     load_average,
     machine,
     machine_line,
     machine_tag,
-    sync,
     write_results,
 )
+
 
 def save_gpt2(folder: Path, seed: int, *, layers: int = 12, hidden: int = 768, heads: int = 12) -> None:
     """A GPT-2-small-sized random GPT2LMHeadModel (vocabulary 50257, 1024 positions)."""
@@ -118,17 +118,9 @@ def run(args: argparse.Namespace) -> dict:
             diff = (ref - got).abs().max().item()
             rel = diff / ref.abs().max().item()
             del ref, got
-            for _ in range(args.warmup):
-                call_theirs(), call_ours()
-            sync(device)
-            times: dict[str, list[float]] = {"transformers": [], "hub": []}
-            for _ in range(args.repeats):  # interleaved: drift hits both sides alike
-                for side, fn in (("transformers", call_theirs), ("hub", call_ours)):
-                    sync(device)
-                    start = time.perf_counter()
-                    fn()
-                    sync(device)
-                    times[side].append((time.perf_counter() - start) * 1000)
+            seconds = interleaved_times({"transformers": call_theirs, "hub": call_ours}, args.repeats, device,
+                                        args.warmup)
+        times = {side: [t * 1000 for t in runs] for side, runs in seconds.items()}  # ms
         med = {side: statistics.median(v) for side, v in times.items()}
         row = {"model": kind, "batch": args.batch, "seq": args.seq,
                "output": "logits" if kind == "gpt2" else "last_hidden_state",

@@ -13,6 +13,8 @@ import os
 import platform
 import re
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -76,6 +78,25 @@ def machine_line(m: dict) -> str:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def interleaved_times(calls: dict[str, Callable[[], object]], repeats: int, device: torch.device,
+                      warmup: int = 0) -> dict[str, list[float]]:
+    """Seconds per call of each entry of ``calls``, ``repeats`` times, the calls taken in turn
+    (interleaved, so drift on a shared machine hits every side alike), after ``warmup`` rounds."""
+    for _ in range(warmup):
+        for fn in calls.values():
+            fn()
+    sync(device)
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def write_results(name: str, report: dict, table: str, dtype: str, *, default_dtype: str = "float32",

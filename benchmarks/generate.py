@@ -29,14 +29,22 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backbone import load_pair, save_gpt2
-from common import DTYPES, base_parser, load_average, machine, machine_line, machine_tag, sync, write_results
+from common import (
+    DTYPES,
+    base_parser,
+    interleaved_times,
+    load_average,
+    machine,
+    machine_line,
+    machine_tag,
+    write_results,
+)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -71,17 +79,9 @@ def run(args: argparse.Namespace) -> dict:
     for batch in args.batch_sizes:
         ids = torch.randint(0, 50257, (batch, args.prompt_tokens), generator=gen).to(device)
         with torch.inference_mode():
-            ref, got = call_theirs(ids), call_ours(ids)  # also the warm-up
-            for _ in range(args.warmup - 1):
-                call_theirs(ids), call_ours(ids)
-            times: dict[str, list[float]] = {"transformers": [], "hub": []}
-            for _ in range(args.repeats):
-                for side, fn in (("transformers", call_theirs), ("hub", call_ours)):
-                    sync(device)
-                    start = time.perf_counter()
-                    fn(ids)
-                    sync(device)
-                    times[side].append(time.perf_counter() - start)
+            ref, got = call_theirs(ids), call_ours(ids)  # also the first warm-up
+            times = interleaved_times({"transformers": lambda: call_theirs(ids), "hub": lambda: call_ours(ids)},
+                                      args.repeats, device, warmup=args.warmup - 1)
         assert ref.shape == got.shape == (batch, n), (ref.shape, got.shape)
         same = (ref == got)
         first_diff = [int((~row).nonzero()[0]) if (~row).any() else None for row in same.cpu()]

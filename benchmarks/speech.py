@@ -27,7 +27,6 @@ import re
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import base_parser, load_average, machine, machine_tag, sync, write_results
+from common import (
+    base_parser,
+    interleaved_times,
+    load_average,
+    machine,
+    machine_tag,
+    write_results,
+)
 
 VOCAB = ["<pad>", "<s>", "</s>", "<unk>", "|", *"ETAONISRHDLUMCWFGYPBVK'XJQZ"]
 
@@ -111,14 +117,7 @@ def main() -> None:
         head = audio[: 15 * 16000]  # one chunk: no seams, no per-chunk normalisation
         unchunked = (ours(head, sampling_rate=16000)["text"],
                      theirs({"raw": head, "sampling_rate": 16000})["text"])
-        times: dict[str, list[float]] = {name: [] for name in runners}
-        for _ in range(args.repeats):
-            for name, run in runners.items():
-                sync(device)
-                start = time.perf_counter()
-                run()
-                sync(device)
-                times[name].append(time.perf_counter() - start)
+        times = interleaved_times(runners, args.repeats, device)
     info["load_average_end"] = load_average()
     rows = {name: {"median_s": statistics.median(t), "rtf": statistics.median(t) / args.seconds, "runs_s": t}
             for name, t in times.items()}

@@ -35,21 +35,20 @@ import copy
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402  (the benchmarks folder is on sys.path when run as a script)
+from common import (
     DTYPES,
     ROOT,
     base_parser,
+    interleaved_times,
     load_average,
     machine,
     machine_line,
     machine_tag,
-    sync,
     write_results,
 )
 
@@ -90,19 +89,7 @@ def pictures(count: int, seed: int) -> list:
 
 def timed(calls: dict, warmup: int, repeats: int, device: torch.device) -> dict[str, list[float]]:
     with torch.inference_mode():
-        for _ in range(warmup):
-            for fn in calls.values():
-                fn()
-        sync(device)
-        times: dict[str, list[float]] = {side: [] for side in calls}
-        for _ in range(repeats):  # interleaved: drift hits every side alike
-            for side, fn in calls.items():
-                sync(device)
-                start = time.perf_counter()
-                fn()
-                sync(device)
-                times[side].append(time.perf_counter() - start)
-    return times
+        return interleaved_times(calls, repeats, device, warmup)
 
 
 def run(args: argparse.Namespace) -> dict:
