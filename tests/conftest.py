@@ -16,6 +16,19 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of tiny models: they run faster on one thread, and far
+    faster when a shared 2-core machine is busy (OpenMP threads then wait on each other).
+    Restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_hub(tmp_path_factory, monkeypatch):
     """Each test sees only the shipped registry and a private HF cache."""

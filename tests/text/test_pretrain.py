@@ -38,13 +38,7 @@ TINY = {"num_layers": 2, "hidden_size": 32, "num_heads": 2, "max_positions": 64,
         "attention_dropout": 0.0}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Models this small run fastest on one thread (and a busy CI machine agrees)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest
 
 
 @pytest.fixture(scope="module")

@@ -36,13 +36,7 @@ def _config_kwargs(vocab_size: int, max_positions: int) -> dict:
                 id2label=dict(enumerate(LABELS)), label2id={label: i for i, label in enumerate(LABELS)})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tiny models run faster on one thread, and far faster when the cores are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is fastest
 
 
 @pytest.fixture(scope="module")
