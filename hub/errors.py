@@ -58,6 +58,14 @@ class ModelLoadError(HubError, OSError):
     """A folder or file is not a loadable model (missing config, corrupt weights...)."""
 
 
+class SaveTargetError(HubError, FileExistsError):
+    """A save target holds something Hub did not write (a file, other files, the working directory).
+
+    Hub never deletes what it did not write: a model is saved into a new or empty folder, or
+    replaces a folder that holds a Hub model and nothing else.
+    """
+
+
 class OfflineModelNotCachedError(ModelLoadError):
     """The model lives on the Hugging Face Hub, we are offline, and it is not cached."""
 

@@ -39,6 +39,10 @@ class LoadedModel:
 def read_config(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     if not folder.exists():
+        from hub._fs import restore_interrupted_save
+
+        restore_interrupted_save(folder)  # a save killed mid-swap on a system without atomic exchange
+    if not folder.exists():
         raise ModelLoadError(f"Model folder {str(folder)!r} does not exist.")
     if not folder.is_dir():
         raise ModelLoadError(f"{str(folder)!r} is a file, not a model folder; pass the folder "

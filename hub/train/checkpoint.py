@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hub import _fs
 from hub.errors import ConfigError
 
 _NAME = re.compile(r"^step-(\d{8})$")
@@ -141,12 +142,20 @@ def load_pt(path: Path) -> Any:
 
 def write(output_dir: str | Path, step: int, files: dict[str, Any], trainer_state: dict[str, Any]) -> Path:
     """Write one checkpoint atomically. ``files`` maps file names to what goes in them:
-    a tensor dict for ``*.safetensors``, anything torch can save for ``*.pt``."""
+    a tensor dict for ``*.safetensors``, anything torch can save for ``*.pt``.
+
+    The folder is written under a temporary name, every file fsync'ed, and swapped into place
+    (:func:`hub._fs.replace_directory`), so a reader sees the previous checkpoint of that step
+    or the new one, never neither. The temporary folder holds a lock while it is written, so a
+    later run can tell a killed writer's leftovers from a live one's.
+    """
     root = checkpoint_dir(output_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
     tmp = root / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    with _fs.locked(root):  # rotate() cleans under this lock: it never sees tmp unheld
+        tmp.mkdir()
+        owner = _fs.hold(tmp)
     try:
         for name, content in files.items():
             if name.endswith(".safetensors"):
@@ -154,27 +163,34 @@ def write(output_dir: str | Path, step: int, files: dict[str, Any], trainer_stat
             else:
                 torch.save(content, tmp / name)
         (tmp / "trainer_state.json").write_text(json.dumps(trainer_state, indent=1), encoding="utf-8")
-        if final.exists():  # the same step written again (e.g. a resumed run): replace it whole
-            _discard(final)
-        tmp.rename(final)
+        for path in tmp.iterdir():
+            _fs.fsync_file(path)
+        _fs.fsync_dir(tmp)
+        old = _fs.replace_directory(tmp, final)  # the same step written again (a resumed run)
+        _fs.fsync_dir(root)
+        if old is not None:  # the replaced folder, unlocked: a killed run's is cleaned by rotate()
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        _fs.release(owner)
     return final
 
 
 def rotate(output_dir: str | Path, keep_last: int, keep: Path | None = None) -> None:
-    """Delete all but the newest ``keep_last`` checkpoints, never ``keep`` (the best one)."""
+    """Delete all but the newest ``keep_last`` checkpoints, never ``keep`` (the best one),
+    and what killed runs left behind (temporary and trash folders no live writer holds)."""
     found = list_checkpoints(output_dir)
     for path in found[:-keep_last]:
         if keep is None or path.resolve() != keep.resolve():
             _discard(path)
-    for leftover in checkpoint_dir(output_dir).glob(".tmp-*"):  # from a run that was killed mid-write
-        shutil.rmtree(leftover, ignore_errors=True)
+    with _fs.locked(checkpoint_dir(output_dir)):
+        _fs.clean_stale_folders(checkpoint_dir(output_dir), [".tmp-step-*", ".trash-step-*"])
 
 
 def _discard(path: Path) -> None:
-    trash = path.with_name(f".trash-{path.name}-{uuid.uuid4().hex[:8]}")
+    trash = path.with_name(f".trash-{path.name.lstrip('.')}-{uuid.uuid4().hex[:8]}")
     path.rename(trash)  # atomic: the name disappears at once, the bytes go after
     shutil.rmtree(trash, ignore_errors=True)
 

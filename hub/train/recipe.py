@@ -144,6 +144,7 @@ def run_recipe(recipe: Recipe, *, resume: bool = False, quiet: bool = False) -> 
     import dataclasses
 
     import hub
+    from hub._fs import check_save_target
     from hub.registry import get_registry
     from hub.specs import load_object
     from hub.train.distributed import env_from_torchrun, is_main_process
@@ -152,6 +153,7 @@ def run_recipe(recipe: Recipe, *, resume: bool = False, quiet: bool = False) -> 
     if entry.spec is None:
         raise ConfigError(f"No installed plugin provides task {entry.name!r}; `hub plugins` lists them.")
     check_options(recipe, load_object(entry.spec.pipeline))
+    check_save_target(recipe.output_path)  # a bad `output` fails now, not after hours of training
     training = dict(recipe.training)
     training.setdefault("output_dir", str(recipe.output_path) + "-run")
     if resume:
