@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -20,39 +21,53 @@ from pathlib import Path
 from typing import Any
 
 
-def _write_csv(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        header = ["user", "item"] + (["rating"] if data.ratings is not None else []) + \
-            (["timestamp"] if data.timestamps is not None else [])
-        writer.writerow(header)
-        for row in range(len(data)):
-            values = [data.user_ids.ids[data.users[row]], data.item_ids.ids[data.items[row]]]
-            if data.ratings is not None:
-                values.append(f"{float(data.ratings[row]):g}")
-            if data.timestamps is not None:
-                values.append(int(data.timestamps[row]))
-            writer.writerow(values)
+def _csv_text(data: Any) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    header = ["user", "item"] + (["rating"] if data.ratings is not None else []) + \
+        (["timestamp"] if data.timestamps is not None else [])
+    writer.writerow(header)
+    for row in range(len(data)):
+        values = [data.user_ids.ids[data.users[row]], data.item_ids.ids[data.items[row]]]
+        if data.ratings is not None:
+            values.append(f"{float(data.ratings[row]):g}")
+        if data.timestamps is not None:
+            values.append(int(data.timestamps[row]))
+        writer.writerow(values)
+    return buffer.getvalue()
 
 
 def cmd_split(args: argparse.Namespace) -> dict[str, Any]:
+    from hub._fs import atomic_write_text
+    from hub.errors import SaveTargetError
     from hub_recsys.data import leave_one_out, random_split, read_interactions
 
-    data = read_interactions(args.data, duplicates=args.duplicates)
     out = Path(args.out)
+    names = ("train", "test") if args.random else ("train", "valid", "test")
+    targets = {name: out / f"{name}.csv" for name in names}
+    source = Path(args.data).resolve()
+    for path in targets.values():  # checked before any work: never replace the input or a user's file
+        if path.resolve() == source:
+            raise SaveTargetError(f"--out {str(out)!r} would overwrite the input file {str(path)!r}; "
+                                  "choose another folder.")
+        if path.exists() and not args.overwrite:
+            raise SaveTargetError(f"{str(path)!r} already exists; pass --overwrite to replace it, or "
+                                  "choose another --out folder.")
+    data = read_interactions(args.data, duplicates=args.duplicates)
     if args.random:
-        parts = dict(zip(("train", "test"), random_split(data, test_fraction=args.random, seed=args.seed)))
+        parts = dict(zip(names, random_split(data, test_fraction=args.random, seed=args.seed)))
     else:
-        parts = dict(zip(("train", "valid", "test"), leave_one_out(data)))
+        parts = dict(zip(names, leave_one_out(data)))
     for name, part in parts.items():
-        _write_csv(out / f"{name}.csv", part)
-    return {name: {"path": str(out / f"{name}.csv"), "rows": len(part)} for name, part in parts.items()}
+        atomic_write_text(targets[name], _csv_text(part))  # a crash never leaves half a file
+    return {name: {"path": str(targets[name]), "rows": len(part)} for name, part in parts.items()}
 
 
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     import hub
+    from hub._fs import check_save_target
 
+    check_save_target(args.output)  # a bad --output fails now, not after training
     config = {"architecture": args.arch, **json.loads(args.config or "{}")}
     rec = hub.create("recommend", config=config, device=args.device, seed=args.seed)
     training = {k: v for k, v in (("epochs", args.epochs), ("learning_rate", args.learning_rate),
@@ -87,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--random", type=float, default=None, metavar="FRACTION")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--duplicates", default="last", choices=("last", "first", "keep", "error"))
+    p.add_argument("--overwrite", action="store_true", help="replace train/valid/test CSVs already in --out")
     p.set_defaults(func=cmd_split)
     p = sub.add_parser("train", help="train a new recommender and save it")
     p.add_argument("--arch", required=True, choices=("mf", "bpr", "ncf", "sasrec", "bert4rec"))
