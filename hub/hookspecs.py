@@ -17,7 +17,9 @@ Example::
         return [TaskSpec(name="text-reverse", pipeline="my_plugin.pipe:ReversePipeline")]
 
 Hooks are called once per plugin when the registry is built; a hook that raises is
-reported by ``hub plugins`` and the rest of the hub keeps working.
+reported by ``hub plugins`` and the rest of the hub keeps working. That includes
+``SystemExit`` (a plugin calling ``sys.exit()``) and every other ``BaseException`` except
+``KeyboardInterrupt``, at import time, in a hook, or when a ``"module:attr"`` is first imported.
 """
 
 from __future__ import annotations
@@ -35,8 +37,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def hub_tasks() -> list[TaskSpec]:
     """Return the tasks this plugin provides (name, aliases, pipeline class).
 
-    Called when the registry is built. A task name must be unique across plugins;
-    a second registration of the same name is rejected and reported.
+    Called when the registry is built. Task names and aliases are one namespace: a name
+    (task or alias) that is already registered, by a built-in plugin, the shipped
+    registry.yaml or an earlier plugin, is rejected and reported by ``hub plugins``; so is a
+    third-party task or alias equal to a built-in catalogue model name. ``aliases`` must be a
+    tuple of strings (``("asr",)``, not ``"asr"``).
     """
 
 
@@ -53,7 +58,9 @@ def hub_architectures() -> list[ArchitectureSpec]:
 def hub_models() -> list[ModelEntry]:
     """Return catalogue entries this plugin ships or knows of.
 
-    Entries in registry.yaml and user overlays take precedence over these.
+    Entries in registry.yaml and user overlays take precedence over these. ``source`` is
+    checked like a registry file's (``package:PKG/PATH`` inside the package, a valid
+    ``hf://org/name@revision``, or a local path); a bad one is rejected and reported.
     """
 
 

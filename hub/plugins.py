@@ -7,7 +7,11 @@ third party does. ``HUB_DISABLE_PLUGIN_AUTOLOAD=1`` skips third-party entry poin
 still be named explicitly through ``HUB_PLUGINS=mod1,mod2`` or :meth:`register`.
 
 A plugin that fails to import, or whose hook raises, is recorded with its error
-(``hub plugins`` shows it) and never takes the rest of the hub down.
+(``hub plugins`` shows it) and never takes the rest of the hub down. "Raises" means any
+``BaseException``: a plugin calling ``sys.exit()`` (``SystemExit``), raising
+``GeneratorExit`` or running out of memory (``MemoryError``) is a failed plugin like any
+other. Only ``KeyboardInterrupt`` passes through, so Ctrl-C still stops Hub. (A plugin
+can still end the process with ``os._exit`` or a signal; plugins are code you installed.)
 """
 
 from __future__ import annotations
@@ -88,7 +92,9 @@ class PluginManager:
         info = PluginInfo(name, module, dist, builtin, "loaded")
         try:
             self._pm.register(load(), name=name)
-        except Exception as exc:  # a broken plugin must not break the hub
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a broken plugin (even sys.exit) must not break the hub
             info.status, info.error = "failed", _describe(exc)
         self.plugins = [p for p in self.plugins if p.name != name] + [info]
         return info
@@ -106,7 +112,9 @@ class PluginManager:
             plugin_name = self._pm.get_name(impl.plugin) or "?"
             try:
                 items = impl.function()
-            except Exception as exc:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - SystemExit in a hook is a plugin failure
                 self.hook_errors.append((plugin_name, hook_name, _describe(exc)))
                 continue
             if items is None:
@@ -125,8 +133,11 @@ def _builtin_first(ep: EntryPoint) -> tuple[int, str]:
 
 
 def _describe(exc: BaseException) -> str:
+    """``Type: message (at FILE:LINE)``, on one line; a ``SystemExit`` says the plugin called sys.exit."""
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: the plugin called sys.exit({exc.code!r}){where}"
     return f"{type(exc).__name__}: {exc}{where}"
 
 

@@ -6,6 +6,28 @@ by default ``~/.config/hub/registry.yaml``), then every file named in ``HUB_REGI
 (``os.pathsep``-separated). Files are validated on load; errors name the file, the
 entry and the field. Unknown names raise :class:`~hub.errors.UnknownNameError`
 listing the closest matches.
+
+Names. Task names and aliases share one namespace, and the first registration of a name
+wins, in this order: the built-in plugins (tasks, then their aliases), the shipped
+``registry.yaml`` (Hub's own, so it counts as built-in), third-party plugins, then the
+user's overlays in the order above. A later claim to a taken name is ignored and recorded
+in :attr:`Registry.problems` (``hub plugins`` prints them; ``hub list`` notes how many):
+
+* a plugin task or alias that is already a task or an alias is rejected (so a plugin
+  declaring ``aliases=("sentiment-analysis",)`` cannot take over ``hub.load`` of it);
+* a third-party task or alias (plugin or overlay) may not be a built-in catalogue model
+  name either, since tasks and aliases win ``hub.load(NAME)`` over models;
+* an overlay may *add* aliases, set a task's default model and description, and add or
+  replace catalogue models (it is the user's own file), but it cannot re-point an alias
+  that is taken; ``tasks: {ALIAS: ...}`` in a file configures the task the alias names;
+* a model hidden by a task or alias of the same name is reported.
+
+Architectures, converters (by ``model_type``) and plugin catalogue entries are first come,
+first served among plugins too, built-ins first. Files are read by :mod:`hub._yaml`: no
+YAML anchors/aliases, no duplicate keys, bounded size and nesting, one-line
+``FILE:LINE:COLUMN: problem`` errors. Every ``source`` is checked when read
+(:func:`hub.sources.check_source`): ``package:PKG/PATH`` must stay inside the package and
+``hf://`` ids follow the Hugging Face Hub's rules.
 """
 
 from __future__ import annotations
@@ -28,6 +50,9 @@ _MODEL_FIELDS = {
     "description": str, "labels": list, "metrics": dict,
 }
 _REQUIRED_MODEL_FIELDS = ("task", "source")
+_NAME_FIELDS = {"default", "task", "architecture", "plugin"}  # strings that name something
+_STRING_LISTS = {"aliases", "labels"}
+_FILE_SECTIONS = ("schema", "tasks", "models")
 
 
 @dataclass
@@ -125,65 +150,136 @@ def registry_files() -> list[Path]:
 
 
 def read_registry_file(path: Path) -> dict[str, Any]:
-    """Parse and validate one registry file; returns {'tasks': ..., 'models': ...}."""
-    import yaml
+    """Parse and validate one registry file; returns {'tasks': ..., 'models': ...}.
+
+    The file is read by :func:`hub._yaml.load_yaml_file` (no anchors/aliases, no duplicate
+    keys, bounded size and depth, one-line ``FILE:LINE:COLUMN`` errors). Every name, field and
+    list element is type-checked and every ``source`` is checked by
+    :func:`hub.sources.check_source`, so a bad overlay fails here, naming the file, the entry
+    and the field, instead of later inside a loader.
+    """
+    from hub._yaml import YAMLFileError, load_yaml_file
+    from hub.sources import check_source
 
     where = str(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RegistryError(where, None, None, f"not valid YAML: {exc}") from None
+        data = load_yaml_file(path)
+    except YAMLFileError as exc:
+        raise _one_line_error(exc) from None
+    if data is None:  # an empty file is an empty overlay
+        data = {}
     if not isinstance(data, dict):
         raise RegistryError(where, None, None, "the top level must be a mapping with 'tasks' and 'models'.")
-    unknown = set(data) - {"schema", "tasks", "models"}
+    unknown = [key for key in data if key not in _FILE_SECTIONS]
     if unknown:
-        raise RegistryError(where, None, sorted(unknown)[0],
+        raise RegistryError(where, None, str(unknown[0]),
                             "unknown top-level key; allowed: schema, tasks, models.")
-    if data.get("schema", SCHEMA_VERSION) != SCHEMA_VERSION:
-        raise RegistryError(where, None, "schema", f"unsupported schema {data['schema']!r}; "
+    schema = data.get("schema", SCHEMA_VERSION)
+    if isinstance(schema, bool) or schema != SCHEMA_VERSION:
+        raise RegistryError(where, None, "schema", f"unsupported schema {schema!r}; "
                             f"this Hub reads schema {SCHEMA_VERSION}.")
-    tasks = _validate_section(where, data.get("tasks") or {}, "tasks", _TASK_FIELDS, ())
-    models = _validate_section(where, data.get("models") or {}, "models", _MODEL_FIELDS,
+    tasks = _validate_section(where, data.get("tasks"), "tasks", _TASK_FIELDS, ())
+    models = _validate_section(where, data.get("models"), "models", _MODEL_FIELDS,
                                _REQUIRED_MODEL_FIELDS)
     for name, entry in models.items():
-        for key in ("labels",):
-            if key in entry and not all(isinstance(x, str) for x in entry[key]):
-                raise RegistryError(where, name, key, "must be a list of strings.")
         source = entry["source"]
-        if not (source.startswith(("hf://", "package:")) or "://" not in source):
-            raise RegistryError(where, name, "source", f"unsupported source {source!r}; use "
-                                "'hf://org/name@revision', 'package:pkg/path' or a local path.")
+        try:
+            check_source(source)
+        except ValueError as exc:
+            raise RegistryError(where, name, "source", str(exc)) from None
         if "://" not in source and not source.startswith("package:"):
             entry["source"] = str((path.parent / Path(source).expanduser()).resolve())
     return {"tasks": tasks, "models": models}
 
 
+def _one_line_error(exc: Any) -> RegistryError:
+    """A :class:`RegistryError` whose message is the YAML reader's ``FILE:LINE:COLUMN: problem``."""
+    error = RegistryError(exc.file, None, None, exc.problem)
+    error.line, error.column = exc.line, exc.column
+    error.args = (exc.one_line(),)
+    return error
+
+
+def _describe_value(value: Any) -> str:
+    """``type (value)`` plus a hint for the YAML 1.1 surprises (``no`` is False, ``key:`` is null)."""
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    text = f"{type(value).__name__} ({shown})"
+    if isinstance(value, bool):
+        text += "; YAML reads unquoted yes/no/on/off/true/false as booleans: quote the value"
+    elif value is None:
+        text += "; nothing was given (YAML reads an empty value as null)"
+    elif isinstance(value, (int, float)):
+        text += "; quote the value to make it text"
+    return text
+
+
+def _check_name(where: str, entry: str | None, field_: str | None, value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise RegistryError(where, None if entry is None else str(entry), field_,
+                            f"{what} must be a string, got {_describe_value(value)}.")
+    if not value.strip() or value != value.strip():
+        raise RegistryError(where, entry, field_,
+                            f"{what} {value!r} must be non-empty, without leading or trailing spaces.")
+    return value
+
+
 def _validate_section(where: str, section: Any, section_name: str, fields: dict[str, type],
                       required: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    if section is None:
+        return {}
     if not isinstance(section, dict):
         raise RegistryError(where, None, section_name, "must be a mapping of name -> fields.")
+    kind = section_name[:-1]  # "task" / "model"
     for name, entry in section.items():
+        if not isinstance(name, str):
+            raise RegistryError(where, str(name), None, f"a {kind} name must be a string, got "
+                                f"{_describe_value(name)}.")
+        _check_name(where, name, None, name, f"{kind} name")
         if not isinstance(entry, dict):
-            raise RegistryError(where, str(name), None, "must be a mapping of fields.")
+            raise RegistryError(where, name, None, "must be a mapping of fields.")
         for key, value in entry.items():
             if key not in fields:
-                raise RegistryError(where, str(name), key,
+                raise RegistryError(where, name, str(key),
                                     "unknown field; allowed: " + ", ".join(sorted(fields)) + ".")
             if not isinstance(value, fields[key]):
-                raise RegistryError(where, str(name), key, f"must be a {fields[key].__name__}, "
-                                    f"got {type(value).__name__} ({value!r}).")
+                raise RegistryError(where, name, key, f"must be a {fields[key].__name__}, "
+                                    f"got {_describe_value(value)}.")
+            if key in _NAME_FIELDS:
+                _check_name(where, name, key, value, "the value")
+            if key in _STRING_LISTS:
+                for index, item in enumerate(value):
+                    if not isinstance(item, str):
+                        raise RegistryError(where, name, key, f"must be a list of strings; item {index} is "
+                                            f"{_describe_value(item)}.")
+                    if key == "aliases":
+                        _check_name(where, name, key, item, f"item {index}")
+            if key == "metrics":
+                for metric in value:
+                    if not isinstance(metric, str):
+                        raise RegistryError(where, name, key, f"metric names must be strings, got "
+                                            f"{_describe_value(metric)}.")
         for key in required:
             if key not in entry:
-                raise RegistryError(where, str(name), key, "required field is missing.")
-    return {str(k): dict(v) for k, v in section.items()}
+                raise RegistryError(where, name, key, "required field is missing.")
+    return {k: dict(v) for k, v in section.items()}
 
 
 def build_registry() -> Registry:
+    """Merge plugins and files into one :class:`Registry` (see the module docstring for the order).
+
+    Plugin registrations that lose a name are not errors: they are recorded in
+    ``Registry.problems`` (``hub plugins`` prints them) and the rest of the hub works.
+    """
     from hub.plugins import get_plugin_manager
+    from hub.sources import check_source
 
     manager = get_plugin_manager()
     manager.hook_errors.clear()  # collect() below calls every hook again
     reg = Registry()
+    builtin_plugins = {p.name for p in manager.plugins if p.builtin}
+    alias_origin: dict[str, str] = {}  # alias -> who declared it, for messages
 
     def claim(table: dict, kind: str, key: str, plugin: str, item: Any) -> bool:
         if key in table:
@@ -193,12 +289,12 @@ def build_registry() -> Registry:
             return False
         return True
 
+    task_specs: list[tuple[str, TaskSpec]] = []
     for plugin, spec in manager.collect("hub_tasks"):
         if not isinstance(spec, TaskSpec):
             reg.problems.append(f"plugin {plugin!r}: hub_tasks returned {spec!r}, not a TaskSpec")
-        elif claim(reg.tasks, "task", spec.name, plugin, spec):
-            reg.tasks[spec.name] = Task(spec.name, spec, plugin, spec.default_model, spec.aliases,
-                                        spec.description)
+        else:
+            task_specs.append((plugin, spec))
     for plugin, spec in manager.collect("hub_architectures"):
         if not isinstance(spec, ArchitectureSpec):
             reg.problems.append(f"plugin {plugin!r}: hub_architectures returned {spec!r}")
@@ -211,31 +307,108 @@ def build_registry() -> Registry:
         for model_type in spec.model_types:
             if claim(reg.converters, "converter for model_type", model_type, plugin, spec):
                 reg.converters[model_type] = (plugin, spec)
+    registrant: dict[str, str] = {}  # model name -> the plugin whose hook returned it
     for plugin, entry in manager.collect("hub_models"):
         if not isinstance(entry, ModelEntry):
             reg.problems.append(f"plugin {plugin!r}: hub_models returned {entry!r}")
-        elif claim(reg.models, "model", entry.name, plugin, entry):
+            continue
+        try:
+            check_source(entry.source)  # the same rule as for registry files
+        except ValueError as exc:
+            reg.problems.append(f"model {entry.name!r} from plugin {plugin!r} ignored: {exc}")
+            continue
+        if claim(reg.models, "model", entry.name, plugin, entry):
             reg.models[entry.name] = replace(entry, plugin=entry.plugin or plugin,
                                              origin=f"plugin {plugin}")
+            registrant[entry.name] = plugin
 
-    for path in registry_files():
-        data = read_registry_file(path)
-        reg.files.append(str(path))
+    paths = registry_files()
+    files = [(path, read_registry_file(path)) for path in paths]
+    reg.files.extend(str(path) for path in paths)
+    shipped, overlays = files[:1], files[1:]  # registry_files() puts the shipped file first
+    # Names a third party (plugin or overlay) may not take: built-in catalogue model names,
+    # since a task or alias of that name would win hub.load(NAME) over the model.
+    builtin_models = {n for n, p in registrant.items() if p in builtin_plugins}
+    builtin_models.update(name for _, data in shipped for name in data["models"])
+
+    def add_task(plugin: str, spec: TaskSpec, *, third_party: bool) -> bool:
+        name = spec.name
+        if name in reg.aliases:
+            reg.problems.append(f"task {name!r} from plugin {plugin!r} ignored: {name!r} is already an alias "
+                                f"of task {reg.aliases[name]!r} ({alias_origin[name]}).")
+            return False
+        if third_party and name in builtin_models:
+            reg.problems.append(f"task {name!r} from plugin {plugin!r} ignored: {name!r} is a built-in "
+                                f"catalogue model, and a task of that name would take over hub.load({name!r}).")
+            return False
+        existing = reg.tasks.get(name)
+        if existing is not None and existing.spec is not None:
+            reg.problems.append(f"task {name!r} from plugin {plugin!r} ignored: "
+                                f"already registered by plugin {existing.plugin!r}.")
+            return False
+        if existing is not None:  # declared by the shipped registry.yaml, provided by no built-in
+            existing.spec, existing.plugin = spec, plugin
+            existing.default_model = existing.default_model or spec.default_model
+            existing.description = existing.description or spec.description
+        else:
+            reg.tasks[name] = Task(name, spec, plugin, spec.default_model, (), spec.description)
+        return True
+
+    def add_aliases(task_name: str, aliases: Any, origin: str, *, third_party: bool) -> None:
+        task = reg.tasks[task_name]
+        for alias in aliases:
+            if alias == task_name or reg.aliases.get(alias) == task_name:
+                continue  # a repeat, not a conflict
+            taken = None
+            if alias in reg.tasks:
+                taken = "it is already a task" + (f" (plugin {reg.tasks[alias].plugin!r})"
+                                                  if reg.tasks[alias].plugin else "")
+            elif alias in reg.aliases:
+                taken = f"it is already an alias of task {reg.aliases[alias]!r} ({alias_origin[alias]})"
+            elif third_party and alias in builtin_models:
+                taken = f"it is a built-in catalogue model, which the alias would hide from hub.load({alias!r})"
+            if taken:
+                reg.problems.append(f"alias {alias!r} of task {task_name!r} ({origin}) ignored: {taken}; "
+                                    "the first registration of a name wins.")
+                continue
+            reg.aliases[alias] = task_name
+            alias_origin[alias] = origin
+            task.aliases = (*task.aliases, alias)
+
+    def apply_file_tasks(path: Path, data: dict[str, Any], *, third_party: bool) -> None:
         for name, fields_ in data["tasks"].items():
-            task = reg.tasks.get(name) or Task(name, None, None, None)
+            canonical = reg.aliases.get(name, name)  # `tasks: {asr: ...}` configures the aliased task
+            task = reg.tasks.get(canonical)
+            if task is None:
+                task = reg.tasks[name] = Task(name, None, None, None)
             task.default_model = fields_.get("default", task.default_model)
-            task.aliases = tuple(dict.fromkeys([*task.aliases, *fields_.get("aliases", [])]))
             task.description = fields_.get("description", task.description)
-            reg.tasks[name] = task
+            add_aliases(task.name, fields_.get("aliases", []), f"file {str(path)!r}", third_party=third_party)
+
+    builtin_specs = [(p, s) for p, s in task_specs if p in builtin_plugins]
+    third_specs = [(p, s) for p, s in task_specs if p not in builtin_plugins]
+    # 1. built-in plugins and the shipped registry.yaml: Hub's own names come first
+    accepted = [(p, s) for p, s in builtin_specs if add_task(p, s, third_party=False)]
+    for plugin, spec in accepted:
+        add_aliases(spec.name, spec.aliases, f"plugin {plugin!r}", third_party=False)
+    for path, data in shipped:
+        apply_file_tasks(path, data, third_party=False)
+    # 2. third-party plugins: may add names, never take one
+    accepted = [(p, s) for p, s in third_specs if add_task(p, s, third_party=True)]
+    for plugin, spec in accepted:
+        add_aliases(spec.name, spec.aliases, f"plugin {plugin!r}", third_party=True)
+    # 3. the user's overlays: may set defaults, descriptions and models, add aliases, not steal them
+    for path, data in overlays:
+        apply_file_tasks(path, data, third_party=True)
+    for path, data in files:
         for name, fields_ in data["models"].items():
             reg.models[name] = ModelEntry(name=name, origin=str(path), **fields_)
 
-    for task in reg.tasks.values():
-        for alias in task.aliases:
-            if alias in reg.tasks and alias != task.name:
-                reg.problems.append(f"alias {alias!r} of task {task.name!r} shadows a task; ignored.")
-            else:
-                reg.aliases[alias] = task.name
+    for name, entry in reg.models.items():  # resolve() looks at tasks and aliases first
+        if name in reg.tasks or name in reg.aliases:
+            what = "task" if name in reg.tasks else f"alias of task {reg.aliases[name]!r}"
+            reg.problems.append(f"model {name!r} ({entry.origin}) is hidden by the {what} of the same "
+                                f"name: hub.load({name!r}) loads the task; rename the model.")
     return reg
 
 

@@ -27,6 +27,16 @@ def _check_name(kind: str, name: str) -> None:
         raise PluginError(f"{kind} name must be a non-empty string, got {name!r}.")
 
 
+def _check_names(kind: str, owner: str, attr: str, values: Any) -> tuple[str, ...]:
+    """A tuple of names; a bare string is refused (``tuple("asr")`` would be ('a', 's', 'r'))."""
+    if isinstance(values, str) or not isinstance(values, (list, tuple)):
+        raise PluginError(f"{kind} {owner!r}: {attr} must be a tuple of strings, got {values!r}"
+                          + (f" (write ({values!r},) for one)" if isinstance(values, str) else "") + ".")
+    for value in values:
+        _check_name(f"{kind} {owner!r}: an item of {attr}:", value)
+    return tuple(values)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """A task such as ``text-classify``: its pipeline class and its names."""
@@ -41,7 +51,7 @@ class TaskSpec:
     def __post_init__(self) -> None:
         _check_name("task", self.name)
         _check_ref("task", self.name, "pipeline", self.pipeline)
-        object.__setattr__(self, "aliases", tuple(self.aliases))
+        object.__setattr__(self, "aliases", _check_names("task", self.name, "aliases", self.aliases))
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,8 @@ class ConverterSpec:
     def __post_init__(self) -> None:
         _check_name("converter", self.name)
         _check_ref("converter", self.name, "convert", self.convert)
-        object.__setattr__(self, "model_types", tuple(self.model_types))
+        object.__setattr__(self, "model_types",
+                           _check_names("converter", self.name, "model_types", self.model_types))
         if not self.model_types:
             raise PluginError(f"converter {self.name!r}: model_types must not be empty.")
 
@@ -96,21 +107,50 @@ class ModelEntry:
 
     def __post_init__(self) -> None:
         _check_name("model", self.name)
-        object.__setattr__(self, "labels", tuple(self.labels))
+        if not isinstance(self.source, str) or not self.source:
+            raise PluginError(f"model {self.name!r}: source must be a non-empty string, got {self.source!r}.")
+        labels = self.labels
+        if isinstance(labels, str) or not isinstance(labels, (list, tuple)) or \
+                not all(isinstance(label, str) for label in labels):
+            raise PluginError(f"model {self.name!r}: labels must be a tuple of strings, got {labels!r}.")
+        object.__setattr__(self, "labels", tuple(labels))
 
 
 @lru_cache(maxsize=None)
 def load_object(ref: str) -> Any:
-    """Import ``"package.module:attr"`` and return the attribute (cached)."""
+    """Import ``"package.module:attr"`` and return the attribute (cached).
+
+    This is where a plugin's own code first runs on ``hub.load``. Whatever it raises while
+    importing, ``SystemExit`` from a ``sys.exit()`` included, becomes a :class:`PluginError`
+    naming the module, so a broken plugin cannot end the process; only ``KeyboardInterrupt``
+    passes through.
+    """
     module_name, _, attr = ref.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise PluginError(f"Cannot import {module_name!r} (named by {ref!r}): {exc}") from exc
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a plugin's SystemExit must not exit Hub
+        raise PluginError(f"Importing plugin module {module_name!r} (named by {ref!r}) failed: "
+                          f"{_describe(exc)}. Fix or uninstall the plugin; `hub plugins` lists them.") from exc
     obj: Any = module
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
             raise PluginError(f"{module_name!r} has no attribute {attr!r} (named by {ref!r}).") from None
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a module __getattr__ is plugin code too
+            raise PluginError(f"Looking up {attr!r} in plugin module {module_name!r} failed: "
+                              f"{_describe(exc)}.") from exc
     return obj
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

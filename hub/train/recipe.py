@@ -55,16 +55,22 @@ class Recipe:
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
     """Read and check a recipe file; ``overrides`` (from flags) replace its values:
-    keys ``train``, ``eval``, ``model``, ``revision``, ``output`` and ``training`` (a dict)."""
-    import yaml
+    keys ``train``, ``eval``, ``model``, ``revision``, ``output`` and ``training`` (a dict).
+
+    The file is read by :func:`hub._yaml.load_yaml_file`, the reader registry overlays use:
+    ``5e-5`` is a number, anchors/aliases and duplicate keys are refused, a UTF-8 BOM is fine,
+    and every problem is one line, ``FILE:LINE:COLUMN: problem``."""
+    from hub._yaml import YAMLFileError, load_yaml_file
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Training config {path} does not exist.")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        raw = load_yaml_file(path)
+    except YAMLFileError as exc:
+        error = ConfigError(exc.one_line())
+        error.file, error.line, error.column = exc.file, exc.line, exc.column
+        raise error from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of keys (task, data, training, ...), got "
                           f"{type(raw).__name__}.")
