@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.errors import HubError, InvalidInputError, UnknownNameError
+from hub.errors import HubError, InvalidInputError
 
 _DTYPES = {"float32": "float32", "fp32": "float32", "float": "float32",
            "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
@@ -42,10 +42,7 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
                                     f"not a {task.name!r} one.")
     else:
         if entry is None:
-            if not task.default_model:
-                raise UnknownNameError("model", "", registry.list_models(task=task.name),
-                                       hint=f"Task {task.name!r} has no default model; pass model=.")
-            entry = registry.model(task.default_model)
+            entry = registry.default_model_entry(task)  # no default: says so, lists the task's models
         resolved = resolve_source(entry.source, revision=revision)
 
     metadata = {"task": task.name, **resolved.metadata}

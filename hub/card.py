@@ -7,22 +7,40 @@ from typing import Any
 import yaml
 
 from hub._version import __version__
+from hub.errors import UnknownNameError
 
-# Hub task -> the Hugging Face Hub's pipeline_tag (what the Hub's model pages filter by)
-_PIPELINE_TAGS = {"text-classify": "text-classification", "token-classify": "token-classification",
-                  "text-generate": "text-generation", "fill-mask": "fill-mask", "text-embed": "feature-extraction",
-                  "image-classify": "image-classification", "image-embed": "image-feature-extraction",
-                  "speech-recognize": "automatic-speech-recognition", "audio-classify": "audio-classification"}
+
+def pipeline_tag(task: str) -> str | None:
+    """The Hugging Face Hub ``pipeline_tag`` (what its model pages filter by) of a Hub task.
+
+    Read from the task's :class:`~hub.specs.TaskSpec` through the registry, so a task's tag
+    is declared once, by its plugin, for built-in and third-party tasks alike. ``None`` for a
+    task that declares none or that no plugin registers (a pipeline used without one).
+    """
+    from hub.registry import get_registry
+
+    if not task:
+        return None
+    try:
+        return get_registry().task(task).pipeline_tag
+    except UnknownNameError:
+        return None
 
 
 def render_model_card(metadata: dict[str, Any]) -> str:
-    """YAML front matter the Hugging Face Hub understands, then a short description."""
+    """YAML front matter the Hugging Face Hub understands, then a short description.
+
+    ``metadata`` holds ``task`` (its ``pipeline_tag`` comes from the task's TaskSpec unless
+    ``metadata["pipeline_tag"]`` gives one), ``model_name``, ``license``, ``labels``,
+    ``base_model`` and ``metrics``; all optional.
+    """
     task = metadata.get("task", "")
     front: dict[str, Any] = {"library_name": "hub-sdk", "tags": ["hub-sdk", task] if task else ["hub-sdk"]}
     if metadata.get("license"):
         front["license"] = metadata["license"]
-    if task in _PIPELINE_TAGS:
-        front["pipeline_tag"] = _PIPELINE_TAGS[task]
+    tag = metadata.get("pipeline_tag") or pipeline_tag(task)
+    if tag:
+        front["pipeline_tag"] = tag
     name = metadata.get("model_name") or "model"
     lines = ["---", yaml.safe_dump(front, sort_keys=True).rstrip(), "---", "", f"# {name}", "",
              f"A `{task}` model saved with Hub {__version__}.", "", "```python", "import hub",

@@ -35,7 +35,12 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 @hookspec
 def hub_tasks() -> list[TaskSpec]:
-    """Return the tasks this plugin provides (name, aliases, pipeline class).
+    """Return the tasks this plugin provides: one :class:`~hub.specs.TaskSpec` per task.
+
+    The TaskSpec is the one place a task's facts live: name, pipeline class, aliases,
+    description, ``default_model``, ``modality`` and the Hugging Face ``pipeline_tag``
+    written into saved model cards. Hub's built-in plugins declare their tasks exactly this
+    way; registry files only list models and may override a task's default or description.
 
     Called when the registry is built. Task names and aliases are one namespace: a name
     (task or alias) that is already registered, by a built-in plugin, the shipped
@@ -57,6 +62,11 @@ def hub_architectures() -> list[ArchitectureSpec]:
 @hookspec
 def hub_models() -> list[ModelEntry]:
     """Return catalogue entries this plugin ships or knows of.
+
+    This is how a plugin lists the models it ships (typically its tasks' default models,
+    ``source="package:PKG/PATH"``); Hub's own models are listed in its shipped
+    ``registry.yaml`` instead, which is the same record (:class:`~hub.specs.ModelEntry`)
+    written as YAML. A model is listed in one place only.
 
     Entries in registry.yaml and user overlays take precedence over these. ``source`` is
     checked like a registry file's (``package:PKG/PATH`` inside the package, a valid

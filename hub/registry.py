@@ -1,16 +1,28 @@
 """The catalogue: registry.yaml, user overlays and plugin registrations, merged.
 
+One source for every fact. A *task* (name, aliases, description, Hugging Face pipeline tag,
+default model, modality) is declared once, by the plugin that provides its pipeline, in its
+:class:`~hub.specs.TaskSpec`; built-in plugins do it exactly as a third party does. A *model*
+is declared once, in the catalogue: Hub's shipped ``registry.yaml`` lists Hub's own models
+(those the built-in plugins ship in their packages and the Hugging Face checkpoints Hub
+knows), a plugin's ``hub_models`` hook lists the models that plugin ships, and the user's
+overlays add their own. A file's ``tasks:`` section only *overrides* (a task's default model
+or description) or adds aliases; the shipped file states no task fact a TaskSpec states
+(tests/test_single_source.py checks it).
+
 Resolution order for catalogue entries (later wins): plugin ``hub_models`` hooks,
 the shipped ``registry.yaml``, the per-user file (``$XDG_CONFIG_HOME/hub/registry.yaml``,
 by default ``~/.config/hub/registry.yaml``), then every file named in ``HUB_REGISTRY``
 (``os.pathsep``-separated). Files are validated on load; errors name the file, the
 entry and the field. Unknown names raise :class:`~hub.errors.UnknownNameError`
-listing the closest matches.
+listing the closest matches; a well-known Hugging Face task name that no installed
+plugin provides (``summarization``) says so instead (:mod:`hub.known_tasks`).
 
 Names. Task names and aliases share one namespace, and the first registration of a name
 wins, in this order: the built-in plugins (tasks, then their aliases), the shipped
-``registry.yaml`` (Hub's own, so it counts as built-in), third-party plugins, then the
-user's overlays in the order above. A later claim to a taken name is ignored and recorded
+``registry.yaml`` (Hub's own, so it counts as built-in; it declares no aliases today, every
+built-in alias is in a TaskSpec), third-party plugins, then the user's overlays in the order
+above. A later claim to a taken name is ignored and recorded
 in :attr:`Registry.problems` (``hub plugins`` prints them; ``hub list`` notes how many):
 
 * a plugin task or alias that is already a task or an alias is rejected (so a plugin
@@ -39,7 +51,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hub.errors import RegistryError, UnknownNameError
+from hub.errors import HubError, InvalidInputError, RegistryError, UnknownNameError
 from hub.specs import ArchitectureSpec, ConverterSpec, ModelEntry, TaskSpec
 
 REGISTRY_ENV = "HUB_REGISTRY"
@@ -55,9 +67,35 @@ _STRING_LISTS = {"aliases", "labels"}
 _FILE_SECTIONS = ("schema", "tasks", "models")
 
 
+class TaskNotInstalledError(UnknownNameError):
+    """A well-known task name (a Hugging Face pipeline task) that no installed plugin provides.
+
+    Raised instead of a distant did-you-mean: ``summarization`` is not a typo of
+    ``recommendation``. Still an :class:`UnknownNameError` (and a ``LookupError``).
+    """
+
+    def __init__(self, kind: str, name: str, known: list[str], installed: list[str]) -> None:
+        from hub.known_tasks import close_installed, hf_task_description
+
+        self.kind, self.name, self.known = kind, name, sorted(set(known))
+        self.close_matches = close_installed(name, known)
+        msg = (f"No installed plugin provides {name!r} (a Hugging Face pipeline task: "
+               f"{hf_task_description(name)}).")
+        if self.close_matches:
+            msg += " Did you mean: " + ", ".join(repr(m) for m in self.close_matches) + "?"
+        msg += (" Installed tasks: " + (", ".join(sorted(installed)) or "none") + ". Install a plugin that "
+                "registers it (`hub plugins` lists what is installed) or write one (README, \"Writing a plugin\").")
+        HubError.__init__(self, msg)
+
+
 @dataclass
 class Task:
-    """A task as the registry sees it: the plugin's spec plus catalogue settings."""
+    """A task as the registry sees it: the plugin's spec plus catalogue settings.
+
+    ``default_model`` and ``description`` start as the spec's and may be overridden by a
+    registry file's ``tasks:`` entry; ``aliases`` are the spec's plus any a file adds.
+    ``default_from`` says who set the default (``plugin 'text'``, a file), for messages.
+    """
 
     name: str
     spec: TaskSpec | None  # None: declared in a file but no installed plugin provides it
@@ -65,6 +103,12 @@ class Task:
     default_model: str | None
     aliases: tuple[str, ...] = ()
     description: str = ""
+    default_from: str = ""
+
+    @property
+    def pipeline_tag(self) -> str | None:
+        """The Hugging Face Hub ``pipeline_tag`` its plugin declares (model cards use it)."""
+        return self.spec.pipeline_tag if self.spec is not None else None
 
 
 @dataclass
@@ -82,8 +126,46 @@ class Registry:
         canonical = self.aliases.get(name, name)
         if canonical in self.tasks:
             return self.tasks[canonical]
-        raise UnknownNameError("task", name, [*self.tasks, *self.aliases],
-                               hint="Run `hub list` to see every task.")
+        raise self.unknown_name_error("task", name, [*self.tasks, *self.aliases],
+                                      hint="Run `hub list` to see every task.")
+
+    def unknown_name_error(self, kind: str, name: str, known: Any, hint: str = "") -> UnknownNameError:
+        """The error for a name nothing registers: a :class:`TaskNotInstalledError` when it is a
+        well-known Hugging Face task no installed plugin provides, else an
+        :class:`UnknownNameError` with the closest matches."""
+        from hub.known_tasks import hf_task_description
+
+        known = list(known)
+        if hf_task_description(name) is not None:
+            installed = [n for n, t in self.tasks.items() if t.spec is not None]
+            return TaskNotInstalledError(kind, name, known, installed)
+        return UnknownNameError(kind, name, known, hint=hint)
+
+    def default_model_entry(self, task: Task) -> ModelEntry:
+        """The catalogue entry of ``task``'s default model, or an error that says what to pass.
+
+        A task without a default (a TaskSpec with ``default_model=None`` and no overlay
+        setting one) raises :class:`~hub.errors.InvalidInputError` listing the task's
+        catalogue models; a default naming a model no catalogue lists raises
+        :class:`~hub.errors.UnknownNameError` naming who set it.
+        """
+        models = sorted(name for name, entry in self.models.items() if entry.task == task.name)
+        if not task.default_model:
+            listed = (f"its catalogue models: {', '.join(models)}" if models
+                      else "the catalogue lists no model for it")
+            example = models[0] if models else "<folder or org/name>"
+            raise InvalidInputError(
+                f"Task {task.name!r} has no default model; pass one with model= "
+                f"(hub.load({task.name!r}, model={example!r})): {listed}. A catalogue name, a local "
+                "folder or a Hugging Face repo id all work; a registry overlay can set a default "
+                f"(tasks: {{{task.name}: {{default: NAME}}}}).")
+        if task.default_model not in self.models:
+            raise UnknownNameError(
+                "model", task.default_model, self.models,
+                hint=f"It is the default model of task {task.name!r} ({task.default_from or 'unknown origin'}) "
+                     "but no catalogue source lists it; fix the default, add the model to a registry "
+                     "overlay, or pass model=.")
+        return self.models[task.default_model]
 
     def model(self, name: str) -> ModelEntry:
         if name in self.models:
@@ -111,8 +193,8 @@ class Registry:
         if name in self.models:
             entry = self.models[name]
             return self.task(entry.task), entry
-        raise UnknownNameError("task or model", name, [*self.tasks, *self.aliases, *self.models],
-                               hint="Run `hub list` to see every task and model.")
+        raise self.unknown_name_error("task or model", name, [*self.tasks, *self.aliases, *self.models],
+                                      hint="Run `hub list` to see every task and model.")
 
     def list_models(self, pattern: str = "*", task: str | None = None) -> list[ModelEntry]:
         """Catalogue entries whose name matches the glob ``pattern`` (timm style)."""
@@ -348,10 +430,12 @@ def build_registry() -> Registry:
             return False
         if existing is not None:  # declared by the shipped registry.yaml, provided by no built-in
             existing.spec, existing.plugin = spec, plugin
-            existing.default_model = existing.default_model or spec.default_model
+            if not existing.default_model and spec.default_model:
+                existing.default_model, existing.default_from = spec.default_model, f"plugin {plugin!r}"
             existing.description = existing.description or spec.description
         else:
-            reg.tasks[name] = Task(name, spec, plugin, spec.default_model, (), spec.description)
+            reg.tasks[name] = Task(name, spec, plugin, spec.default_model, (), spec.description,
+                                   default_from=f"plugin {plugin!r}" if spec.default_model else "")
         return True
 
     def add_aliases(task_name: str, aliases: Any, origin: str, *, third_party: bool) -> None:
@@ -381,7 +465,8 @@ def build_registry() -> Registry:
             task = reg.tasks.get(canonical)
             if task is None:
                 task = reg.tasks[name] = Task(name, None, None, None)
-            task.default_model = fields_.get("default", task.default_model)
+            if "default" in fields_:
+                task.default_model, task.default_from = fields_["default"], f"file {str(path)!r}"
             task.description = fields_.get("description", task.description)
             add_aliases(task.name, fields_.get("aliases", []), f"file {str(path)!r}", third_party=third_party)
 
@@ -402,6 +487,9 @@ def build_registry() -> Registry:
         apply_file_tasks(path, data, third_party=True)
     for path, data in files:
         for name, fields_ in data["models"].items():
+            # a file entry's plugin is its task's (stated once, by the TaskSpec's registrant)
+            task = reg.tasks.get(reg.aliases.get(fields_["task"], fields_["task"]))
+            fields_ = {"plugin": task.plugin if task is not None else None, **fields_}
             reg.models[name] = ModelEntry(name=name, origin=str(path), **fields_)
 
     for name, entry in reg.models.items():  # resolve() looks at tasks and aliases first
@@ -409,6 +497,11 @@ def build_registry() -> Registry:
             what = "task" if name in reg.tasks else f"alias of task {reg.aliases[name]!r}"
             reg.problems.append(f"model {name!r} ({entry.origin}) is hidden by the {what} of the same "
                                 f"name: hub.load({name!r}) loads the task; rename the model.")
+    for task in reg.tasks.values():  # a default must name a model some catalogue source lists
+        if task.default_model and task.default_model not in reg.models:
+            reg.problems.append(f"task {task.name!r}: its default model {task.default_model!r} "
+                                f"({task.default_from}) is in no catalogue; hub.load({task.name!r}) needs "
+                                "model= until a registry file or hub_models hook lists it.")
     return reg
 
 

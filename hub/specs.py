@@ -37,21 +37,58 @@ def _check_names(kind: str, owner: str, attr: str, values: Any) -> tuple[str, ..
     return tuple(values)
 
 
+def _check_optional_name(kind: str, owner: str, attr: str, value: Any) -> None:
+    """``None`` (not declared) or a non-empty name without surrounding spaces."""
+    if value is not None and (not isinstance(value, str) or not value or value != value.strip()):
+        raise PluginError(f"{kind} {owner!r}: {attr} must be None or a non-empty string without "
+                          f"surrounding spaces, got {value!r}.")
+
+
 @dataclass(frozen=True)
 class TaskSpec:
-    """A task such as ``text-classify``: its pipeline class and its names."""
+    """A task such as ``text-classify``: everything Hub knows about it, declared in one place.
+
+    A task is defined where its pipeline is: the plugin's ``hub_tasks`` hook returns this
+    record, and nothing else states these facts again (registry.yaml only lists models and
+    may *override* ``default_model``; see :mod:`hub.registry`). Built-in and third-party
+    plugins declare tasks the same way.
+
+    Attributes:
+        name: the task's name, e.g. ``"text-classify"``; one namespace with every alias.
+        pipeline: ``"module:attr"`` of the :class:`hub.pipeline.Pipeline` subclass, imported
+            on first use (so registration stays torch-free).
+        description: one line for ``hub list --json`` / ``hub info``: what the task returns.
+            Say what the *task* does, not what its default model is (that is the model's
+            catalogue entry, and an overlay may change the default).
+        aliases: other names ``hub.load`` accepts, typically the Hugging Face / transformers
+            pipeline names (``("text-classification", "sentiment-analysis")``). A tuple.
+        default_model: the catalogue model ``hub.load(name)`` uses without ``model=``; it must
+            be a model some catalogue source lists (Hub's registry.yaml, a ``hub_models``
+            hook, an overlay). ``None``: ``hub.load`` asks for ``model=``.
+        modality: what the inputs are, free text such as ``"text"``, ``"vision"``, ``"audio"``,
+            ``"recsys"``, ``"time-series"``. Informational (``hub list --json``); optional and
+            ``None`` when not declared: Hub has no default modality, as it has no built-in one.
+        pipeline_tag: the Hugging Face Hub's ``pipeline_tag`` for the task (e.g.
+            ``"text-classification"``), written into every saved model card so the Hub's
+            model pages file the model correctly; ``None`` for a task the Hub has no tag for.
+    """
 
     name: str
     pipeline: str  # "module:attr" of a hub.pipeline.Pipeline subclass
     description: str = ""
     aliases: tuple[str, ...] = ()
     default_model: str | None = None
-    modality: str = "text"
+    modality: str | None = None
+    pipeline_tag: str | None = None
 
     def __post_init__(self) -> None:
         _check_name("task", self.name)
         _check_ref("task", self.name, "pipeline", self.pipeline)
         object.__setattr__(self, "aliases", _check_names("task", self.name, "aliases", self.aliases))
+        if not isinstance(self.description, str):
+            raise PluginError(f"task {self.name!r}: description must be a string, got {self.description!r}.")
+        for attr in ("default_model", "modality", "pipeline_tag"):
+            _check_optional_name("task", self.name, attr, getattr(self, attr))
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ def test_a_plugin_cannot_take_built_in_aliases(write_module, monkeypatch, capsys
 
 @pytest.mark.parametrize("name, taken_by", [
     ("asr", "already an alias of task 'speech-recognize'"),  # a built-in plugin's alias
-    ("sentiment-analysis", "already an alias of task 'text-classify'"),  # the shipped registry.yaml's
+    ("sentiment-analysis", "already an alias of task 'text-classify'"),  # a TaskSpec alias (was registry.yaml's)
     ("gpt2", "is a built-in catalogue model"),  # would take over hub.load("gpt2")
     ("text-classify", "already registered by plugin 'text'"),
 ])

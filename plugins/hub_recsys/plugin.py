@@ -1,4 +1,8 @@
-"""Registrations of the built-in recommender plugin (data only; nothing heavy is imported)."""
+"""Registrations of the built-in recommender plugin (data only; nothing heavy is imported).
+
+The TaskSpec is the one place the task's facts live; the default names a model in Hub's
+registry.yaml.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ def hub_tasks() -> list[TaskSpec]:
             description="Recommend items to users: [{'item', 'score'}] per user; similar_items; "
                         "cold start by popularity or the user's recent items.",
             aliases=("recommendation", "recsys"),
+            default_model="movielens-sasrec",
             modality="recsys",
+            pipeline_tag=None,  # the Hugging Face Hub has no recommendation pipeline tag
         ),
     ]
 

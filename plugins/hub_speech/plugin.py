@@ -1,4 +1,8 @@
-"""Registrations of the built-in speech plugin (data only; nothing heavy is imported)."""
+"""Registrations of the built-in speech plugin (data only; nothing heavy is imported).
+
+Each TaskSpec is the one place its task's facts live; the default names a model in Hub's
+registry.yaml.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +19,18 @@ def hub_tasks() -> list[TaskSpec]:
             description="Speech to text: {'text'} per audio (word/char timestamps optional); greedy or "
                         "beam-search CTC decoding; long audio chunked with overlap.",
             aliases=("automatic-speech-recognition", "asr"),
+            default_model="commands-ctc",
             modality="audio",
+            pipeline_tag="automatic-speech-recognition",
         ),
         TaskSpec(
             name="audio-classify",
             pipeline="hub_speech.classify:AudioClassificationPipeline",
-            description="Classify audio clips (keyword spotting by default): top-k {'label', 'score'}.",
+            description="Classify audio clips (e.g. keyword spotting): top-k {'label', 'score'}.",
             aliases=("audio-classification", "keyword-spotting"),
+            default_model="keywords-kws20",
             modality="audio",
+            pipeline_tag="audio-classification",
         ),
     ]
 

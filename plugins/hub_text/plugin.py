@@ -1,4 +1,8 @@
-"""Registrations of the built-in text plugin (data only; nothing heavy is imported)."""
+"""Registrations of the built-in text plugin (data only; nothing heavy is imported).
+
+Each TaskSpec is the one place its task's facts live (aliases, description, default model,
+modality, Hugging Face pipeline tag); the default names a model in Hub's registry.yaml.
+"""
 
 from __future__ import annotations
 
@@ -12,31 +16,46 @@ def hub_tasks() -> list[TaskSpec]:
         TaskSpec(
             name="text-classify",
             pipeline="hub_text.classify:TextClassificationPipeline",
-            description="Classify texts (sentiment by default): {'label', 'score'} per text.",
-            aliases=("text-classification",),
+            description="Classify texts (e.g. sentiment): {'label', 'score'} per text.",
+            aliases=("text-classification", "sentiment-analysis"),
+            default_model="sentiment-minilm",
+            modality="text",
+            pipeline_tag="text-classification",
         ),
         TaskSpec(
             name="text-generate",
             pipeline="hub_text.generate:TextGenerationPipeline",
             description="Continue prompts: greedy or sampled decoding, stop strings, streaming.",
             aliases=("text-generation",),
+            default_model="gpt2",
+            modality="text",
+            pipeline_tag="text-generation",
         ),
         TaskSpec(
             name="fill-mask",
             pipeline="hub_text.fill_mask:FillMaskPipeline",
             description="Predict the tokens hidden behind [MASK]: top-k tokens with scores and filled text.",
+            default_model="bert-base-uncased",
+            modality="text",
+            pipeline_tag="fill-mask",
         ),
         TaskSpec(
             name="text-embed",
             pipeline="hub_text.embed:TextEmbeddingPipeline",
             description="Sentence embeddings (mean/CLS/max pooling, optional L2 normalisation).",
             aliases=("feature-extraction", "sentence-similarity"),
+            default_model="all-minilm-l6-v2",
+            modality="text",
+            pipeline_tag="feature-extraction",
         ),
         TaskSpec(
             name="token-classify",
             pipeline="hub_text.token_classify:TokenClassificationPipeline",
             description="Tag tokens (NER): entities with label, score and character span per text.",
             aliases=("token-classification", "ner"),
+            default_model="bert-base-ner",
+            modality="text",
+            pipeline_tag="token-classification",
         ),
     ]
 

@@ -1,4 +1,8 @@
-"""Registrations of the built-in vision plugin (data only; nothing heavy is imported)."""
+"""Registrations of the built-in vision plugin (data only; nothing heavy is imported).
+
+Each TaskSpec is the one place its task's facts live; the default names a model in Hub's
+registry.yaml.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +24,12 @@ def hub_tasks() -> list[TaskSpec]:
     return [
         TaskSpec(name="image-classify", pipeline="hub_vision.classify:ImageClassificationPipeline",
                  description="Classify images: the top-k {'label', 'score'} per image.",
-                 aliases=("image-classification",), modality="vision"),
+                 aliases=("image-classification",), default_model="icon-context-resnet",
+                 modality="vision", pipeline_tag="image-classification"),
         TaskSpec(name="image-embed", pipeline="hub_vision.embed:ImageEmbeddingPipeline",
                  description="Image embeddings (pooled features); feature maps for downstream heads.",
-                 aliases=("image-feature-extraction",), modality="vision"),
+                 aliases=("image-feature-extraction",), default_model="vit-base-patch16-224-features",
+                 modality="vision", pipeline_tag="image-feature-extraction"),
     ]
 
 

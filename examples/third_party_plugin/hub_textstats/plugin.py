@@ -22,7 +22,9 @@ def hub_tasks() -> list[TaskSpec]:
             pipeline="hub_textstats.pipeline:TextStatsPipeline",
             description="Count words, characters and sentences of texts (no weights needed).",
             aliases=("text-statistics",),
-            default_model=DEFAULT_MODEL,
+            default_model=DEFAULT_MODEL,  # a model this plugin's hub_models hook lists
+            modality="text",  # informational; Hub assumes none
+            pipeline_tag=None,  # the Hugging Face Hub has no tag for text statistics
         ),
     ]
 
