@@ -80,6 +80,7 @@ def _task_record(task: "Task", registry: "Registry") -> dict[str, Any]:
         "plugin": task.plugin,
         "pipeline": task.spec.pipeline if task.spec else None,
         "modality": task.spec.modality if task.spec else None,
+        "pipeline_tag": task.pipeline_tag,
         "description": task.description,
         "models": [m.name for m in registry.models.values() if m.task == task.name],
     }
@@ -157,7 +158,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Everything the catalogue knows about one task, model or architecture."""
-    from hub.errors import UnknownNameError
     from hub.registry import get_registry
 
     registry = get_registry()
@@ -172,10 +172,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         record = {"kind": "architecture", "name": spec.name, "builder": spec.builder,
                   "plugin": plugin, "description": spec.description}
     else:
-        raise UnknownNameError("task, model or architecture", name,
-                               [*registry.tasks, *registry.aliases, *registry.models,
-                                *registry.architectures],
-                               hint="Run `hub list` to see every task and model.")
+        raise registry.unknown_name_error("task, model or architecture", name,
+                                          [*registry.tasks, *registry.aliases, *registry.models,
+                                           *registry.architectures],
+                                          hint="Run `hub list` to see every task and model.")
     if args.json:
         _print_json(record)
         return EXIT_OK

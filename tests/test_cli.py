@@ -281,3 +281,20 @@ def test_download_errors(capsys, fake_hub):
     assert code == 2 and err.startswith("error: ") and "org/nothing-here" in err
     code, _, err = run(capsys, "download", "org/name@")
     assert code == 2 and "Malformed" in err
+
+
+def test_info_of_a_hugging_face_task_no_plugin_provides_says_so(capsys):
+    from hub.cli import main
+
+    assert main(["info", "summarization"]) == 2
+    err = capsys.readouterr().err
+    assert "No installed plugin provides 'summarization'" in err and "recommendation" not in err
+
+
+def test_info_json_shows_the_pipeline_tag(capsys):
+    import json
+
+    from hub.cli import main
+
+    assert main(["info", "text-classify", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pipeline_tag"] == "text-classification"
