@@ -2,7 +2,9 @@
 
 Front ends (:mod:`~hub.backbone.embeddings`) turn inputs into (B, T, C) hidden states,
 :class:`~hub.backbone.transformer.Transformer` transforms them, and heads
-(:mod:`~hub.backbone.heads`) turn them into task outputs.
+(:mod:`~hub.backbone.heads`) turn them into task outputs. ``transformer.py`` and
+``attention.py`` are the reference path; the inference fast paths (unpad/packing,
+``select=``, the KV cache's use) live in :mod:`~hub.backbone.fastpaths`.
 """
 
 from hub.backbone.cache import KVCache

@@ -1,4 +1,4 @@
-"""Multi-head self-attention through ``scaled_dot_product_attention``."""
+"""Multi-head self-attention through ``scaled_dot_product_attention``, and its mask."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from hub.backbone.config import TransformerConfig
-from hub.backbone.rotary import apply_rotary
+from hub.backbone.fastpaths import packed_attention, select_query
 from hub.backbone.layers import linear
+from hub.backbone.rotary import apply_rotary
 
 if TYPE_CHECKING:
     from hub.backbone.cache import KVCache
-    from hub.backbone.transformer import Packing
+    from hub.backbone.fastpaths import Packing
 
 
 class SelfAttention(nn.Module):
@@ -32,39 +33,37 @@ class SelfAttention(nn.Module):
     layer_index: int = 0  # which slot of a KVCache this layer uses (set by Transformer)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, *,
-                packing: Packing | None = None, select: int | None = None,
-                cache: KVCache | None = None,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """x: (B, T, C), or (N, C) real tokens only when ``packing`` says where they sit.
-        ``rope``: rotary (cos, sin) tables for these positions, applied to q and k.
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None, cache: KVCache | None = None,
+                packing: Packing | None = None, select: int | None = None) -> torch.Tensor:
+        """x: (B, T, C) -> (B, T, C).
 
-        attn_mask: (B, 1, 1|T, T) bool, True = may attend, or None (unused when packed).
-        Returns x's shape, or (B, C) with ``select``: the output at that position only.
+        attn_mask: (B, 1, 1|T, S) bool, True = may attend, or None (S keys: T, or past + T
+        with a cache). rope: rotary (cos, sin) tables for these positions, applied to q and k.
+        The fast paths (:mod:`hub.backbone.fastpaths`): with ``packing`` x is the (N, C) real
+        tokens; ``cache`` supplies earlier calls' keys/values; ``select`` computes that one
+        query, returning (B, C).
         """
-        if packing is not None:
-            return linear(self.out, self._packed(linear(self.qkv, x), packing, select))
-        batch, length, channels = x.shape
-        qkv = linear(self.qkv, x).view(batch, length, 3, self.num_heads, self.head_dim)
+        if packing is not None:  # fast path: packed real tokens, attention per length group
+            return linear(self.out, packed_attention(self, linear(self.qkv, x), packing, select))
+        B, T, C = x.shape
+        qkv = linear(self.qkv, x).view(B, T, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, D)
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
-        is_causal = self.causal and attn_mask is None
-        if cache is not None:  # decoding: attend to everything cached plus the new tokens
+        is_causal = self.causal and attn_mask is None  # no explicit mask: SDPA's own causal one
+        if cache is not None:  # fast path: earlier calls' keys/values, then these
             is_causal = is_causal and cache.length == 0
             k, v = cache.update(self.layer_index, k, v)  # (B, H, past + T, D)
-        if select is not None:  # one query per sequence; keys and values stay whole
-            q = q[:, :, select:select + 1]
-            if attn_mask is not None and attn_mask.shape[-2] > 1:
-                attn_mask = attn_mask[:, :, select:select + 1]
-            if is_causal:
-                attn_mask = (torch.arange(length, device=x.device) <= select)[None, None, None, :]
-                is_causal = False
-        y = self._attend(q, k, v, attn_mask, is_causal)  # (B, H, T|1, D)
+        if select is not None:  # fast path: one query per sequence; keys and values stay whole
+            q, attn_mask, is_causal = select_query(q, attn_mask, is_causal, select)  # q: (B, H, 1, D)
+        y = self.attend(q, k, v, attn_mask, is_causal)  # (B, H, T|1, D)
         if select is not None:
-            return linear(self.out, y.reshape(batch, channels))
-        return linear(self.out, y.transpose(1, 2).reshape(batch, length, channels))
+            return linear(self.out, y.reshape(B, C))  # (B, C)
+        return linear(self.out, y.transpose(1, 2).reshape(B, T, C))  # (B, T, C): heads side by side
 
-    def _attend(self, q, k, v, attn_mask, is_causal: bool) -> torch.Tensor:
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None,
+               is_causal: bool) -> torch.Tensor:
+        """softmax(q kᵀ / √D) v over (..., H, T, D) tensors, with dropout in training."""
         return F.scaled_dot_product_attention(
             q, k, v,
             attn_mask=attn_mask,
@@ -72,23 +71,25 @@ class SelfAttention(nn.Module):
             is_causal=is_causal,
         )
 
-    def _packed(self, qkv: torch.Tensor, packing: Packing, select: int | None) -> torch.Tensor:
-        """(N, 3C) packed projections -> (N, C) attention outputs ((B, C) with ``select``),
-        one SDPA call per group of similar-length sequences."""
-        channels = self.num_heads * self.head_dim
-        out = qkv.new_empty(packing.batch if select is not None else qkv.shape[0], channels)
-        for group in packing.attention_groups(select):
-            size, length = group.size, group.length
-            q, k, v = qkv.index_select(0, group.gather).view(
-                size, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-            if select is not None:
-                q = q[torch.arange(size, device=q.device), :, group.query].unsqueeze(2)  # (G, H, 1, D)
-            y = self._attend(q, k, v, group.mask, group.causal)
-            if select is not None:
-                out.index_copy_(0, group.members, y.reshape(size, channels))
-                continue
-            y = y.transpose(1, 2).reshape(size * length, channels)
-            if group.valid is not None:
-                y = y.index_select(0, group.valid)
-            out.index_copy_(0, group.dest, y)
-        return out
+
+def build_attention_mask(padding_mask: torch.Tensor | None, length: int, causal: bool,
+                         device: torch.device, past: int = 0) -> torch.Tensor | None:
+    """(B, past + T) key padding mask -> (B, 1, T|1, past + T) boolean SDPA mask (True =
+    attend) for T new queries after ``past`` cached tokens.
+
+    Returns None when SDPA needs no mask (nothing padded; causal then by ``is_causal``, or
+    a single new token that may see everything before it). A causal query always sees
+    itself, so a left-padded row never has every key masked (which would give NaN).
+    """
+    unpadded = padding_mask is None or bool(padding_mask.all())
+    if unpadded and (past == 0 or not causal or length == 1):
+        return None
+    total = past + length
+    if padding_mask is None:
+        padding_mask = torch.ones(1, total, dtype=torch.bool, device=device)
+    mask = padding_mask.bool()[:, None, None, :]  # (B, 1, 1, past + T)
+    if causal:
+        queries = torch.arange(past, total, device=device)[:, None]
+        keys = torch.arange(total, device=device)[None, :]
+        mask = (mask & (keys <= queries)) | (keys == queries)  # (B, 1, T, past + T)
+    return mask

@@ -26,8 +26,14 @@ class KVCache:
         end = self.length + k.shape[2]
         if end > self.max_length:
             raise ValueError(f"KV cache holds {self.max_length} positions; {end} were asked for.")
-        self.keys[layer][:, :, self.length:end] = k
-        self.values[layer][:, :, self.length:end] = v
+        if torch.is_grad_enabled() and (k.requires_grad or v.requires_grad):
+            # autograd saved the keys/values earlier steps attended to: writing into them in
+            # place would invalidate their backward, so with gradients the write is a copy
+            self.keys[layer] = self.keys[layer].slice_scatter(k, dim=2, start=self.length, end=end)
+            self.values[layer] = self.values[layer].slice_scatter(v, dim=2, start=self.length, end=end)
+        else:
+            self.keys[layer][:, :, self.length:end] = k
+            self.values[layer][:, :, self.length:end] = v
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
     def advance(self, steps: int) -> None:
