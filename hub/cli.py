@@ -292,6 +292,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     dtype=args.dtype)
     params: dict[str, Any] = {}
     if args.top_k is not _UNSET:
+        accepted = getattr(pipe, "accepted_call_parameters", None)
+        if accepted is not None and "top_k" not in accepted():
+            raise InvalidInputError(f"--top-k: {pipe.task} takes no top_k (it does not rank labels); "
+                                    "drop the option.")
         params["top_k"] = args.top_k
     results = pipe(inputs if len(inputs) > 1 else inputs[0], batch_size=args.batch_size, **params)
     _print_json(results)

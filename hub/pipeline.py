@@ -11,13 +11,21 @@ Subclasses implement the steps and the training verbs of their task.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import inspect
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
 from hub.errors import InvalidInputError
+from hub.validate import check_bool, check_int, check_keywords
+
+#: call keywords the base itself handles, for every pipeline
+BASE_CALL_PARAMETERS = frozenset({"batch_size", "progress"})
+#: with ``progress=None`` a bar appears on a terminal only when the work lasts longer than this
+PROGRESS_DELAY_S = 2.0
 
 
 class Pipeline:
@@ -25,6 +33,12 @@ class Pipeline:
 
     task: ClassVar[str] = ""
     default_batch_size: ClassVar[int] = 32
+    #: the call keywords this task takes besides ``batch_size`` and ``progress``. ``None``
+    #: (the default): the keyword parameters of :meth:`preprocess` and :meth:`postprocess`
+    #: (``**kwargs`` catch-alls do not count). A pipeline that reads keywords through
+    #: ``**kwargs`` or overrides ``__call__`` declares them here. Any other keyword is
+    #: refused before work starts, with the closest accepted one.
+    call_parameters: ClassVar[frozenset[str] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -81,26 +95,88 @@ class Pipeline:
     def pretrain(self, data: Any, **training_args: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not support pretraining yet.")
 
+    # -- call keywords ---------------------------------------------------------------
+    @classmethod
+    def accepted_call_parameters(cls) -> frozenset[str]:
+        """Every keyword a call of this pipeline takes (see :attr:`call_parameters`)."""
+        cached = cls.__dict__.get("_accepted_call_parameters")
+        if cached is not None:
+            return cached
+        if cls.call_parameters is not None:
+            names = set(cls.call_parameters)
+        else:
+            names = set()
+            for method, positional in ((cls.preprocess, 1), (cls.postprocess, 2)):
+                parameters = list(inspect.signature(method).parameters.values())[1 + positional:]
+                names.update(p.name for p in parameters
+                             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        accepted = frozenset(names | BASE_CALL_PARAMETERS)
+        cls._accepted_call_parameters = accepted  # type: ignore[attr-defined]
+        return accepted
+
+    def check_call_parameters(self, params: Mapping[str, Any]) -> None:
+        """Refuse unknown call keywords (with the close match), then let the task check the
+        values of its own (:meth:`check_parameters`): all before any input is touched."""
+        check_keywords(self.task, params, self.accepted_call_parameters())
+        self.check_parameters(dict(params))
+
+    def check_parameters(self, params: dict[str, Any]) -> None:
+        """Check the values of the task's call keywords (types, ranges) before any work;
+        subclasses override it. ``params`` holds only the keywords the caller gave."""
+
+    def resolve_batch_size(self, batch_size: Any) -> int:
+        """``None`` -> the task's default; otherwise a positive integer (0 is an error, not
+        "the default")."""
+        if batch_size is None:
+            return self.default_batch_size
+        return check_int("batch_size", batch_size, minimum=1)  # type: ignore[return-value]
+
+    def progress_bar(self, total: int, progress: bool | None, *, unit: str = "input") -> Any:
+        """A tqdm bar over ``total`` steps: always with ``progress=True``, never with
+        ``False``; with ``None`` only on a terminal (stderr) and only for work that lasts
+        longer than :data:`PROGRESS_DELAY_S` seconds."""
+        from tqdm.auto import tqdm
+
+        if progress is False:
+            return tqdm(total=total, disable=True)
+        if progress is None:
+            isatty = getattr(sys.stderr, "isatty", None)
+            if total <= 1 or not (isatty and isatty()):
+                return tqdm(total=total, disable=True)
+            return tqdm(total=total, desc=self.task, unit=unit, delay=PROGRESS_DELAY_S, leave=False)
+        return tqdm(total=total, desc=self.task, unit=unit)
+
     # -- shared machinery ------------------------------------------------------------
-    def __call__(self, inputs: Any, *, batch_size: int | None = None, **params: Any) -> Any:
+    def __call__(self, inputs: Any, *, batch_size: int | None = None, progress: bool | None = None,
+                 **params: Any) -> Any:
+        """One input -> one result; a list -> a list of results in the same order.
+
+        ``batch_size``: inputs (or pieces of inputs) per forward pass (default: the task's);
+        ``progress``: a progress bar (``True``/``False``; default: on a terminal, for long
+        work). Other keywords are the task's (:meth:`accepted_call_parameters`); an unknown
+        one is an :class:`~hub.errors.InvalidInputError` naming the closest.
+        """
+        self.check_call_parameters(params)
+        batch_size = self.resolve_batch_size(batch_size)
+        progress = check_bool("progress", progress, none_ok=True)
         single = not isinstance(inputs, (list, tuple))
         items = [inputs] if single else list(inputs)
         if not items:
             raise InvalidInputError(f"{self.task}: got an empty list; pass one input or a "
                                     "non-empty list of inputs.")
-        batch_size = batch_size or self.default_batch_size
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
         features = self.preprocess(items, **params)
         order = sorted(range(len(features)), key=lambda i: features[i]["length"])
         outputs: list[Any] = [None] * len(features)
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
-            batch = {k: v.to(self.device, non_blocking=True)
-                     for k, v in self.collate([features[i] for i in chunk]).items()}
-            with torch.inference_mode(), self.autocast():
-                for index, output in zip(chunk, self.unbatch(self.forward(batch))):
-                    outputs[index] = output
+        unit = "piece" if len(features) != len(items) else "input"
+        with self.progress_bar(len(features), progress, unit=unit) as bar:
+            for start in range(0, len(order), batch_size):
+                chunk = order[start:start + batch_size]
+                batch = {k: v.to(self.device, non_blocking=True)
+                         for k, v in self.collate([features[i] for i in chunk]).items()}
+                with torch.inference_mode(), self.autocast():
+                    for index, output in zip(chunk, self.unbatch(self.forward(batch))):
+                        outputs[index] = output
+                bar.update(len(chunk))
         groups: list[list[int]] = [[] for _ in items]
         for index, feature in enumerate(features):
             groups[feature.get("input_index", index)].append(index)

@@ -36,6 +36,7 @@ from hub.errors import ConfigError, InvalidInputError, ModelLoadError
 from hub.modeling import load_model, save_model
 from hub.pipeline import Pipeline
 from hub_recsys.data import IdMap, Interactions, read_interactions
+from hub.validate import check_bool, check_int
 from hub_recsys.metrics import PROTOCOLS, evaluate_ranking, rating_metrics
 from hub_recsys.models import ARCHITECTURES, RecModel
 
@@ -75,6 +76,7 @@ class Recommendations(list):
 class RecommendPipeline(Pipeline):
     task = "recommend"
     default_batch_size = 256
+    call_parameters = frozenset({"k", "top_k", "exclude_seen", "history", "unknown_items"})
 
     def __init__(self, model: RecModel | None, *, architecture: str, config: dict[str, Any] | None = None,
                  users: IdMap | None = None, items: IdMap | None = None, indptr: np.ndarray | None = None,
@@ -159,14 +161,19 @@ class RecommendPipeline(Pipeline):
 
     # -- inference --------------------------------------------------------------------------
     def __call__(self, users: Any, *, k: int = 10, exclude_seen: bool = True, history: Any = None,
-                 batch_size: int | None = None, unknown_items: str = "ignore", top_k: int | None = None) -> Any:
+                 batch_size: int | None = None, unknown_items: str = "ignore", top_k: int | None = None,
+                 progress: bool | None = None, **unknown: Any) -> Any:
         """Top-``k`` items for one user id (a list of dicts) or a list of user ids (a list of lists).
 
         ``history``: the user's recent items (one list), or one list per user for a batch.
         ``top_k`` is another name for ``k`` (what ``hub predict --top-k`` passes).
         """
+        self.check_call_parameters(unknown)  # only unknown keywords land here: refused with the close match
+        size = self.resolve_batch_size(batch_size)
+        progress = check_bool("progress", progress, none_ok=True)
+        exclude_seen = check_bool("exclude_seen", exclude_seen)
         if top_k is not None:
-            k = top_k
+            k = check_int("top_k", top_k, minimum=1)
         single = not isinstance(users, (list, tuple))
         ids = [users] if single else list(users)
         if not ids:
@@ -179,8 +186,8 @@ class RecommendPipeline(Pipeline):
             raise InvalidInputError("for a list of users, history must be a list with one item list per user.")
         histories = [history] if single else list(history) if history is not None else [None] * len(ids)
         requests = [self._request(u, h, unknown_items) for u, h in zip(ids, histories)]
-        size = batch_size or self.default_batch_size
         results = []
+        bar = self.progress_bar(len(requests), progress, unit="user")
         for start in range(0, len(requests), size):
             chunk = requests[start:start + size]
             with torch.inference_mode():
@@ -193,6 +200,8 @@ class RecommendPipeline(Pipeline):
                 ranked = [{"item": self.items.ids[i], "score": float(v)} for v, i in zip(vals, idx)
                           if v != float("-inf")]
                 results.append(Recommendations(ranked, request["meta"]))
+            bar.update(len(chunk))
+        bar.close()
         return results[0] if single else results
 
     def _request(self, user: Any, history: Any, unknown_items: str) -> dict[str, Any]:
@@ -260,12 +269,18 @@ class RecommendPipeline(Pipeline):
         return mask
 
     @torch.inference_mode()
-    def similar_items(self, item: Any, k: int = 10) -> Any:
-        """The ``k`` items whose vectors are closest (cosine) to ``item``'s; a list of items gives a list."""
+    def similar_items(self, item: Any, k: int = 10, *, top_k: int | None = None,
+                      batch_size: int | None = None) -> Any:
+        """The ``k`` items whose vectors are closest (cosine) to ``item``'s; a list of items gives a list.
+
+        ``top_k`` is another name for ``k``; ``batch_size`` query items are scored at a time
+        (each against the whole catalogue)."""
         single = not isinstance(item, (list, tuple))
         items = [item] if single else list(item)
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise InvalidInputError(f"k must be a positive integer, got {k!r}.")
+        k = check_int("top_k" if top_k is not None else "k", top_k if top_k is not None else k, minimum=1)
+        size = self.resolve_batch_size(batch_size)
+        if not items:
+            raise InvalidInputError("similar_items: got an empty list; pass one item id or a non-empty list.")
         indices = []
         for value in items:
             index = self.items.get(value)
@@ -274,12 +289,15 @@ class RecommendPipeline(Pipeline):
                                         f"{len(self.items):,} items.")
             indices.append(index)
         vectors = torch.nn.functional.normalize(self._model().item_vectors().float(), dim=-1)
-        query = torch.as_tensor(indices, device=vectors.device)
-        sims = vectors[query] @ vectors.T
-        sims[torch.arange(len(indices)), query] = float("-inf")
-        top = sims.topk(min(k, max(1, len(self.items) - 1)), dim=1)
-        results = [[{"item": self.items.ids[i], "score": float(v)} for v, i in zip(vals, idx) if v != float("-inf")]
-                   for vals, idx in zip(top.values.cpu().tolist(), top.indices.cpu().tolist())]
+        results = []
+        for start in range(0, len(indices), size):
+            query = torch.as_tensor(indices[start:start + size], device=vectors.device)
+            sims = vectors[query] @ vectors.T
+            sims[torch.arange(len(query)), query] = float("-inf")
+            top = sims.topk(min(k, max(1, len(self.items) - 1)), dim=1)
+            results += [[{"item": self.items.ids[i], "score": float(v)} for v, i in zip(vals, idx)
+                         if v != float("-inf")]
+                        for vals, idx in zip(top.values.cpu().tolist(), top.indices.cpu().tolist())]
         return results[0] if single else results
 
     # -- evaluation -------------------------------------------------------------------------
@@ -291,6 +309,7 @@ class RecommendPipeline(Pipeline):
         are the users' seen items. Rows whose item the model does not know are skipped (counted)."""
         if protocol not in PROTOCOLS:
             raise InvalidInputError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
+        batch_size = self.resolve_batch_size(batch_size)  # before reading the data: 0 is an error, not the default
         model = self._model()
         data = read_interactions(test, duplicates="keep", **read_options)
         users = np.array([self.users.get(u) if u in self.users else -1 for u in data.user_ids.ids])[data.users]
@@ -305,7 +324,7 @@ class RecommendPipeline(Pipeline):
         seen = [self.user_history(u) if u >= 0 else np.zeros(0, dtype=np.int64) for u in users]
         result = evaluate_ranking(lambda rows: self._scores([requests[r] for r in rows]), items, seen,
                                   len(self.items), k=k, protocol=protocol, negatives=negatives, seed=seed,
-                                  batch_size=batch_size or self.default_batch_size)
+                                  batch_size=batch_size)
         result.update(skipped_unknown_items=skipped, cold_users=int((users < 0).sum()))
         if model.kind == "explicit" and data.ratings is not None:
             result.update(self._rating_metrics(users, items, data.ratings[keep]))

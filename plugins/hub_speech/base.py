@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,9 +26,14 @@ from hub.data.padding import pad_sequences
 from hub.errors import InvalidInputError, ModelLoadError
 from hub.modeling import load_model, save_model
 from hub.pipeline import Pipeline
-from hub_speech.audio import load_audio, normalize
+from hub.validate import check_number, resolve_limit
+from hub_speech.audio import check_rate, load_audio, max_audio_seconds, normalize
 
 logger = logging.getLogger(__name__)
+#: at most this many chunks per input unless ``max_chunks=`` or ``HUB_MAX_CHUNKS`` says otherwise
+#: (an hour of audio in the default 20 s chunks takes 271)
+DEFAULT_MAX_CHUNKS = 1024
+MAX_CHUNKS_ENV = "HUB_MAX_CHUNKS"
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -80,30 +86,72 @@ class AudioPipeline(Pipeline):
         return self.model.sample_rate
 
     # -- inputs --------------------------------------------------------------------------
-    def load_inputs(self, inputs: list[Any], sampling_rate: int | None) -> list[Any]:
-        return [load_audio(item, sampling_rate=sampling_rate, target_rate=self.sample_rate, index=i)
+    def check_parameters(self, params: dict[str, Any]) -> None:
+        """The audio keywords every speech task shares, checked before any audio is read."""
+        if params.get("sampling_rate") is not None:
+            check_rate(params["sampling_rate"], "sampling_rate")
+        chunk_s = check_number("chunk_length_s", params.get("chunk_length_s"), above=0, none_ok=True)
+        stride_s = check_number("stride_length_s", params.get("stride_length_s"), minimum=0, none_ok=True)
+        self._chunk_sizes(chunk_s, stride_s)
+        resolve_limit("max_chunks", params.get("max_chunks"), MAX_CHUNKS_ENV, DEFAULT_MAX_CHUNKS)
+        max_audio_seconds(params.get("max_audio_seconds"))
+
+    def load_inputs(self, inputs: list[Any], sampling_rate: int | None,
+                    max_seconds: int | None = None) -> list[Any]:
+        return [load_audio(item, sampling_rate=sampling_rate, target_rate=self.sample_rate, index=i,
+                           max_seconds=max_seconds)
                 for i, item in enumerate(inputs)]
+
+    def _chunk_sizes(self, chunk_length_s: float | None, stride_length_s: float | None) -> tuple[int, int]:
+        """(chunk, stride) in samples, whole frames each; errors name the keyword."""
+        chunk_s = self.default_chunk_length_s if chunk_length_s is None else chunk_length_s
+        if (isinstance(chunk_s, bool) or not isinstance(chunk_s, (int, float)) or not math.isfinite(chunk_s)
+                or chunk_s <= 0):
+            raise InvalidInputError(f"chunk_length_s must be a positive number of seconds, got {chunk_length_s!r}.")
+        stride_s = chunk_s / 6 if stride_length_s is None else stride_length_s
+        if (isinstance(stride_s, bool) or not isinstance(stride_s, (int, float)) or not math.isfinite(stride_s)
+                or stride_s < 0 or 2 * stride_s >= chunk_s):
+            raise InvalidInputError(f"stride_length_s must be >= 0 and less than half of chunk_length_s "
+                                    f"({chunk_s}), got {stride_length_s!r}.")
+        rate, frame = self.sample_rate, self.model.samples_per_frame
+        # chunk and stride lengths in whole frames, so that frames drop out cleanly when stitching
+        # (a chunk longer than any clip Hub accepts means "do not cut"; capped so the sizes stay finite)
+        chunk = max(frame, int(round(min(chunk_s, 1e7) * rate / frame)) * frame)
+        stride = int(round(stride_s * rate / frame)) * frame
+        if chunk < self.model.min_samples:
+            raise InvalidInputError(f"chunk_length_s={chunk_s} is shorter than the "
+                                    f"{self.model.min_samples / rate * 1000:.0f} ms the model needs per chunk.")
+        if chunk - 2 * stride < frame:  # no step left once rounded to whole frames
+            raise InvalidInputError(f"stride_length_s={stride_s} leaves no step between chunks of "
+                                    f"{chunk_s} s once rounded to the model's {frame / rate * 1000:g} ms frames; "
+                                    "pass a smaller stride_length_s.")
+        return chunk, stride
 
     def prepare(self, samples: np.ndarray) -> np.ndarray:
         return normalize(samples) if self.model.config.get("do_normalize", True) else samples
 
     def chunk(self, inputs: list[Any], *, sampling_rate: int | None = None, chunk_length_s: float | None = None,
-              stride_length_s: float | None = None) -> list[dict[str, Any]]:
-        """Features: one per input, or one per overlapping chunk of a long input."""
-        chunk_s = self.default_chunk_length_s if chunk_length_s is None else chunk_length_s
-        if not isinstance(chunk_s, (int, float)) or chunk_s <= 0:
-            raise InvalidInputError(f"chunk_length_s must be a positive number of seconds, got {chunk_length_s!r}.")
-        stride_s = chunk_s / 6 if stride_length_s is None else stride_length_s
-        if not isinstance(stride_s, (int, float)) or stride_s < 0 or 2 * stride_s >= chunk_s:
-            raise InvalidInputError(f"stride_length_s must be >= 0 and less than half of chunk_length_s "
-                                    f"({chunk_s}), got {stride_length_s!r}.")
-        rate, frame = self.sample_rate, self.model.samples_per_frame
-        # chunk and stride lengths in whole frames, so that frames drop out cleanly when stitching
-        chunk = max(frame, int(round(chunk_s * rate / frame)) * frame)
-        stride = int(round(stride_s * rate / frame)) * frame
+              stride_length_s: float | None = None, max_chunks: int | None = None,
+              max_audio_seconds: int | None = None) -> list[dict[str, Any]]:
+        """Features: one per input, or one per overlapping chunk of a long input.
+
+        ``max_chunks``: the most chunks one input may take (default :data:`DEFAULT_MAX_CHUNKS`,
+        or ``HUB_MAX_CHUNKS``); ``max_audio_seconds``: the longest input (see
+        :mod:`hub_speech.audio`). Both are checked before the model runs."""
+        chunk, stride = self._chunk_sizes(chunk_length_s, stride_length_s)
+        cap = resolve_limit("max_chunks", max_chunks, MAX_CHUNKS_ENV, DEFAULT_MAX_CHUNKS)
+        rate = self.sample_rate
         step = chunk - 2 * stride
+        audios = self.load_inputs(inputs, sampling_rate, max_audio_seconds)
+        for index, audio in enumerate(audios):  # every input checked before any is prepared
+            count = 1 if audio.samples.size <= chunk else -(-(audio.samples.size - chunk) // step) + 1
+            if count > cap:
+                raise InvalidInputError(
+                    f"input {index} ({audio.seconds:,.1f} s) would be cut into {count:,} chunks of "
+                    f"{chunk / rate:g} s, more than max_chunks={cap}; pass max_chunks={count} (or set "
+                    f"{MAX_CHUNKS_ENV}), or a longer chunk_length_s / shorter stride_length_s.")
         features = []
-        for index, audio in enumerate(self.load_inputs(inputs, sampling_rate)):
+        for index, audio in enumerate(audios):
             if audio.samples.size < self.model.min_samples:
                 raise InvalidInputError(
                     f"input {index} is {audio.seconds * 1000:.1f} ms long; the model needs at least "

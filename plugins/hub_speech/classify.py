@@ -15,6 +15,7 @@ import torch
 
 from hub.errors import HubError, InvalidInputError
 from hub.results import ranked_labels, weighted_mean_probabilities
+from hub.validate import check_int
 from hub_speech.augment import AugmentedClips
 from hub_speech.base import AudioPipeline, load_speech_model
 from hub_speech.models import AudioClassifier
@@ -52,10 +53,16 @@ class AudioClassificationPipeline(AudioPipeline):
                              "from_scratch": True})
 
     # -- inference -----------------------------------------------------------------------
+    def check_parameters(self, params: dict[str, Any]) -> None:
+        super().check_parameters(params)
+        check_int("top_k", params.get("top_k", 1), minimum=1, none_ok=True)
+
     def preprocess(self, inputs: list[Any], *, sampling_rate: int | None = None, chunk_length_s: float | None = None,
-                   stride_length_s: float | None = None, **_: Any) -> list[dict[str, Any]]:
+                   stride_length_s: float | None = None, max_chunks: int | None = None,
+                   max_audio_seconds: int | None = None, **_: Any) -> list[dict[str, Any]]:
         features = self.chunk(inputs, sampling_rate=sampling_rate, chunk_length_s=chunk_length_s,
-                              stride_length_s=stride_length_s)
+                              stride_length_s=stride_length_s, max_chunks=max_chunks,
+                              max_audio_seconds=max_audio_seconds)
         for feature in features:
             if feature["meta"]["silent"]:
                 raise InvalidInputError(f"{self.task}: input {feature['input_index']} is silent (peak amplitude "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from hub.errors import InvalidInputError
+from hub.validate import check_int
 
 
 @dataclass
@@ -86,8 +87,7 @@ class CTCVocab:
         alignment of a prefix (ending in blank or not); tokens whose log-probability at a
         frame is below ``prune`` are skipped. Returns the most probable prefix.
         """
-        if beam_width < 1:
-            raise InvalidInputError(f"beam_width must be a positive integer, got {beam_width!r}.")
+        check_int("beam_width", beam_width, minimum=1)
         lp = log_probs.float().cpu()
         neg = -math.inf
         # prefix (tuple of token ids) -> [log P(ending in blank), log P(ending in non-blank)], frames

@@ -20,6 +20,7 @@ import torch
 
 from hub.errors import HubError, InvalidInputError
 from hub.results import Prediction
+from hub.validate import check_choice, check_int
 from hub_speech.augment import AugmentedClips
 from hub_speech.base import AudioPipeline, load_speech_model
 from hub_speech.ctc_decode import CTCVocab, char_timestamps, word_timestamps
@@ -29,6 +30,8 @@ from hub_speech.wav2vec2 import Wav2Vec2CTC
 
 DEFAULT_VOCAB = ["<pad>", "<unk>", "|", *"abcdefghijklmnopqrstuvwxyz'"]
 DECODERS = ("greedy", "beam")
+#: the widest beam search offered (its cost grows with the width times the vocabulary per frame)
+MAX_BEAM_WIDTH = 1024
 TIMESTAMPS = (None, False, "word", "char")
 
 
@@ -65,15 +68,25 @@ class SpeechRecognitionPipeline(AudioPipeline):
                    metadata={"task": cls.task, "architecture": cls.architecture, "from_scratch": True})
 
     # -- inference -----------------------------------------------------------------------
+    def check_parameters(self, params: dict[str, Any]) -> None:
+        super().check_parameters(params)
+        check_choice("decoder", params.get("decoder", "greedy"), DECODERS)
+        if params.get("return_timestamps") not in TIMESTAMPS:
+            raise InvalidInputError(f"return_timestamps must be 'word', 'char' or None, got "
+                                    f"{params['return_timestamps']!r}.")
+        check_int("beam_width", params.get("beam_width", 8), minimum=1, maximum=MAX_BEAM_WIDTH)
+
     def preprocess(self, inputs: list[Any], *, sampling_rate: int | None = None, chunk_length_s: float | None = None,
                    stride_length_s: float | None = None, decoder: str = "greedy",
-                   return_timestamps: Any = None, **_: Any) -> list[dict[str, Any]]:
+                   return_timestamps: Any = None, max_chunks: int | None = None,
+                   max_audio_seconds: int | None = None, **_: Any) -> list[dict[str, Any]]:
         if decoder not in DECODERS:
             raise InvalidInputError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
         if return_timestamps not in TIMESTAMPS:
             raise InvalidInputError(f"return_timestamps must be 'word', 'char' or None, got {return_timestamps!r}.")
         return self.chunk(inputs, sampling_rate=sampling_rate, chunk_length_s=chunk_length_s,
-                          stride_length_s=stride_length_s)
+                          stride_length_s=stride_length_s, max_chunks=max_chunks,
+                          max_audio_seconds=max_audio_seconds)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = self.model(**self.model_inputs(batch))

@@ -16,6 +16,7 @@ import torch
 
 from hub.errors import InvalidInputError
 from hub.results import ranked_labels, weighted_mean_probabilities
+from hub.validate import check_int
 from hub_text.bert import BertClassifier
 from hub_text.text_base import TextPipeline, load_task_model
 from hub_text.tokenizer import load_tokenizer
@@ -43,10 +44,14 @@ class TextClassificationPipeline(TextPipeline):
         return cls(model, load_tokenizer(folder), device=device, dtype=dtype, metadata=metadata)
 
     # -- inference -----------------------------------------------------------------
+    def check_parameters(self, params: dict[str, Any]) -> None:
+        super().check_parameters(params)
+        check_int("top_k", params.get("top_k", 1), minimum=1, none_ok=True)
+
     def preprocess(self, inputs: list[Any], *, long_inputs: str | None = None, stride: int | None = None,
-                   **_: Any) -> list[dict[str, Any]]:
+                   max_windows: int | None = None, **_: Any) -> list[dict[str, Any]]:
         self.check_texts(inputs)
-        return self.encode(inputs, long_inputs=long_inputs, stride=stride)
+        return self.encode(inputs, long_inputs=long_inputs, stride=stride, max_windows=max_windows)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         model = self.model

@@ -20,6 +20,7 @@ from hub._fs import atomic_directory
 from hub.card import render_model_card
 from hub.errors import InvalidInputError
 from hub.modeling import load_model, read_config, save_model
+from hub.validate import check_bool
 from hub_text.bert import BertEncoder
 from hub_text.text_base import TextPipeline
 from hub_text.tokenizer import load_tokenizer
@@ -78,10 +79,14 @@ class TextEmbeddingPipeline(TextPipeline):
         return cls(encoder.eval(), load_tokenizer(folder), options=options, device=device, dtype=dtype,
                    metadata=metadata)
 
+    def check_parameters(self, params: dict[str, Any]) -> None:
+        super().check_parameters(params)
+        check_bool("normalize", params.get("normalize"), none_ok=True)
+
     def preprocess(self, inputs: list[Any], *, long_inputs: str | None = None, stride: int | None = None,
-                   **_: Any) -> list[dict[str, Any]]:
+                   max_windows: int | None = None, **_: Any) -> list[dict[str, Any]]:
         self.check_texts(inputs)
-        return self.encode(inputs, long_inputs=long_inputs, stride=stride)
+        return self.encode(inputs, long_inputs=long_inputs, stride=stride, max_windows=max_windows)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         mask = batch["attention_mask"]

@@ -13,6 +13,7 @@ import torch
 
 from hub.errors import InvalidInputError
 from hub.results import Prediction
+from hub.validate import check_int
 from hub_text.bert import BertMaskedLM
 from hub_text.text_base import TextPipeline, load_task_model
 from hub_text.tokenizer import load_tokenizer
@@ -77,6 +78,13 @@ class FillMaskPipeline(TextPipeline):
     def mask_token(self) -> str:
         return self.tokenizer.mask_token
 
+    def check_parameters(self, params: dict[str, Any]) -> None:
+        super().check_parameters(params)
+        if params.get("long_inputs") == "window":  # the result is read off one window only
+            raise InvalidInputError("fill-mask cannot read a long text window by window (a window without "
+                                    "the mask has nothing to fill); pass long_inputs='truncate' or 'error'.")
+        check_int("top_k", params.get("top_k", 5), minimum=1)
+
     def preprocess(self, inputs: list[Any], *, long_inputs: str | None = None, **_: Any) -> list[dict[str, Any]]:
         self.check_texts(inputs)
         features = self.encode(inputs, long_inputs=long_inputs)
@@ -84,6 +92,11 @@ class FillMaskPipeline(TextPipeline):
         for feature in features:
             positions = [i for i, t in enumerate(feature["input_ids"]) if t == mask_id]
             if not positions:
+                if feature["meta"]["truncated"] and mask_id in self.tokenizer(
+                        inputs[feature["input_index"]], verbose=False)["input_ids"]:
+                    raise InvalidInputError(
+                        f"fill-mask: input {feature['input_index']} has its {self.mask_token} beyond the model's "
+                        f"{self.max_tokens} tokens, which long_inputs='truncate' cut off; shorten the text.")
                 raise InvalidInputError(f"fill-mask: input {feature['input_index']} has no {self.mask_token} "
                                         f"token; write {self.mask_token} where a word should be predicted.")
             feature["mask_positions"] = positions

@@ -19,6 +19,7 @@ import torch
 from hub.data.padding import pad_sequences
 from hub.errors import InvalidInputError
 from hub.pipeline import Pipeline, check_batch_of
+from hub.validate import check_bool, check_keywords
 from hub_text.generation import GenerationConfig, generate_ids
 from hub_text.gpt import CausalLM
 from hub_text.text_base import load_task_model, save_text_model
@@ -31,6 +32,7 @@ class TextGenerationPipeline(Pipeline):
     task = "text-generate"
     architecture = "causal-lm"
     default_batch_size = 8
+    call_parameters = frozenset({*_GENERATION_KEYS, "stop", "return_full_text"})
 
     def __init__(self, model: CausalLM, tokenizer: Any, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
@@ -91,14 +93,16 @@ class TextGenerationPipeline(Pipeline):
 
     # -- generation -----------------------------------------------------------------
     def _config(self, params: dict[str, Any]) -> tuple[GenerationConfig, list[str], bool]:
-        stop = params.pop("stop", None) or []
-        stop = [stop] if isinstance(stop, str) else list(stop)
-        full = params.pop("return_full_text", True)
-        unknown = set(params) - set(_GENERATION_KEYS)
-        if unknown:
-            raise InvalidInputError(f"text-generate: unknown option(s) {sorted(unknown)}; known: "
-                                    f"{', '.join(_GENERATION_KEYS)}, stop, return_full_text, batch_size.")
-        return GenerationConfig(**params), stop, full
+        check_keywords(self.task, params, self.accepted_call_parameters() - {"batch_size", "progress"})
+        given = params.pop("stop", None)
+        stop = [given] if isinstance(given, str) else (given or [])
+        if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) for s in stop):
+            raise InvalidInputError(f"stop must be a string or a list of strings, got {given!r:.60}.")
+        full = check_bool("return_full_text", params.pop("return_full_text", True))
+        return GenerationConfig(**params), list(stop), full
+
+    def check_parameters(self, params: dict[str, Any]) -> None:
+        self._config(dict(params))
 
     def _encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
@@ -117,6 +121,7 @@ class TextGenerationPipeline(Pipeline):
 
     def stream(self, prompt: str, **params: Any) -> Iterator[str]:
         """Yield the generated text piece by piece as tokens arrive."""
+        self.check_call_parameters(params)
         self._check([prompt])
         config, stop, _ = self._config(dict(params))
         ids, mask = self._encode([prompt])
@@ -143,16 +148,20 @@ class TextGenerationPipeline(Pipeline):
         if len(text) > len(emitted):
             yield text[len(emitted):]
 
-    def __call__(self, inputs: Any, *, batch_size: int | None = None, **params: Any) -> Any:
+    def __call__(self, inputs: Any, *, batch_size: int | None = None, progress: bool | None = None,
+                 **params: Any) -> Any:
+        self.check_call_parameters(params)
+        batch_size = self.resolve_batch_size(batch_size)
+        progress = check_bool("progress", progress, none_ok=True)
         single = not isinstance(inputs, (list, tuple))
         prompts = [inputs] if single else list(inputs)
         if not prompts:
             raise InvalidInputError("text-generate: got an empty list; pass a prompt or a list of prompts.")
         self._check(prompts)
         config, stop, full = self._config(dict(params))
-        batch_size = batch_size or self.default_batch_size
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[Any] = [None] * len(prompts)
+        bar = self.progress_bar(len(prompts), progress, unit="prompt")
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             ids, mask = self._encode([prompts[i] for i in chunk])
@@ -170,6 +179,8 @@ class TextGenerationPipeline(Pipeline):
                 cut = _stop_at(text, stop)
                 text = text if cut is None else text[:cut]
                 results[index] = {"generated_text": prompts[index] + text if full else text}
+            bar.update(len(chunk))
+        bar.close()
         return results[0] if single else results
 
     def save(self, folder: str | Path, *, quantize: bool = False) -> Path:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from hub.errors import InvalidInputError
+from hub.validate import check_bool, check_int, check_number
 
 
 @dataclass
@@ -27,15 +28,18 @@ class GenerationConfig:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise InvalidInputError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}.")
-        if self.temperature <= 0:
-            raise InvalidInputError(f"temperature must be > 0, got {self.temperature!r}; use do_sample=False "
-                                    "for greedy decoding.")
-        if not 0 < self.top_p <= 1:
-            raise InvalidInputError(f"top_p must be in (0, 1], got {self.top_p!r}.")
-        if self.top_k < 0 or self.repetition_penalty <= 0:
-            raise InvalidInputError("top_k must be >= 0 and repetition_penalty > 0.")
+        # every value checked for type, finiteness and range: a string seed, a NaN temperature
+        # or a float top_k would otherwise fail deep in torch or sample garbage
+        self.max_new_tokens = check_int("max_new_tokens", self.max_new_tokens, minimum=1)
+        self.do_sample = check_bool("do_sample", self.do_sample)
+        try:
+            self.temperature = check_number("temperature", self.temperature, above=0)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{exc} Use do_sample=False for greedy decoding.") from None
+        self.top_k = check_int("top_k", self.top_k, minimum=0)
+        self.top_p = check_number("top_p", self.top_p, above=0, maximum=1)
+        self.repetition_penalty = check_number("repetition_penalty", self.repetition_penalty, above=0)
+        self.seed = check_int("seed", self.seed, minimum=0, maximum=2**63 - 1, none_ok=True)
 
 
 def process_logits(logits: torch.Tensor, previous: torch.Tensor, config: GenerationConfig) -> torch.Tensor:

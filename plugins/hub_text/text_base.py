@@ -22,10 +22,35 @@ from hub.data.padding import pad_sequences
 from hub.errors import InvalidInputError, ModelLoadError
 from hub.modeling import load_model, save_model
 from hub.pipeline import Pipeline, check_batch_of
+from hub.validate import check_choice, check_int, resolve_limit
 from hub_text.tokenizer import model_max_tokens
 
 logger = logging.getLogger(__name__)
 LONG_INPUT_MODES = ("window", "truncate", "error")
+#: at most this many windows per input unless ``max_windows=`` or ``HUB_MAX_WINDOWS`` says otherwise
+DEFAULT_MAX_WINDOWS = 256
+MAX_WINDOWS_ENV = "HUB_MAX_WINDOWS"
+#: an input cut into more windows than this is worth a warning (once per pipeline)
+MANY_WINDOWS = 32
+
+
+def count_windows(content: int, room: int, overlap: int) -> int:
+    """How many windows of ``room`` tokens, neighbours sharing ``overlap``, cover ``content``
+    tokens (the count transformers' overflowing tokenization gives)."""
+    if content <= room:
+        return 1
+    step = room - overlap
+    return 1 + -(-(content - room) // step)
+
+
+def check_window_count(task: str, index: int, windows: int, max_windows: int, tokens: int, limit: int) -> None:
+    """Refuse an input that would take more than ``max_windows`` passes of the model."""
+    if windows > max_windows:
+        raise InvalidInputError(
+            f"{task}: input {index} has {tokens:,} tokens and would be cut into {windows:,} windows of "
+            f"{limit} tokens, more than max_windows={max_windows}; pass max_windows={windows} (or set "
+            f"{MAX_WINDOWS_ENV}={windows}) to read it all, long_inputs='truncate' to keep only its head, or "
+            "split the text.")
 
 
 def load_task_model(folder: Path, *, task: str, architecture: str, device: torch.device,
@@ -83,10 +108,26 @@ class TextPipeline(Pipeline):
         super().__init__(model, **kwargs)
         self.tokenizer = tokenizer
         self.model.to(self.device)
+        self._warned_many_windows = False
 
     @property
     def max_tokens(self) -> int:
         return model_max_tokens(self.tokenizer, self.model.encoder.max_positions)
+
+    def check_parameters(self, params: dict[str, Any]) -> None:
+        """The long-input keywords every text task shares (before any tokenisation)."""
+        if params.get("long_inputs") is not None:
+            check_choice("long_inputs", params["long_inputs"], LONG_INPUT_MODES)
+        check_int("stride", params.get("stride"), minimum=0, none_ok=True)
+        resolve_limit("max_windows", params.get("max_windows"), MAX_WINDOWS_ENV, DEFAULT_MAX_WINDOWS)
+
+    def warn_many_windows(self, index: int, windows: int, limit: int) -> None:
+        """Say once per pipeline that a long input costs many passes of the model."""
+        if windows > MANY_WINDOWS and not self._warned_many_windows:
+            self._warned_many_windows = True
+            logger.warning("%s: input %d is cut into %d windows of %d tokens; each runs through the model "
+                           "(long_inputs='truncate' keeps only the head; max_windows= caps the count). This "
+                           "warning is shown once.", self.task, index, windows, limit)
 
     def check_texts(self, inputs: list[Any]) -> None:
         check_batch_of(inputs, str, "a string", self.task)
@@ -95,12 +136,25 @@ class TextPipeline(Pipeline):
                 raise InvalidInputError(f"{self.task}: input {index} is an empty string; pass some text.")
 
     def encode(self, texts: list[str], *, long_inputs: str | None = None, stride: int | None = None,
-               max_tokens: int | None = None, warn: bool = True) -> list[dict[str, Any]]:
-        """Token ids per text, or per window of a long text (features carry ``input_index``)."""
+               max_tokens: int | None = None, warn: bool = True,
+               max_windows: int | None = None) -> list[dict[str, Any]]:
+        """Token ids per text, or per window of a long text (features carry ``input_index``).
+
+        ``stride``: tokens shared by neighbouring windows (default a quarter of the window,
+        at most 128); ``max_windows``: the most windows one text may take (default
+        :data:`DEFAULT_MAX_WINDOWS`, or ``HUB_MAX_WINDOWS``), checked before the windows
+        are made, because every window is a pass of the model.
+        """
         mode = long_inputs or self.default_long_inputs
         if mode not in LONG_INPUT_MODES:
             raise InvalidInputError(f"long_inputs must be one of {LONG_INPUT_MODES}, got {mode!r}.")
         limit = max_tokens or self.max_tokens
+        cap = resolve_limit("max_windows", max_windows, MAX_WINDOWS_ENV, DEFAULT_MAX_WINDOWS)
+        specials = self.tokenizer.num_special_tokens_to_add(pair=False)
+        room = limit - specials
+        overlap = min(128, limit // 4) if stride is None else stride
+        if stride is not None:  # the tokenizer overflows (negative) or panics (>= room) otherwise
+            check_int("stride", stride, minimum=0, maximum=room - 1)
         ids = self.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
         long = [i for i, seq in enumerate(ids) if len(seq) > limit]
         if long and mode == "error":
@@ -113,7 +167,11 @@ class TextPipeline(Pipeline):
                 cut = self.tokenizer(chosen, truncation=True, max_length=limit, verbose=False)["input_ids"]
                 pieces = {i: [seq] for i, seq in zip(long, cut)}
             else:
-                overlap = stride if stride is not None else min(128, limit // 4)
+                counts = {i: count_windows(len(ids[i]) - specials, room, overlap) for i in long}
+                for i in long:
+                    check_window_count(self.task, i, counts[i], cap, len(ids[i]), limit)
+                most = max(long, key=counts.__getitem__)
+                self.warn_many_windows(most, counts[most], limit)
                 enc = self.tokenizer(chosen, truncation=True, max_length=limit, stride=overlap,
                                      return_overflowing_tokens=True, verbose=False)
                 for seq, sample in zip(enc["input_ids"], enc["overflow_to_sample_mapping"]):

@@ -43,7 +43,16 @@ import torch
 from hub.errors import DataError, InvalidInputError, ModelLoadError
 from hub.results import Prediction
 from hub_text.bert import BertTokenClassifier
-from hub_text.text_base import LONG_INPUT_MODES, TextPipeline, load_task_model
+from hub.validate import resolve_limit
+from hub_text.text_base import (
+    DEFAULT_MAX_WINDOWS,
+    LONG_INPUT_MODES,
+    MAX_WINDOWS_ENV,
+    TextPipeline,
+    check_window_count,
+    count_windows,
+    load_task_model,
+)
 from hub_text.tokenizer import load_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -112,13 +121,14 @@ class TokenClassificationPipeline(TextPipeline):
     # -- inference -----------------------------------------------------------------
     def preprocess(self, inputs: list[Any], *, long_inputs: str | None = None, stride: int | None = None,
                    aggregation_strategy: str | None = None, ignore_labels: Any = None,
-                   **_: Any) -> list[dict[str, Any]]:
+                   max_windows: int | None = None, **_: Any) -> list[dict[str, Any]]:
         _strategy(aggregation_strategy)
         _ignored(ignore_labels)
         self.check_texts(inputs)
         mode = long_inputs or self.default_long_inputs
         if mode not in LONG_INPUT_MODES:
             raise InvalidInputError(f"long_inputs must be one of {LONG_INPUT_MODES}, got {mode!r}.")
+        cap = resolve_limit("max_windows", max_windows, MAX_WINDOWS_ENV, DEFAULT_MAX_WINDOWS)
         limit = self.max_tokens
         enc = self.tokenizer(inputs, add_special_tokens=True, truncation=False, return_offsets_mapping=True,
                              return_special_tokens_mask=True, verbose=False)
@@ -141,6 +151,11 @@ class TokenClassificationPipeline(TextPipeline):
             elif mode == "truncate":
                 spans = [(0, room)]
             else:
+                overlap = stride if stride is not None else min(128, room // 4)
+                if isinstance(overlap, int) and 0 <= overlap < room:  # else _windows says what is wrong
+                    windows = count_windows(content, room, overlap)
+                    check_window_count(self.task, index, windows, cap, len(ids), limit)
+                    self.warn_many_windows(index, windows, limit)
                 spans = _windows(content, room, stride)
             if len(ids) > limit:
                 long.append(index)
@@ -334,8 +349,8 @@ class TokenClassificationPipeline(TextPipeline):
         """Word-level accuracy (each word's tag read off its first sub-token, as trained) and
         entity-level precision/recall/F1 (exact spans and types) on word-level records."""
         rows = self._read_tagged(data, tokens_field, tags_field)
+        batch_size = self.resolve_batch_size(batch_size)
         features = self._featurise(rows, None)
-        batch_size = batch_size or self.default_batch_size
         order = sorted(range(len(features)), key=lambda i: features[i]["length"])
         predicted: list[list[str]] = [[] for _ in features]
         labels, outside = self.labels, "O" if "O" in self.labels else None

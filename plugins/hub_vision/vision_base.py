@@ -22,7 +22,8 @@ from hub.card import render_model_card
 from hub.errors import ConfigError, InputTypeError, InvalidInputError, ModelLoadError
 from hub.modeling import load_model, save_model
 from hub.pipeline import Pipeline
-from hub_vision.images import load_images, to_pil
+from hub.validate import check_bool, check_int
+from hub_vision.images import load_images, max_image_pixels, to_pil
 from hub_vision.preprocess import (
     as_preprocess,
     data_config,
@@ -132,22 +133,38 @@ class VisionPipeline(Pipeline):
     def labels(self) -> list[str]:
         return self.model.labels
 
-    def __call__(self, inputs: Any, *, batch_size: int | None = None, **params: Any) -> Any:
-        if isinstance(inputs, (list, tuple)):
-            step = (batch_size or self.default_batch_size) * CHUNK_BATCHES
-            if len(inputs) > step and isinstance(batch_size or self.default_batch_size, int):
-                results: list[Any] = []
+    def __call__(self, inputs: Any, *, batch_size: int | None = None, progress: bool | None = None,
+                 **params: Any) -> Any:
+        self.check_call_parameters(params)
+        size = self.resolve_batch_size(batch_size)
+        progress = check_bool("progress", progress, none_ok=True)
+        if isinstance(inputs, (list, tuple)) and len(inputs) > size * CHUNK_BATCHES:
+            step = size * CHUNK_BATCHES  # decoded images of one step at a time: bounded memory
+            results: list[Any] = []
+            with self.progress_bar(len(inputs), progress, unit="image") as bar:
                 for start in range(0, len(inputs), step):
                     try:
-                        results += super().__call__(list(inputs[start:start + step]), batch_size=batch_size,
-                                                    **params)
+                        results += super().__call__(list(inputs[start:start + step]), batch_size=size,
+                                                    progress=False, **params)
                     except (InvalidInputError, InputTypeError) as exc:  # name the index in the whole list
                         raise _shift_index(exc, start) from None
-                return results
-        return super().__call__(inputs, batch_size=batch_size, **params)
+                    bar.update(min(step, len(inputs) - start))
+            return results
+        return super().__call__(inputs, batch_size=size, progress=progress, **params)
 
-    def preprocess(self, inputs: list[Any], **_: Any) -> list[dict[str, Any]]:
-        images = load_images(inputs, self.task, self.image_mode)
+    def check_parameters(self, params: dict[str, Any]) -> None:
+        """Values checked before any image is decoded (image-classify's ``top_k``, image-embed's
+        ``normalize``, both tasks' ``max_pixels``)."""
+        max_image_pixels(params.get("max_pixels"))
+        if "top_k" in params:
+            check_int("top_k", params["top_k"], minimum=1, none_ok=True)
+        if "normalize" in params:
+            check_bool("normalize", params["normalize"])
+
+    def preprocess(self, inputs: list[Any], *, max_pixels: int | None = None, **_: Any) -> list[dict[str, Any]]:
+        """Decode (at most ``max_pixels`` pixels per image, see :mod:`hub_vision.images`) and
+        transform with the model's own preprocessing."""
+        images = load_images(inputs, self.task, self.image_mode, max_pixels=max_pixels)
         return [{"pixel_values": self.transform(image), "length": 0} for image in images]
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -171,8 +188,8 @@ class VisionPipeline(Pipeline):
         items = [inputs] if single else list(inputs)
         if not items:
             raise InvalidInputError(f"{self.task}: got an empty list of images.")
+        size = self.resolve_batch_size(batch_size)
         features = self.preprocess(items)
-        size = batch_size or self.default_batch_size
         out: list[list[torch.Tensor]] = []
         for start in range(0, len(features), size):
             batch = self.collate(features[start:start + size])
@@ -271,7 +288,7 @@ class VisionPipeline(Pipeline):
 
     def logits(self, images: list[Any], *, batch_size: int | None = None) -> torch.Tensor:
         """(N, num_classes) float logits for a list of images."""
-        size = batch_size or self.default_batch_size
+        size = self.resolve_batch_size(batch_size)
         out = []
         for start in range(0, len(images), size * CHUNK_BATCHES):
             try:

@@ -84,7 +84,8 @@ def test_generation_bad_input(gpt2):
     pipe = hub.load("text-generate", model=str(folder), device="cpu")
     with pytest.raises(InvalidInputError, match="empty prompt"):
         pipe("")
-    with pytest.raises(InvalidInputError, match="unknown option"):
+    with pytest.raises(InvalidInputError, match="unknown keyword 'max_tokens' for text-generate; did you mean "
+                                                "'max_new_tokens'"):
         pipe("hi", max_tokens=3)
     with pytest.raises(InvalidInputError, match="exceeds the model's 128 positions"):
         pipe("hi", max_new_tokens=500)
