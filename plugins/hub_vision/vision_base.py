@@ -189,13 +189,18 @@ class VisionPipeline(Pipeline):
         if not items:
             raise InvalidInputError(f"{self.task}: got an empty list of images.")
         size = self.resolve_batch_size(batch_size)
+        _check_indices(indices)
         features = self.preprocess(items)
         out: list[list[torch.Tensor]] = []
         for start in range(0, len(features), size):
             batch = self.collate(features[start:start + size])
             with torch.inference_mode(), self.autocast():
-                maps = self.model.feature_maps(self.pixels({k: v.to(self.device) for k, v in batch.items()}),
-                                               indices=indices)
+                try:
+                    maps = self.model.feature_maps(self.pixels({k: v.to(self.device) for k, v in batch.items()}),
+                                                   indices=indices)
+                except (AssertionError, IndexError) as exc:  # timm asserts the levels exist
+                    raise InvalidInputError(f"indices={indices!r} names feature levels this model lacks "
+                                            f"({exc}).") from None
             out += [[m[row].float().cpu() for m in maps] for row in range(batch["pixel_values"].shape[0])]
         return out[0] if single else out
 
@@ -320,6 +325,19 @@ class FeatureExtractor(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
         return self.model.feature_maps(pixel_values, indices=self.indices)
+
+
+def _check_indices(indices: Any) -> None:
+    """``feature_maps``' ``indices``: None, a positive int (the last k levels) or a list of ints."""
+    def is_int(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if indices is None or (is_int(indices) and indices >= 1):
+        return
+    if isinstance(indices, (list, tuple)) and indices and all(is_int(i) for i in indices):
+        return
+    raise InvalidInputError(f"indices must be None (every level), a positive integer k (the last k levels) or a "
+                            f"non-empty list of level numbers, got {indices!r:.60}.")
 
 
 def _shift_index(exc: Exception, offset: int) -> Exception:

@@ -139,3 +139,11 @@ def test_long_lists_still_chunked_with_one_progress_bar(pipe, capsys):
                        atol=1e-6)
     with pytest.raises(InvalidInputError, match="input 8"):  # the index in the whole list, not the chunk
         pipe(images[:8] + [np.zeros((10, 10, 7), np.uint8)], batch_size=1)
+
+
+@pytest.mark.parametrize("indices", ["a", 1.5, 0, -2, [], [0, "b"], True, 99, [0, 99]])
+def test_bad_feature_map_indices_are_clear_errors(pipe, indices):
+    """A sibling: a string or float was a raw TypeError, an absent level timm's AssertionError."""
+    with pytest.raises(InvalidInputError, match="indices"):
+        pipe.feature_maps(photo(0), indices=indices)
+    assert len(pipe.feature_maps(photo(0), indices=2)) == 2
