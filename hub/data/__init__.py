@@ -1,5 +1,6 @@
 """Data readers shared by every modality."""
 
-from hub.data.readers import read_records
+from hub.data.labels import label_name, resolve_labels
+from hub.data.readers import read_located_records, read_records, read_text
 
-__all__ = ["read_records"]
+__all__ = ["label_name", "read_located_records", "read_records", "read_text", "resolve_labels"]

@@ -3,13 +3,15 @@
 The same dataclass is filled from keyword arguments (``fine_tune(epochs=3)``), from the
 ``training:`` section of a ``hub train`` config file, and from command-line flags, so
 every source gets the same checks: an unknown key names its closest matches, a value of
-the wrong type names the key and the type it needs.
+the wrong type names the key and the type it needs, and numbers must be finite (``nan``
+passes every comparison, so ``--learning-rate nan`` would train to NaN weights) and in range.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -64,10 +66,21 @@ class TrainingArguments:
     def __post_init__(self) -> None:
         for f in fields(self):
             _check_type(f.name, getattr(self, f.name), _HINTS[f.name])
+        for f in fields(self):  # NaN passes every comparison and inf overflows step counts: refuse both
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"training argument {f.name!r} must be a finite number, got {value!r}.")
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_INT:
+                raise ConfigError(f"training argument {f.name!r} is out of range, got {value!r} "
+                                  f"(at most {_MAX_INT:,}).")
         for name in _POSITIVE:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"training argument {name!r} must be positive, got {value!r}.")
+        for name in _NON_NEGATIVE:
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ConfigError(f"training argument {name!r} must be >= 0, got {value!r}.")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}.")
         if self.save_total_limit < 1:
@@ -137,4 +150,6 @@ def _describe(hint: Any) -> str:
 
 _HINTS = typing.get_type_hints(TrainingArguments)
 _POSITIVE = ("epochs", "max_steps", "batch_size", "eval_batch_size", "gradient_accumulation_steps",
-             "learning_rate", "eval_steps", "save_steps", "log_every", "peak_tflops")
+             "learning_rate", "eval_steps", "save_steps", "log_every", "peak_tflops", "early_stopping_patience")
+_NON_NEGATIVE = ("max_grad_norm", "seed")
+_MAX_INT = 2**63 - 1  # torch's generators and step counters are int64

@@ -9,6 +9,7 @@ orders them so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -89,10 +90,20 @@ class EarlyStopping(Callback):
 
 
 class JsonlLogger(Callback):
-    """Appends every record to ``output_dir/metrics.jsonl`` (rank 0)."""
+    """Appends every record to ``output_dir/metrics.jsonl`` (rank 0).
+
+    A resumed run first cuts the file back to the rows logged up to its checkpoint's step
+    (atomically: a temporary file renamed over it): the rows after it belong to the stretch of
+    the run that is trained again, and would otherwise appear twice. A row torn by a kill
+    (not JSON) is dropped too; rows without a ``"step"`` are kept.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    def on_train_begin(self, trainer: Trainer, state: TrainerState) -> None:
+        if trainer.is_main and getattr(trainer, "resumed_from", None) is not None and self.path.is_file():
+            truncate_log(self.path, state.global_step)
 
     def on_log(self, trainer: Trainer, state: TrainerState, logs: dict[str, Any]) -> None:
         if trainer.is_main:
@@ -149,6 +160,40 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def truncate_log(path: Path, step: int) -> int:
+    """Keep the JSONL rows of ``path`` logged at or before ``step``; returns how many were dropped."""
+    import os
+    import tempfile
+
+    kept, dropped = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            dropped += bool(line.strip())
+            continue
+        at = record.get("step") if isinstance(record, dict) else None
+        if isinstance(at, (int, float)) and not isinstance(at, bool) and at > step:
+            dropped += 1
+            continue
+        kept.append(line)
+    if not dropped:
+        return 0
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("".join(line + "\n" for line in kept))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o7777)  # mkstemp's 0600 would hide the log from others
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return dropped
 
 
 def tensorboard_available() -> bool:

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from hub.errors import ConfigError, DataError
+from hub.errors import ConfigError, DataError, ModelLoadError
 from hub.train import checkpoint as ckpt
 from hub.train import distributed as dist_utils
 from hub.train.args import TrainingArguments
@@ -147,6 +147,7 @@ class Trainer:
         self.last_seq_len = 0
         self._ddp: nn.Module | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
+        self.resumed_from: Path | None = None  # the checkpoint this run resumed from
 
     # -- small helpers --------------------------------------------------------------------
     @property
@@ -231,8 +232,9 @@ class Trainer:
         loader, sampler = self._prepare()
         state = self.state
         resumed = ckpt.resolve_resume(args.resume_from_checkpoint, args.output_dir)
+        self.resumed_from = resumed  # the JSONL logger drops the rows logged after it
         if resumed is not None:
-            self._load_checkpoint(resumed)
+            self._load_checkpoint(resumed, batches_per_epoch=len(sampler))
             state = self.state
         batches_per_epoch, accumulation = len(sampler), args.gradient_accumulation_steps
         checkpointing = bool(args.output_dir and args.save_checkpoints)
@@ -452,27 +454,160 @@ class Trainer:
             self._emit("on_save", path)
         return path
 
-    def _load_checkpoint(self, path: Path) -> None:
-        import json
-
-        meta = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+    def _load_checkpoint(self, path: Path, *, batches_per_epoch: int) -> None:
+        """Restore a checkpoint, reading and checking every file against this run before any is
+        applied: a corrupt file is a ModelLoadError, a checkpoint of another model or run (other
+        shapes, another optimizer, a position past this run's epoch) a ConfigError; both name the
+        folder, the problem and the fix, never a raw KeyError/RuntimeError from torch."""
+        meta = _read_trainer_state(path)
+        state = TrainerState.from_dict(meta)
+        if state.batches_in_epoch >= batches_per_epoch:
+            raise _mismatch(path, f"it stopped {state.batches_in_epoch} batches into epoch {state.epoch + 1}, but an "
+                                  f"epoch of this run has {batches_per_epoch} batches: the training data, batch size "
+                                  "or number of processes differ from the run that wrote it.")
         if meta.get("world_size", 1) != self.env.world_size and meta.get("batches_in_epoch"):
             logger.warning("Resuming a run of %s processes on %s: the data order inside the interrupted epoch "
                            "differs from the original run.", meta.get("world_size"), self.env.world_size)
-        ckpt.load_model_state(self.wrapped, ckpt.load_weights(path / "model.safetensors"), self.strategy)
-        ckpt.load_optimizer_state(self.wrapped, self.optimizer, ckpt.load_pt(path / "optimizer.pt"), self.strategy)
-        self.scheduler.load_state_dict(ckpt.load_pt(path / "scheduler.pt"))
+        weights = _read_file(path, "model.safetensors", ckpt.load_weights)
+        self._check_weights(path, "model.safetensors", weights)
+        optimizer_state = _read_file(path, "optimizer.pt", ckpt.load_pt)
+        self._check_optimizer(path, optimizer_state)
+        scheduler_state = _read_file(path, "scheduler.pt", ckpt.load_pt)
+        groups = len(self.optimizer.param_groups)
+        if not isinstance(scheduler_state, dict) or not isinstance(scheduler_state.get("base_lrs"), list) \
+                or len(scheduler_state["base_lrs"]) != groups:
+            raise _mismatch(path, f"scheduler.pt is not the state of a learning-rate schedule over {groups} "
+                                  "parameter groups (it comes from another optimizer or another program).")
+        rng = _read_file(path, "rng.pt", ckpt.load_pt)
+        if not isinstance(rng, dict) or "python" not in rng or not isinstance(rng.get("torch"), torch.Tensor):
+            raise _corrupt(path, "rng.pt does not hold the random generators' states ('python', 'torch').")
+        scaler_state = None
         if self.scaler is not None and (path / "scaler.pt").is_file():
-            self.scaler.load_state_dict(ckpt.load_pt(path / "scaler.pt"))
+            scaler_state = _read_file(path, "scaler.pt", ckpt.load_pt)
+        best_state = None
+        if state.best_checkpoint:
+            best = path.parent / state.best_checkpoint
+            if (best / "model.safetensors").is_file():
+                best_state = _read_file(best, "model.safetensors", ckpt.load_weights)
+                self._check_weights(best, "model.safetensors", best_state)
+        # everything read and checked: apply it
+        try:
+            ckpt.load_model_state(self.wrapped, weights, self.strategy)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise _mismatch(path, f"model.safetensors does not fit this model ({_first_line(exc)}).") from None
+        try:
+            ckpt.load_optimizer_state(self.wrapped, self.optimizer, optimizer_state, self.strategy)
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise _mismatch(path, f"optimizer.pt does not fit this model's optimizer ({_first_line(exc)}).") from None
+        try:
+            self.scheduler.load_state_dict(scheduler_state)
+            if scaler_state is not None:
+                self.scaler.load_state_dict(scaler_state)
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise _corrupt(path, f"scheduler.pt or scaler.pt cannot be restored ({_first_line(exc)}).") from None
         total = self.state.total_steps
-        self.state = TrainerState.from_dict(meta)
+        self.state = state
         self.state.total_steps = total
-        if self.state.best_checkpoint:
-            best = path.parent / self.state.best_checkpoint
-            if best.is_dir():
-                self._best_state = ckpt.load_weights(best / "model.safetensors")
-        ckpt.set_rng_state(ckpt.load_pt(path / "rng.pt"))
+        if best_state is not None:
+            self._best_state = best_state
+        try:
+            ckpt.set_rng_state(rng)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise _corrupt(path, f"rng.pt cannot be restored ({_first_line(exc)}).") from None
         logger.info("Resumed from %s (step %d, epoch %d).", path, self.state.global_step, self.state.epoch + 1)
+
+    def _check_weights(self, path: Path, name: str, weights: dict[str, torch.Tensor]) -> None:
+        """The checkpoint's tensors have this model's names and shapes (else: another model or size)."""
+        if self.strategy == "fsdp":  # sharded parameters: load_model_state's own error is wrapped
+            return
+        expected = {k: tuple(v.shape) for k, v in self.unwrapped_model.state_dict().items()}
+        got = {k: tuple(v.shape) for k, v in weights.items()}
+        missing = sorted(set(expected) - set(got))
+        unexpected = sorted(set(got) - set(expected))
+        resized = [k for k in expected if k in got and expected[k] != got[k]]
+        if not (missing or unexpected or resized):
+            return
+        parts = []
+        if resized:
+            k = resized[0]
+            parts.append(f"{len(resized)} tensor(s) of another size, e.g. {k!r}: {list(got[k])} in the checkpoint, "
+                         f"{list(expected[k])} in this model")
+        if missing:
+            parts.append(f"{len(missing)} of this model's tensors missing, e.g. {missing[0]!r}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unknown tensor(s), e.g. {unexpected[0]!r}")
+        raise _mismatch(path, f"{name} holds a different model ({'; '.join(parts)}): the checkpoint was written by "
+                              "a model of another size or architecture.")
+
+    def _check_optimizer(self, path: Path, saved: Any) -> None:
+        """optimizer.pt is an optimizer state for exactly this model's parameter groups and shapes."""
+        if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict) \
+                or not isinstance(saved.get("param_groups"), list) \
+                or not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in saved["param_groups"]):
+            raise _corrupt(path, "optimizer.pt is not an optimizer state ('state' and 'param_groups').")
+        if self.strategy == "fsdp":  # keyed by parameter names there; load_optimizer_state's error is wrapped
+            return
+        mine = self.optimizer.param_groups
+        theirs = saved["param_groups"]
+        sizes = [len(g["params"]) for g in theirs], [len(g["params"]) for g in mine]
+        if sizes[0] != sizes[1]:
+            raise _mismatch(path, f"optimizer.pt is another model's optimizer: its parameter groups hold {sizes[0]} "
+                                  f"parameters, this model's {sizes[1]}.")
+        for group, (their_group, my_group) in enumerate(zip(theirs, mine)):
+            for key, param in zip(their_group["params"], my_group["params"]):
+                entry = saved["state"].get(key, {})
+                if not isinstance(entry, dict):
+                    raise _corrupt(path, f"optimizer.pt: the state of parameter {key!r} is not a dict.")
+                for name, value in entry.items():
+                    if isinstance(value, torch.Tensor) and value.ndim and tuple(value.shape) != tuple(param.shape):
+                        raise _mismatch(path, f"optimizer.pt is another model's optimizer: {name!r} of parameter "
+                                              f"{key} (group {group}) is {list(value.shape)}, the parameter "
+                                              f"{list(param.shape)}.")
+
+
+_RESUME_FIX = ("Start fresh (resume_from_checkpoint=None, or another output_dir) or point resume_from_checkpoint "
+               "at a checkpoint this model and data wrote.")
+
+
+def _mismatch(path: Path, problem: str) -> ConfigError:
+    return ConfigError(f"Cannot resume from {path}: {problem} {_RESUME_FIX}")
+
+
+def _corrupt(path: Path, problem: str) -> ModelLoadError:
+    return ModelLoadError(f"Cannot resume from {path}: {problem} The checkpoint is damaged: resume from an earlier "
+                          f"one under {path.parent}, or start fresh (resume_from_checkpoint=None).")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _read_file(path: Path, name: str, reader: Callable[[Path], Any]) -> Any:
+    """``reader(path / name)``, with a missing or unreadable file as a ModelLoadError naming it."""
+    if not (path / name).is_file():
+        raise _corrupt(path, f"{name} is missing.")
+    try:
+        return reader(path / name)
+    except Exception as exc:  # safetensors, pickle (weights_only) and zip errors have many types
+        raise _corrupt(path, f"{name} cannot be read ({type(exc).__name__}: {_first_line(exc)}).") from None
+
+
+def _read_trainer_state(path: Path) -> dict[str, Any]:
+    import json
+
+    file = path / "trainer_state.json"
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _corrupt(path, f"trainer_state.json is not readable JSON ({_first_line(exc)}).") from None
+    problem = TrainerState.problem(meta)
+    if problem is None and "world_size" in meta and (not isinstance(meta["world_size"], int)
+                                                     or isinstance(meta["world_size"], bool) or meta["world_size"] < 1):
+        problem = f"'world_size' is {meta['world_size']!r}, not a positive integer"
+    if problem:
+        raise _corrupt(path, f"trainer_state.json: {problem}.")
+    return meta
 
 
 def _improved(value: float, best: float | None, greater: bool) -> bool:

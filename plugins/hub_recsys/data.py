@@ -3,8 +3,10 @@
 Readers take CSV/TSV (header row, or MovieLens' ``u.data`` without one), MovieLens'
 ``ratings.dat`` (``user::item::rating::timestamp``), Parquet (needs ``pyarrow``), a list
 of dicts or ``(user, item[, rating[, timestamp]])`` tuples, or a dict of columns. Ids are
-kept as strings (``"42"`` and ``42`` are the same user) and mapped to dense indices by an
-:class:`IdMap` that is saved with the model. Nothing here unpickles anything.
+kept as strings, spelled by :func:`normalize_id` everywhere (training, saving, serving,
+histories: ``"42"``, ``42``, ``42.0`` and ``" 42 "`` are the same user), and mapped to
+dense indices by an :class:`IdMap` that is saved with the model. Timestamps must be finite
+and fit in int64. Nothing here unpickles anything.
 
 Duplicate (user, item) rows are handled by ``duplicates=``: ``"last"`` (default) keeps the
 latest row (by timestamp, then by file order), ``"first"`` the earliest, ``"keep"`` keeps
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import csv
 import io
+import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from hub.errors import DataError
+from hub.data.readers import read_text
+from hub.errors import DataError, InvalidInputError
 
 USER_COLUMNS = ("user", "user_id", "userid", "userId", "uid", "customer_id")
 ITEM_COLUMNS = ("item", "item_id", "itemid", "movieId", "movie_id", "movieid", "iid", "product_id")
@@ -31,8 +36,38 @@ TIME_COLUMNS = ("timestamp", "time", "ts", "datetime", "date")
 DUPLICATE_POLICIES = ("last", "first", "keep", "error")
 
 
+def normalize_id(value: Any, what: str = "id") -> str:
+    """The one spelling of a user or item id, used by training, saving, serving and histories.
+
+    * a string: stripped of surrounding whitespace (``"  padded  "`` is ``"padded"``); other
+      than that kept as it is (``"007"`` stays ``"007"``, ``"1.0"`` stays ``"1.0"``);
+    * an integer (Python or NumPy): its decimal string (``1`` is ``"1"``);
+    * a float: an integral one is its integer's string (``1.0`` is ``"1"``, as a float column
+      of integer ids reads back); any other finite float is its ``repr`` (``1.5`` is ``"1.5"``);
+    * refused (:class:`~hub.errors.InvalidInputError`): booleans, NaN/inf, empty strings,
+      None, bytes, containers and other types.
+    """
+    if isinstance(value, str):
+        key = value.strip()
+        if key:
+            return str(key)
+        problem = "is an empty string"
+    elif isinstance(value, bool) or type(value).__name__ == "bool_":
+        problem = "is a boolean; ids are strings or integers"
+    elif isinstance(value, numbers.Integral):
+        return str(int(value))
+    elif isinstance(value, numbers.Real):
+        number = float(value)
+        if math.isfinite(number):
+            return str(int(number)) if number.is_integer() else repr(number)
+        problem = "is not a finite number"
+    else:
+        problem = f"is a {type(value).__name__}; ids are strings or integers"
+    raise InvalidInputError(f"{what} {value!r:.40} {problem}.")
+
+
 class IdMap:
-    """String ids <-> dense indices 0..n-1, in first-seen order."""
+    """Ids (:func:`normalize_id`) <-> dense indices 0..n-1, in first-seen order."""
 
     def __init__(self, ids: Iterable[Any] = ()) -> None:
         self.ids: list[str] = []
@@ -41,7 +76,7 @@ class IdMap:
             self.add(value)
 
     def add(self, value: Any) -> int:
-        key = str(value)
+        key = normalize_id(value)
         found = self.index.get(key)
         if found is None:
             found = self.index[key] = len(self.ids)
@@ -49,13 +84,14 @@ class IdMap:
         return found
 
     def get(self, value: Any) -> int | None:
-        return self.index.get(str(value))
+        """The index of ``value`` (None when unknown); an unusable id raises InvalidInputError."""
+        return self.index.get(normalize_id(value))
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __contains__(self, value: Any) -> bool:
-        return str(value) in self.index
+        return normalize_id(value) in self.index
 
 
 @dataclass
@@ -143,12 +179,16 @@ def read_interactions(source: Any, *, user_col: str | None = None, item_col: str
     for row, (u, i) in enumerate(zip(columns[user_key], columns[item_key])):
         if _blank(u) or _blank(i):
             raise DataError(f"{where}, {_row_name(where, row)}: empty {'user' if _blank(u) else 'item'} id.")
-        users[row], items[row] = users_map.add(_id(u)), items_map.add(_id(i))
+        try:
+            users[row] = users_map.add(normalize_id(u, "user id"))
+            items[row] = items_map.add(normalize_id(i, "item id"))
+        except InvalidInputError as exc:
+            raise DataError(f"{where}, {_row_name(where, row)}: {exc} Fix or drop that row.") from None
     ratings = _numbers(columns[rating_key], where, rating_key, np.float32) if rating_key else None
     if ratings is not None and not np.isfinite(ratings).all():
         bad = int(np.flatnonzero(~np.isfinite(ratings))[0])
         raise DataError(f"{where}, {_row_name(where, bad)}: rating {columns[rating_key][bad]!r} is not finite.")
-    timestamps = _numbers(columns[time_key], where, time_key, np.float64).astype(np.int64) if time_key else None
+    timestamps = _timestamps(columns[time_key], where, time_key) if time_key else None
     data = Interactions(users, items, ratings, timestamps, users_map, items_map, source=where)
     return _deduplicate(data, duplicates, where)
 
@@ -177,7 +217,7 @@ def _read_columns(source: Any) -> tuple[dict[str, list[Any]], str]:
         suffix = path.suffix.lower()
         if suffix == ".parquet":
             return _read_parquet(path), str(path)
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_text(path)  # UTF-8 (a byte-order mark skipped); other bytes: DataError with the line
         if suffix == ".dat" or "::" in text.split("\n", 1)[0]:
             return _read_movielens_dat(text, path), str(path)
         return _read_delimited(text, path), str(path)
@@ -284,10 +324,42 @@ def _blank(value: Any) -> bool:
         (isinstance(value, float) and np.isnan(value))
 
 
-def _id(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # 42.0 from a float column is user "42"
-    return str(value).strip()
+_INT64 = np.iinfo(np.int64)
+
+
+def _timestamps(values: list[Any], where: str, column: str) -> np.ndarray:
+    """int64 timestamps; integers (and integer strings) exactly, other numbers truncated. A value
+    that is not finite or does not fit in int64 (``1e30``) is refused: cast, it would wrap to a
+    meaningless time and silently reorder the user's history."""
+    out = np.empty(len(values), dtype=np.int64)
+    for row, value in enumerate(values):
+        number: Any = value
+        try:
+            if isinstance(value, bool) or value is None:
+                raise ValueError
+            if isinstance(value, str):
+                text = value.strip()
+                number = int(text) if text.lstrip("+-").isdigit() else float(text)
+            elif isinstance(value, numbers.Integral):
+                number = int(value)
+            else:
+                number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise DataError(f"{where}, {_row_name(where, row)}: {column} {value!r:.40} is not a number. "
+                            "Fix or drop that row (or pass time_col=... to use another column).") from None
+        if isinstance(number, float):
+            if not math.isfinite(number):
+                raise DataError(f"{where}, {_row_name(where, row)}: {column} {value!r:.40} is not a finite "
+                                "number. Fix or drop that row.")
+            fits = -2.0**63 <= number < 2.0**63
+        else:
+            fits = _INT64.min <= number <= _INT64.max
+        if not fits:
+            raise DataError(f"{where}, {_row_name(where, row)}: {column} {value!r:.40} is out of range (a timestamp "
+                            "must fit in a signed 64-bit integer, e.g. seconds or milliseconds since 1970). Fix or "
+                            "drop that row.")
+        out[row] = int(number)
+    return out
 
 
 def _is_number(text: str) -> bool:

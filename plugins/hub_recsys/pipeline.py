@@ -35,8 +35,8 @@ from hub.card import render_model_card
 from hub.errors import ConfigError, InvalidInputError, ModelLoadError
 from hub.modeling import load_model, save_model
 from hub.pipeline import Pipeline
-from hub_recsys.data import IdMap, Interactions, read_interactions
 from hub.validate import check_bool, check_int
+from hub_recsys.data import IdMap, Interactions, normalize_id, read_interactions
 from hub_recsys.metrics import PROTOCOLS, evaluate_ranking, rating_metrics
 from hub_recsys.models import ARCHITECTURES, RecModel
 
@@ -98,8 +98,6 @@ class RecommendPipeline(Pipeline):
     @classmethod
     def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
                     metadata: dict[str, Any]) -> RecommendPipeline:
-        from safetensors.torch import load_file
-
         loaded = load_model(folder, device=device, dtype=dtype)
         if not isinstance(loaded.module, RecModel):
             raise ModelLoadError(f"{str(folder)!r} holds a {loaded.architecture!r} model; recommend needs one of "
@@ -108,11 +106,10 @@ class RecommendPipeline(Pipeline):
         if not ids_path.is_file() or not history_path.is_file():
             raise ModelLoadError(f"{str(folder)!r} lacks {IDS_NAME} or {HISTORY_NAME}; a recommender folder is "
                                  "written by pipe.save(dir).")
-        ids = json.loads(ids_path.read_text(encoding="utf-8"))
-        history = {k: v.numpy() for k, v in load_file(history_path).items()}
+        users, items, history = _read_ids_and_history(ids_path, history_path, loaded.module)
         metadata = {**metadata, "architecture": loaded.architecture}
-        return cls(loaded.module, architecture=loaded.architecture, users=IdMap(ids["users"]),
-                   items=IdMap(ids["items"]), indptr=history["indptr"], seen=history["items"],
+        return cls(loaded.module, architecture=loaded.architecture, users=users,
+                   items=items, indptr=history["indptr"], seen=history["items"],
                    popularity=history["popularity"], device=device, dtype=dtype, metadata=metadata)
 
     @classmethod
@@ -149,9 +146,13 @@ class RecommendPipeline(Pipeline):
         if isinstance(history, (str, bytes)) or not hasattr(history, "__iter__"):
             raise InvalidInputError(f"history must be a list of item ids (oldest first), got {history!r:.60}.")
         known, unknown = [], []
-        for item in history:
-            index = self.items.get(item)
-            (unknown.append(str(item)) if index is None else known.append(index))
+        for position, item in enumerate(history):
+            try:
+                key = normalize_id(item, "item id")  # the spelling training used (see normalize_id)
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"history[{position}]: {exc} Pass item ids as strings or integers.") from None
+            index = self.items.get(key)
+            (unknown.append(key) if index is None else known.append(index))
         if unknown:
             if unknown_items == "error":
                 raise InvalidInputError(f"history holds item ids the model does not know: {unknown[:5]}; drop them "
@@ -205,8 +206,11 @@ class RecommendPipeline(Pipeline):
         return results[0] if single else results
 
     def _request(self, user: Any, history: Any, unknown_items: str) -> dict[str, Any]:
-        if user is None or isinstance(user, (dict, list, tuple, set)) or (isinstance(user, str) and not user.strip()):
-            raise InvalidInputError(f"recommend: {user!r:.40} is not a user id; pass a string or integer id.")
+        try:  # the spelling training and saving used: rec(1), rec(1.0), rec("1") and rec(" 1 ") are one user
+            user = normalize_id(user, "user id")
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"recommend: {user!r:.40} is not a user id ({exc}); pass a string or "
+                                    "integer id.") from None
         index = self.users.get(user)
         extra, unknown = self._item_indices(history, unknown_items)
         sequence: list[int] = []
@@ -509,3 +513,68 @@ def _concat(a: Interactions, b: Interactions) -> Interactions:
     cat = lambda x, y: None if x is None or y is None else np.concatenate([x, y])
     return Interactions(np.concatenate([a.users, b.users]), np.concatenate([a.items, b.items]),
                         cat(a.ratings, b.ratings), cat(a.timestamps, b.timestamps), a.user_ids, a.item_ids, a.source)
+
+
+def _read_ids_and_history(ids_path: Path, history_path: Path, model: RecModel
+                          ) -> tuple[IdMap, IdMap, dict[str, np.ndarray]]:
+    """ids.json and history.safetensors, checked against each other and the model's embedding
+    rows: a wrong file would otherwise map users to other users' rows (silently wrong
+    recommendations) or fail deep inside torch. Each problem is a ModelLoadError naming the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    def bad(path: Path, problem: str) -> ModelLoadError:
+        return ModelLoadError(f"{path}: {problem} Re-save the recommender with pipe.save(dir) (or restore the "
+                              "folder from a copy); ids.json and history.safetensors must come from the same save "
+                              "as model.safetensors.")
+
+    try:
+        ids = json.loads(ids_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise bad(ids_path, f"is not valid UTF-8 JSON ({exc}).") from None
+    if not isinstance(ids, dict) or not isinstance(ids.get("users"), list) or not isinstance(ids.get("items"), list):
+        raise bad(ids_path, 'must be a JSON object {"users": [...], "items": [...]} of id strings.')
+    maps = {}
+    for key in ("users", "items"):
+        values = ids[key]
+        wrong = next((i for i, v in enumerate(values) if not isinstance(v, (str, int)) or isinstance(v, bool)), None)
+        if wrong is not None:
+            raise bad(ids_path, f"{key}[{wrong}] is {values[wrong]!r:.40}; ids are strings.")
+        try:
+            maps[key] = IdMap(values)
+        except InvalidInputError as exc:
+            raise bad(ids_path, f"{key}: {exc}") from None
+        if len(maps[key]) != len(values):
+            raise bad(ids_path, f"{key} holds {len(values) - len(maps[key])} duplicate id(s) (after normalisation: "
+                                "surrounding spaces dropped, 1.0 read as 1), so rows and ids no longer line up.")
+    users, items = maps["users"], maps["items"]
+    if len(items) != model.num_items:
+        raise bad(ids_path, f"names {len(items)} items, but the model has {model.num_items} item rows.")
+    num_users = model.config.get("num_users")
+    if num_users is not None and len(users) != int(num_users):
+        raise bad(ids_path, f"names {len(users)} users, but the model has {num_users} user rows.")
+    try:
+        raw = load_file(history_path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise bad(history_path, f"is not a readable safetensors file ({exc}).") from None
+    want = {"indptr": ("int64", (len(users) + 1,)), "items": ("int64", None), "popularity": ("float32", (len(items),))}
+    history = {}
+    for name, (dtype, shape) in want.items():
+        tensor = raw.get(name)
+        if tensor is None:
+            raise bad(history_path, f"lacks the tensor {name!r} (it holds {sorted(raw)}).")
+        if tensor.dtype != getattr(torch, dtype) or tensor.ndim != 1 or (shape is not None and tuple(tensor.shape) != shape):
+            expected = f"({shape[0]},)" if shape else "(N,)"
+            raise bad(history_path, f"tensor {name!r} is {str(tensor.dtype).replace('torch.', '')} "
+                                    f"{tuple(tensor.shape)}; expected {dtype} {expected} for {len(users)} users "
+                                    f"and {len(items)} items.")
+        history[name] = tensor.numpy()
+    indptr, seen = history["indptr"], history["items"]
+    if indptr[0] != 0 or (np.diff(indptr) < 0).any() or indptr[-1] != len(seen):
+        raise bad(history_path, f"'indptr' is not a valid row index for {len(seen)} history items (it must start "
+                                "at 0, never decrease and end at the number of items).")
+    if len(seen) and (seen.min() < 0 or seen.max() >= len(items)):
+        raise bad(history_path, f"'items' holds item indices outside 0..{len(items) - 1}.")
+    if not np.isfinite(history["popularity"]).all():
+        raise bad(history_path, "'popularity' holds NaN or infinite counts.")
+    return users, items, history

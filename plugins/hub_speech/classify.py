@@ -90,13 +90,16 @@ class AudioClassificationPipeline(AudioPipeline):
 
     # -- training ------------------------------------------------------------------------
     def fine_tune(self, train: Any, eval: Any = None, *, labels: list[str] | None = None, augment: bool = False,
-                  **training_args: Any):
+                  reset_head: bool = False, **training_args: Any):
         """Train on labelled audio (manifest, ``folder/<label>/*.wav`` or list; see :mod:`hub_speech.data`).
 
-        A new output layer is made when the data's labels differ from the model's. ``augment=True``
+        Labels a trained output layer lacks are refused unless ``labels=[...]`` or
+        ``reset_head=True`` asks for a new one (:mod:`hub.data.labels`). ``augment=True``
         perturbs speed and spectral tilt of every training draw (:mod:`hub_speech.augment`). Returns the
         :class:`~hub.train.TrainResult`; the pipeline keeps the best evaluation's weights.
         """
+        from hub.data import resolve_labels
+        from hub.data.labels import head_is_trained
         from hub.train import Trainer, TrainingArguments
         from hub.train.trainer import accuracy
         from hub_speech.data import read_audio_records
@@ -104,12 +107,10 @@ class AudioClassificationPipeline(AudioPipeline):
         args = TrainingArguments.from_kwargs(**training_args)
         train_rows = read_audio_records(train, target="label")
         eval_rows = read_audio_records(eval, target="label") if eval is not None else None
-        found = sorted({str(r["label"]) for r in train_rows + (eval_rows or [])})
-        labels = list(labels) if labels is not None else (self.labels if set(found) <= set(self.labels) else found)
-        unknown = sorted(set(found) - set(labels))
-        if unknown:
-            raise InvalidInputError(f"labels {unknown} in the data are not among labels={labels}.")
-        if labels != self.labels:
+        labels, rebuild = resolve_labels([r["label"] for r in train_rows], [r["label"] for r in eval_rows or []],
+                                         current=self.labels, labels=labels, reset_head=reset_head,
+                                         head_trained=head_is_trained(self.metadata))
+        if rebuild:
             self.replace_head(labels)
         index = {label: i for i, label in enumerate(labels)}
         encode = lambda label: index[str(label)]
@@ -122,7 +123,7 @@ class AudioClassificationPipeline(AudioPipeline):
                           save_best=lambda model, path: self.save(path))
         result = trainer.train()
         self.model.to(self.device).eval()
-        self.metadata["labels"] = labels
+        self.metadata.update(labels=labels, head_initialized=True)
         return result
 
     def replace_head(self, labels: list[str]) -> None:

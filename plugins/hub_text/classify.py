@@ -76,7 +76,8 @@ class TextClassificationPipeline(TextPipeline):
         """Accuracy on labelled texts (same inputs as :meth:`fine_tune`)."""
         from hub.data import read_records
 
-        rows = read_records(data, fields=(text_field, label_field))
+        rows = read_records(data, fields=(text_field, label_field), text_fields=(text_field,),
+                            label_fields=(label_field,))
         predictions = self([str(r[text_field]) for r in rows], batch_size=batch_size, **params)
         correct = sum(p["label"] == str(r[label_field]) for p, r in zip(predictions, rows))
         long = sum(p.metadata["windows"] > 1 or p.metadata["truncated"] for p in predictions)
@@ -85,26 +86,29 @@ class TextClassificationPipeline(TextPipeline):
     # -- training ------------------------------------------------------------------
     def fine_tune(self, train: Any, eval: Any = None, *, labels: list[str] | None = None,
                   text_field: str = "text", label_field: str = "label", max_tokens: int | None = None,
-                  **training_args: Any):
+                  reset_head: bool = False, **training_args: Any):
         """Fine-tune on labelled texts (jsonl/csv path or list of dicts/(text, label) tuples).
 
-        Training texts are truncated to ``max_tokens`` (default: the model's maximum). A
-        new head is made when the data's labels differ from the model's. Returns the
-        :class:`~hub.train.TrainResult`; the pipeline keeps the best epoch's weights.
+        Training texts are truncated to ``max_tokens`` (default: the model's maximum). Data
+        whose labels are among the model's keeps the trained head; labels the trained head
+        lacks are refused unless ``labels=[...]`` or ``reset_head=True`` asks for a new head
+        (:mod:`hub.data.labels`: one typo'd row must not throw a trained head away). Returns
+        the :class:`~hub.train.TrainResult`; the pipeline keeps the best epoch's weights.
         """
-        from hub.data import read_records
+        from hub.data import read_records, resolve_labels
+        from hub.data.labels import head_is_trained
         from hub.train import Trainer, TrainingArguments
         from hub.train.trainer import accuracy
 
         args = TrainingArguments.from_kwargs(**training_args)
-        train_rows = read_records(train, fields=(text_field, label_field))
-        eval_rows = read_records(eval, fields=(text_field, label_field)) if eval is not None else None
-        found = sorted({str(r[label_field]) for r in train_rows + (eval_rows or [])})
-        labels = list(labels) if labels is not None else (self.labels if set(found) <= set(self.labels) else found)
-        unknown = sorted(set(found) - set(labels))
-        if unknown:
-            raise InvalidInputError(f"labels {unknown} in the data are not among labels={labels}.")
-        if labels != self.labels:
+        fields = {"fields": (text_field, label_field), "text_fields": (text_field,), "label_fields": (label_field,)}
+        train_rows = read_records(train, **fields)
+        eval_rows = read_records(eval, **fields) if eval is not None else None
+        labels, rebuild = resolve_labels([r[label_field] for r in train_rows],
+                                         [r[label_field] for r in eval_rows or []], current=self.labels,
+                                         labels=labels, reset_head=reset_head,
+                                         head_trained=head_is_trained(self.metadata))
+        if rebuild:
             self.model = BertClassifier.from_encoder(self.model.encoder, labels)
         index = {label: i for i, label in enumerate(labels)}
 

@@ -107,7 +107,7 @@ def read_texts(source: Any, *, text_field: str = "text", documents: str = "blank
 def _decode(path: Path) -> str:
     data = path.read_bytes()
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not text
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
         raise DataError(f"{path}, line {line}: not valid UTF-8 ({exc.reason} at byte {exc.start}).") from None

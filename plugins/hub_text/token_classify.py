@@ -282,21 +282,32 @@ class TokenClassificationPipeline(TextPipeline):
 
     # -- word-level data -------------------------------------------------------------
     def _read_tagged(self, data: Any, tokens_field: str, tags_field: str) -> list[tuple[list[str], list[str]]]:
+        """Word-level records as (words, tags); a bad record is named by file and line (or list index)."""
         from hub.data import read_records
+        from hub.data.labels import label_name, label_problem
 
-        rows = []
-        for number, record in enumerate(read_records(data, fields=(tokens_field, tags_field))):
+        def check(record: dict[str, Any]) -> str | None:
             words, tags = record[tokens_field], record[tags_field]
-            if (not isinstance(words, (list, tuple)) or not isinstance(tags, (list, tuple))
-                    or not all(isinstance(w, str) for w in words)):
-                raise DataError(f"record {number}: {tokens_field!r} must be a list of words (strings) and "
-                                f"{tags_field!r} a list of tags, got {words!r:.60} and {tags!r:.60}.")
+            if not isinstance(words, (list, tuple)) or not isinstance(tags, (list, tuple)):
+                return (f"{tokens_field!r} must be a list of words (strings) and {tags_field!r} a list of tags, "
+                        f"got {words!r:.60} and {tags!r:.60}.")
+            for position, word in enumerate(words):
+                if not isinstance(word, str) or not word.strip():
+                    return (f"{tokens_field!r}[{position}] is {word!r:.40}; every word must be a non-empty "
+                            "string. Fix or drop that row.")
             if len(words) != len(tags):
-                raise DataError(f"record {number}: {len(words)} words but {len(tags)} tags; give one tag per word.")
+                return f"{len(words)} words but {len(tags)} tags; give one tag per word."
             if not words:
-                raise DataError(f"record {number}: no words.")
-            rows.append(([str(w) for w in words], [str(t) for t in tags]))
-        return rows
+                return "no words."
+            for position, tag in enumerate(tags):
+                problem = label_problem(tag)
+                if problem:
+                    return f"{tags_field!r}[{position}] {problem}. Fix or drop that row."
+            record[tags_field] = [label_name(tag) for tag in tags]
+            return None
+
+        records = read_records(data, fields=(tokens_field, tags_field), check=check)
+        return [(list(r[tokens_field]), list(r[tags_field])) for r in records]
 
     def _featurise(self, rows: list[tuple[list[str], list[str]]], index: dict[str, int] | None,
                    max_tokens: int | None = None) -> list[dict[str, Any]]:
@@ -383,7 +394,7 @@ class TokenClassificationPipeline(TextPipeline):
     # -- training ------------------------------------------------------------------
     def fine_tune(self, train: Any, eval: Any = None, *, labels: list[str] | None = None,
                   tokens_field: str = "tokens", tags_field: str = "tags", max_tokens: int | None = None,
-                  **training_args: Any):
+                  reset_head: bool = False, **training_args: Any):
         """Fine-tune on word-level tagged records ``{"tokens": [words], "tags": [tags]}``
         (a jsonl/json path or a list of dicts / ``(tokens, tags)`` tuples).
 
@@ -391,28 +402,24 @@ class TokenClassificationPipeline(TextPipeline):
         (truncated to ``max_tokens``, default the model's maximum); each word's tag goes
         on its first sub-token, the other sub-tokens and special tokens are ignored
         (-100). The label set comes from the data (``"O"`` first, then sorted) unless
-        ``labels`` is given or the model's labels already cover the data; a new head is
-        made when the labels change. The evaluation metric is token-level ``accuracy``
+        ``labels`` is given or the model's labels already cover the data. Tags a trained
+        head lacks are refused unless ``labels=[...]`` or ``reset_head=True`` asks for a new
+        head (:mod:`hub.data.labels`). The evaluation metric is token-level ``accuracy``
         over the tagged (first) sub-tokens. Returns the :class:`~hub.train.TrainResult`;
         the pipeline keeps the best epoch's weights.
         """
+        from hub.data import resolve_labels
+        from hub.data.labels import head_is_trained
         from hub.train import Trainer, TrainingArguments
 
         args = TrainingArguments.from_kwargs(**training_args)
         train_rows = self._read_tagged(train, tokens_field, tags_field)
         eval_rows = self._read_tagged(eval, tokens_field, tags_field) if eval is not None else None
-        found = {t for _, tags in train_rows + (eval_rows or []) for t in tags}
-        data_labels = sorted(found, key=lambda t: (t != "O", t))
-        if labels is not None:
-            labels = [str(label) for label in labels]
-        else:
-            labels = self.labels if found <= set(self.labels) else data_labels
-        unknown = sorted(found - set(labels))
-        if unknown:
-            raise InvalidInputError(f"tags {unknown} in the data are not among labels={labels}.")
-        if len(set(labels)) != len(labels):
-            raise InvalidInputError(f"labels={labels} has duplicates.")
-        if labels != self.labels:
+        labels, rebuild = resolve_labels(
+            [t for _, tags in train_rows for t in tags], [t for _, tags in eval_rows or [] for t in tags],
+            current=self.labels, labels=labels, reset_head=reset_head, head_trained=head_is_trained(self.metadata),
+            order=lambda found: sorted(found, key=lambda t: (t != "O", t)), what="tag")
+        if rebuild:
             self.model = BertTokenClassifier.from_encoder(self.model.encoder, labels)
         index = {label: i for i, label in enumerate(labels)}
         train_features = self._featurise(train_rows, index, max_tokens)

@@ -15,9 +15,12 @@ recursively) or a list of images.
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
+from hub.data.labels import label_name, label_problem
+from hub.data.readers import read_text
 from hub.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -38,8 +41,13 @@ def read_image_folder(root: Path) -> list[tuple[Path, str]]:
 
 
 def read_csv(path: Path) -> list[tuple[Path, str]]:
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        lines = list(csv.reader(handle))
+    """``(image path, label)`` rows of a CSV (a TSV when the name ends in ``.tsv``); UTF-8,
+    a byte-order mark skipped, bytes that are not UTF-8 reported with their line."""
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        lines = list(csv.reader(io.StringIO(read_text(path), newline=""), delimiter=delimiter))
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable CSV file ({exc}).") from None
     if not lines:
         raise DataError(f"{str(path)!r} is empty; expected rows of path,label.")
     header = [c.strip().lower() for c in lines[0]]
@@ -75,18 +83,44 @@ def read_labelled(data: Any) -> list[tuple[Any, str]]:
         raise DataError(f"{str(path)!r} is neither an ImageFolder (root/<class>/<image>) nor a CSV of "
                         "path,label" + ("" if path.exists() else " (it does not exist)") + ".")
     if isinstance(data, (list, tuple)) and data:
-        rows = []
-        for index, item in enumerate(data):
+        pairs = []
+        for index, item in enumerate(data):  # the shape of every item first, then their contents
             if isinstance(item, dict) and "image" in item and "label" in item:
-                rows.append((item["image"], str(item["label"])))
+                pairs.append((item["image"], item["label"]))
             elif isinstance(item, (list, tuple)) and len(item) == 2:
-                rows.append((item[0], str(item[1])))
+                pairs.append(tuple(item))
             else:
                 raise DataError(f"item {index} of the training data is a {type(item).__name__}; expected "
                                 "(image, label) or {'image': ..., 'label': ...}.")
+        rows = []
+        for index, (image, label) in enumerate(pairs):
+            problem = image_problem(image)
+            if problem:
+                raise DataError(f"item {index} of the training data: the image {problem}.")
+            problem = label_problem(label)
+            if problem:
+                raise DataError(f"item {index} of the training data: the label {label!r:.40} {problem}.")
+            rows.append((image, label_name(label)))
         return rows
     raise DataError(f"training data must be an ImageFolder path, a CSV of path,label or a non-empty list of "
                     f"(image, label) pairs, got {type(data).__name__}.")
+
+
+def image_problem(image: Any) -> str | None:
+    """Why ``image`` cannot be a training image (checked before training, not at its batch), or None.
+
+    An image is a path to an existing file, encoded bytes, a PIL image or an array/tensor;
+    the pixels themselves are checked when the image is loaded."""
+    if isinstance(image, (str, Path)):
+        if isinstance(image, str) and not image.strip():
+            return "path is an empty string"
+        path = Path(image).expanduser()
+        return None if path.is_file() else f"{str(path)!r} is {'a folder' if path.is_dir() else 'missing'}"
+    if image is None or isinstance(image, (bool, int, float, complex, dict, set)):
+        return f"is {image!r:.40} ({type(image).__name__}); pass a path, bytes, a PIL image or an array"
+    if isinstance(image, (bytes, bytearray)) and not image:
+        return "is empty bytes"
+    return None
 
 
 def read_unlabelled(data: Any) -> list[Any]:
@@ -101,5 +135,9 @@ def read_unlabelled(data: Any) -> list[Any]:
             return [image for image, _ in read_csv(path)]
         raise DataError(f"{str(path)!r} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
     if isinstance(data, (list, tuple)) and data:
+        for index, image in enumerate(data):
+            problem = image_problem(image)
+            if problem:
+                raise DataError(f"item {index} of the pretraining data: the image {problem}.")
         return list(data)
     raise DataError(f"pretraining data must be a folder of images or a non-empty list, got {type(data).__name__}.")

@@ -221,17 +221,21 @@ class VisionPipeline(Pipeline):
 
     # -- training ------------------------------------------------------------------
     def fine_tune(self, train: Any, eval: Any = None, *, labels: list[str] | None = None,
-                  freeze_backbone: bool = False, augment: dict[str, Any] | None = None, **training_args: Any):
+                  freeze_backbone: bool = False, augment: dict[str, Any] | None = None, reset_head: bool = False,
+                  **training_args: Any):
         """Fine-tune on labelled images: an ImageFolder (``root/<class>/<image>``), a CSV of
         ``path,label`` or a list of ``(image, label)`` pairs (:mod:`hub_vision.data`).
 
         Training images go through timm's training transform (RandomResizedCrop + flip; more
         with ``augment``, e.g. ``{"scale": (0.5, 1.0), "color_jitter": 0.2}``), evaluation
-        images through the model's own preprocessing. A new head is made when the data's
-        labels differ from the model's; ``freeze_backbone=True`` trains the head only (batch
+        images through the model's own preprocessing. Labels a trained head lacks are refused
+        unless ``labels=[...]`` or ``reset_head=True`` asks for a new head (:mod:`hub.data.labels`);
+        ``freeze_backbone=True`` trains the head only (batch
         norm statistics frozen too). ``training_args`` are :class:`hub.train.TrainingArguments`.
         Returns the :class:`~hub.train.TrainResult`; the pipeline keeps the best epoch.
         """
+        from hub.data import resolve_labels
+        from hub.data.labels import head_is_trained
         from hub.train import Trainer, TrainingArguments
         from hub.train.trainer import accuracy
         from hub_vision.data import read_labelled
@@ -239,13 +243,11 @@ class VisionPipeline(Pipeline):
         args = TrainingArguments.from_kwargs(**training_args)
         train_rows = read_labelled(train)
         eval_rows = read_labelled(eval) if eval is not None else None
-        found = sorted({label for _, label in train_rows + (eval_rows or [])})
         current = self.labels if self.model.num_classes > 0 else []
-        labels = list(labels) if labels is not None else (current if set(found) <= set(current) else found)
-        unknown = sorted(set(found) - set(labels))
-        if unknown:
-            raise InvalidInputError(f"labels {unknown} in the data are not among labels={labels}.")
-        if labels != current:
+        labels, rebuild = resolve_labels([label for _, label in train_rows], [label for _, label in eval_rows or []],
+                                         current=current, labels=labels, reset_head=reset_head,
+                                         head_trained=head_is_trained(self.metadata))
+        if rebuild:
             self.model.reset_classifier(labels)
             self.model.to(self.device)
         index = {label: i for i, label in enumerate(labels)}

@@ -157,7 +157,7 @@ def test_fine_tune_learns_new_labels_and_reloads(pipe, tmp_path):
     path.write_text("\n".join(json.dumps(r) for r in train))
     result = pipe.fine_tune(str(path), train, epochs=30, learning_rate=3e-3, batch_size=8,
                             metric_for_best="accuracy", output_dir=str(tmp_path / "run"), progress=False,
-                            warmup_ratio=0.0, seed=1)
+                            warmup_ratio=0.0, seed=1, reset_head=True)  # new label names: an explicit choice
     assert pipe.labels == ["neg", "pos"]
     assert result.best_metric == 1.0
     assert [r["label"] for r in pipe(["great good", "awful bad"])] == ["pos", "neg"]

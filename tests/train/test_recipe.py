@@ -32,7 +32,7 @@ def write_config(folder: Path, model: Path | str, **changes) -> Path:
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
     (folder / "val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS[:4]))
     config = {"task": "text-classify", "model": str(model), "data": {"train": "train.jsonl", "eval": "val.jsonl"},
-              "options": {"max_tokens": 16},
+              "options": {"max_tokens": 16, "reset_head": True},  # the data's labels replace class_0/class_1
               "training": {"epochs": 2, "batch_size": 4, "learning_rate": 1e-3, "device": "cpu", "progress": False,
                            "seed": 3, "tensorboard": False},
               "output": "model-out"}

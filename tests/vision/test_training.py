@@ -74,7 +74,8 @@ def test_fine_tune_a_csv_with_a_frozen_backbone_trains_a_new_head_only(trained, 
         csv.writer(handle).writerows([("path", "label"), *rows])
     model = hub.load("image-classify", model=str(out / "best"), device="cpu")
     before = {k: v.clone() for k, v in model.model.state_dict().items()}
-    model.fine_tune(str(table), epochs=1, batch_size=32, learning_rate=1e-2, freeze_backbone=True, **QUIET)
+    model.fine_tune(str(table), epochs=1, batch_size=32, learning_rate=1e-2, freeze_backbone=True,
+                    reset_head=True, **QUIET)  # new label names: an explicit choice
     after = model.model.state_dict()
     assert model.labels == ["even", "odd"]  # a new head for the new classes
     changed = {k for k in before if not torch.equal(before[k], after[k])}
