@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.errors import HubError, InvalidInputError
+from hub.errors import HubError, InputTypeError, InvalidInputError
 
 _DTYPES = {"float32": "float32", "fp32": "float32", "float": "float32",
            "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
-           "half": "float16"}
+           "half": "float16", "float64": "float64", "fp64": "float64", "double": "float64"}
+#: the dtypes a model may run in (an integer dtype would truncate every weight to 0, 1, -1 ...)
+ALLOWED_DTYPES = ("float32", "bfloat16", "float16", "float64")
 
 
 def load(name: str, *, model: str | None = None, revision: str | None = None,
@@ -27,6 +29,11 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
     if not isinstance(name, str) or not name.strip():
         raise InvalidInputError(f"hub.load needs a task or model name, got {name!r}; "
                                 "run `hub list` to see them.")
+    model = _check_model_argument(model)
+    if revision is not None and (not isinstance(revision, str) or not revision.strip()):
+        raise InputTypeError(f"hub.load(revision=...) must be a branch, tag or commit string, got "
+                             f"{type(revision).__name__} {revision!r:.60}.")
+    torch_device, torch_dtype = _torch_device(device), _torch_dtype(dtype)  # before any download
     registry = get_registry()
     task, entry = registry.resolve(name.strip())
     if task.spec is None:
@@ -48,10 +55,28 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
     metadata = {"task": task.name, **resolved.metadata}
     if entry is not None:
         metadata.update(model_name=entry.name, license=entry.license, labels=list(entry.labels))
-    torch_device = _torch_device(device)
     pipeline_cls = load_object(task.spec.pipeline)
     return pipeline_cls.from_folder(resolved.folder, device=torch_device,
-                                    dtype=_torch_dtype(dtype), metadata=metadata)
+                                    dtype=torch_dtype, metadata=metadata)
+
+
+def _check_model_argument(model: Any) -> str | None:
+    """``model=`` is a name, a folder or a repo id: a string or a path (returned as a string)."""
+    import os
+
+    if model is None:
+        return None
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+        model = model.decode() if isinstance(model, bytes) else model
+    if not isinstance(model, str):
+        raise InputTypeError(f"hub.load(model=...) takes a catalogue name, a local folder or a Hugging Face "
+                             f"repo id ('org/name') as a string or path, got {type(model).__name__} "
+                             f"{model!r:.60}; to wrap a model object, use the task's pipeline class.")
+    if not model.strip():
+        raise InvalidInputError("hub.load(model='') is empty; pass a catalogue name, a folder or a repo id "
+                                "(or leave model= out for the task's default).")
+    return model
 
 
 def create(task: str, *, config: dict[str, Any] | None = None, tokenizer: Any = None,
@@ -71,6 +96,11 @@ def create(task: str, *, config: dict[str, Any] | None = None, tokenizer: Any = 
 
     if not isinstance(task, str) or not task.strip():
         raise InvalidInputError(f"hub.create needs a task name, got {task!r}; run `hub list` to see them.")
+    if config is not None and not isinstance(config, dict):
+        raise InputTypeError(f"hub.create(config=...) must be a dict of model sizes (e.g. {{'num_layers': 4}}), "
+                             f"got {type(config).__name__} {config!r:.60}.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+        raise InvalidInputError(f"hub.create(seed=...) must be a non-negative integer, got {seed!r:.60}.")
     registry = get_registry()
     entry = registry.task(task.strip())  # unknown names: an error with the closest matches
     if entry.spec is None:
@@ -99,12 +129,17 @@ def create(task: str, *, config: dict[str, Any] | None = None, tokenizer: Any = 
 def _torch_dtype(dtype: Any):
     import torch
 
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    if isinstance(dtype, str) and dtype.lower() in _DTYPES:
-        return getattr(torch, _DTYPES[dtype.lower()])
-    raise InvalidInputError(f"dtype {dtype!r} is not understood; use 'float32', 'bfloat16' or "
-                            "'float16' (or a torch.dtype).")
+    allowed = ", ".join(repr(d) for d in ALLOWED_DTYPES)
+    if dtype is None:
+        return None
+    if isinstance(dtype, torch.dtype):
+        if str(dtype).removeprefix("torch.") in ALLOWED_DTYPES:
+            return dtype
+        raise InvalidInputError(f"dtype {dtype} cannot hold a model's weights; use one of {allowed} "
+                                "(or the torch.dtype of one; weights stored as int8 are dequantized on load).")
+    if isinstance(dtype, str) and dtype.strip().lower().removeprefix("torch.") in _DTYPES:
+        return getattr(torch, _DTYPES[dtype.strip().lower().removeprefix("torch.")])
+    raise InvalidInputError(f"dtype {dtype!r} is not understood; use one of {allowed} (or a torch.dtype).")
 
 
 def _torch_device(device: Any):
@@ -112,12 +147,26 @@ def _torch_device(device: Any):
 
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
+        raise InvalidInputError(f"device {device!r:.60} is not understood; use 'cpu', 'cuda' or 'cuda:N'.")
     try:
         resolved = torch.device(device)
-    except (RuntimeError, TypeError):
+    except (RuntimeError, TypeError, ValueError):
         raise InvalidInputError(f"device {device!r} is not understood; use 'cpu', 'cuda' or "
                                 "'cuda:N'.") from None
+    if resolved.type == "meta":
+        raise InvalidInputError("device 'meta' holds shapes but no data, so a model cannot run there; use "
+                                "'cpu', 'cuda' or 'cuda:N'.")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise InvalidInputError(f"device {device!r} was asked for but this machine has no CUDA GPU "
                                 "(or torch was built without CUDA); use device='cpu'.")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise InvalidInputError(f"device {device!r} does not exist: this machine has "
+                                f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
+                                f"cuda:{torch.cuda.device_count() - 1}.")
+    if resolved.type not in ("cpu", "cuda"):
+        backend = getattr(torch, resolved.type, None)
+        if backend is None or not getattr(backend, "is_available", lambda: False)():
+            gpu = " or 'cuda'" if torch.cuda.is_available() else ""
+            raise InvalidInputError(f"device {device!r} is not available on this machine; use 'cpu'{gpu}.")
     return resolved

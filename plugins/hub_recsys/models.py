@@ -24,6 +24,7 @@ from hub.backbone import (
     TransformerConfig,
     init_weights,
 )
+from hub.backbone.config import ConfigReader
 from hub.errors import ConfigError
 
 NEG_INF = float("-inf")
@@ -47,12 +48,67 @@ def _check(config: dict[str, Any], *keys: str) -> None:
         raise ConfigError(f"recommender config needs positive integers {missing}; got {config!r:.200}.")
 
 
+_FACTOR_KEYS = ("factors", "reg", "init_std", "num_users", "num_items")
+_SEQUENTIAL_KEYS = ("max_len", "hidden_size", "num_layers", "num_heads", "intermediate_size", "dropout",
+                    "train_negatives", "mask_prob", "init_std", "num_items")
+#: the keys each recommender's config takes (``hub.create`` refuses others)
+CONFIG_KEYS: dict[str, tuple[str, ...]] = {
+    "mf": (*_FACTOR_KEYS, "global_mean", "rating_range"), "bpr": _FACTOR_KEYS,
+    "ncf": (*_FACTOR_KEYS, "mlp_layers", "dropout"), "sasrec": _SEQUENTIAL_KEYS, "bert4rec": _SEQUENTIAL_KEYS,
+}
+
+
+def check_config(architecture: str, config: Any, *, sized: bool = True, strict: bool = False) -> None:
+    """Validate a recommender config (one ConfigError naming the key and what it takes).
+
+    ``sized``: num_items (and num_users for mf/bpr/ncf) must be there, as when a model is
+    built; ``hub.create`` configs leave them to the data. ``strict`` refuses unknown keys."""
+    read = ConfigReader(config, f"{architecture} config")
+    if strict:
+        read.known(CONFIG_KEYS[architecture])
+    needs_users = architecture in ("mf", "bpr", "ncf")
+    if sized or read.has("num_items"):
+        read.int("num_items")
+    if needs_users and (sized or read.has("num_users")):
+        read.int("num_users")
+    read.float("init_std", 0.1, above=0.0, maximum=10.0)
+    read.float("dropout", 0.0, minimum=0.0, below=1.0)
+    if needs_users:
+        read.int("factors", 64, maximum=1 << 16)
+        read.float("reg", 0.0, minimum=0.0)
+    if architecture == "mf":
+        read.float("global_mean", 0.0)
+        if config.get("rating_range") is not None:
+            value = config["rating_range"]
+            if (not isinstance(value, (list, tuple)) or len(value) != 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+                    or value[0] > value[1]):
+                raise ConfigError(f"mf config: 'rating_range' must be [low, high] numbers, got {value!r:.60}.")
+    if architecture == "ncf":
+        layers = read.int_list("mlp_layers", [64, 32, 16], max_length=64)
+        if layers[0] < 2:
+            raise ConfigError(f"ncf config: mlp_layers[0] must be at least 2 (half of it embeds users, half items), "
+                              f"got {layers[0]}.")
+    if architecture in ("sasrec", "bert4rec"):
+        read.int("max_len", 50, maximum=1 << 20)
+        read.int("train_negatives", 0, minimum=0)
+        read.float("mask_prob", 0.2, above=0.0, below=1.0)
+        for key in ("hidden_size", "num_heads", "intermediate_size"):
+            read.int(key, 64)
+        read.int("num_layers", 2, minimum=0)
+        backbone_config(config, causal=architecture == "sasrec",
+                        norm_position="pre" if architecture == "sasrec" else "post")  # heads divide hidden
+
+
 class RecModel(nn.Module):
     """Base: what the pipeline asks of every recommender."""
 
     kind = "implicit"  # "explicit" (ratings), "implicit" (user factors), "sequential" (histories)
+    architecture = ""
 
     def __init__(self, config: dict[str, Any]) -> None:
+        if self.architecture:
+            check_config(self.architecture, config)
         super().__init__()
         self.config = dict(config)
         self.num_items = int(config["num_items"])
@@ -68,6 +124,7 @@ class BiasedMF(RecModel):
     factors and biases a batch touches (as SGD-trained SVD regularises)."""
 
     kind = "explicit"
+    architecture = "mf"
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -112,6 +169,8 @@ class BPRMF(RecModel):
     """Implicit feedback: s(u, i) = p_u . q_i + b_i, trained with the BPR pairwise loss
     -log sigmoid(s(u, i+) - s(u, i-)) on sampled negatives, plus L2 on the touched rows."""
 
+    architecture = "bpr"
+
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         _check(config, "num_users", "num_items", "factors")
@@ -150,6 +209,8 @@ class NeuMF(RecModel):
     """Neural collaborative filtering (He et al., 2017): a GMF branch (element-wise product)
     and an MLP branch over concatenated embeddings, fused by a linear layer; binary
     cross-entropy on observed items vs sampled negatives."""
+
+    architecture = "ncf"
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -303,12 +364,15 @@ class SASRec(SequentialRecommender):
     position predicts the next item. Trained with full softmax cross-entropy over all items
     (stronger than the paper's one-negative BCE; Klenitskiy & Vasilev, 2023)."""
 
+    architecture = "sasrec"
+
 
 class BERT4Rec(SequentialRecommender):
     """BERT4Rec (Sun et al., 2019): bidirectional attention, trained by the cloze task
     (masked items predicted from both sides); recommends by appending [MASK] to the
     history. Its head is BERT's masked-LM head tied to the item embeddings."""
 
+    architecture = "bert4rec"
     causal = False
     norm_position = "post"
 
@@ -357,3 +421,28 @@ def build_sasrec(config: dict[str, Any]) -> SASRec:
 
 def build_bert4rec(config: dict[str, Any]) -> BERT4Rec:
     return BERT4Rec(config)
+
+
+def check_scratch_config(architecture: Any, config: dict[str, Any],
+                         defaults: dict[str, dict[str, Any]] | None = None) -> None:
+    """``hub.create("recommend", config=...)``: a known architecture, known keys of the right
+    types (``config`` over ``defaults[architecture]``), and sizes within HUB_MAX_PARAMETERS /
+    HUB_MAX_MODULES (checked by a meta build with one user and one item; the data adds its
+    users and items at fine-tuning)."""
+    from hub.modeling import check_scratch_size
+
+    if not isinstance(architecture, str) or architecture not in ARCHITECTURES:
+        raise ConfigError(f"Unknown recommender architecture {architecture!r:.60}; known: {sorted(ARCHITECTURES)}.")
+    config = {**(defaults or {}).get(architecture, {}), **config}
+    check_config(architecture, config, sized=False, strict=True)
+    check_scratch_size(lambda: ARCHITECTURES[architecture]({**config, "num_items": 1, "num_users": 1}),
+                       architecture, config)
+
+
+def build_sized(architecture: str, config: dict[str, Any]) -> RecModel:
+    """The model for ``config`` sized to the data, built for real only once a meta build shows
+    it within HUB_MAX_PARAMETERS / HUB_MAX_MODULES."""
+    from hub.modeling import check_scratch_size
+
+    check_scratch_size(lambda: ARCHITECTURES[architecture](config), architecture, config)
+    return ARCHITECTURES[architecture](config)

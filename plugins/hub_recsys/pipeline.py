@@ -33,12 +33,12 @@ import torch
 from hub._fs import atomic_directory
 from hub.card import render_model_card
 from hub.errors import ConfigError, InvalidInputError, ModelLoadError
-from hub.modeling import load_model, save_model
+from hub.modeling import load_model, save_model, wrong_model
 from hub.pipeline import Pipeline
 from hub.validate import check_bool, check_int
 from hub_recsys.data import IdMap, Interactions, normalize_id, read_interactions
 from hub_recsys.metrics import PROTOCOLS, evaluate_ranking, rating_metrics
-from hub_recsys.models import ARCHITECTURES, RecModel
+from hub_recsys.models import ARCHITECTURES, RecModel, build_sized, check_scratch_config
 
 logger = logging.getLogger(__name__)
 IDS_NAME, HISTORY_NAME = "ids.json", "history.safetensors"
@@ -100,8 +100,7 @@ class RecommendPipeline(Pipeline):
                     metadata: dict[str, Any]) -> RecommendPipeline:
         loaded = load_model(folder, device=device, dtype=dtype)
         if not isinstance(loaded.module, RecModel):
-            raise ModelLoadError(f"{str(folder)!r} holds a {loaded.architecture!r} model; recommend needs one of "
-                                 f"{sorted(ARCHITECTURES)}.")
+            raise wrong_model(loaded, cls.task, f"one of {sorted(ARCHITECTURES)}")
         ids_path, history_path = Path(folder) / IDS_NAME, Path(folder) / HISTORY_NAME
         if not ids_path.is_file() or not history_path.is_file():
             raise ModelLoadError(f"{str(folder)!r} lacks {IDS_NAME} or {HISTORY_NAME}; a recommender folder is "
@@ -122,10 +121,9 @@ class RecommendPipeline(Pipeline):
         """
         config = dict(config or {})
         architecture = config.pop("architecture", "sasrec")
-        if architecture not in ARCHITECTURES:
-            raise ConfigError(f"Unknown recommender architecture {architecture!r}; known: {sorted(ARCHITECTURES)}.")
         if tokenizer is not None:
             raise ConfigError("recommenders take no tokenizer; their vocabulary is the item ids of the data.")
+        check_scratch_config(architecture, config, MODEL_DEFAULTS)  # architecture, keys, types, size
         if seed is not None:
             torch.manual_seed(seed)
         return cls(None, architecture=architecture, config={**MODEL_DEFAULTS[architecture], **config},
@@ -468,7 +466,7 @@ class RecommendPipeline(Pipeline):
             config["global_mean"] = float(data.ratings.mean())
             config["rating_range"] = [float(data.ratings.min()), float(data.ratings.max())]
         self.config = config
-        self.model = ARCHITECTURES[self.architecture](config)
+        self.model = build_sized(self.architecture, config)
         self.model.to(self.device)
 
     def _remember(self, data: Interactions, users: IdMap, items: IdMap) -> None:

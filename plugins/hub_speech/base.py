@@ -24,7 +24,7 @@ from hub._fs import atomic_directory
 from hub.card import render_model_card
 from hub.data.padding import pad_sequences
 from hub.errors import InvalidInputError, ModelLoadError
-from hub.modeling import load_model, save_model
+from hub.modeling import load_model, save_model, wrong_model
 from hub.pipeline import Pipeline
 from hub.validate import check_number, resolve_limit
 from hub_speech.audio import check_rate, load_audio, max_audio_seconds, normalize
@@ -51,7 +51,7 @@ def load_speech_model(folder: Path, *, device: torch.device, dtype: torch.dtype 
     loaded = load_model(folder, device=device, dtype=dtype)
     model = loaded.module
     if not isinstance(model, accepts):
-        raise ModelLoadError(f"{str(folder)!r} holds a {loaded.architecture!r} model; {task} needs {needs}.")
+        raise wrong_model(loaded, task, needs)
     if loaded.converted_from:
         vocab = read_json(folder / "vocab.json")
         if vocab:

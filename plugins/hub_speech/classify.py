@@ -44,10 +44,10 @@ class AudioClassificationPipeline(AudioPipeline):
                      device: torch.device, dtype: torch.dtype | None = None, seed: int = 0
                      ) -> AudioClassificationPipeline:
         """A randomly initialised ``audio-classifier``; ``config["labels"]`` names the classes."""
-        from hub_speech.models import initialise
+        from hub_speech.models import new_model
 
         torch.manual_seed(seed)
-        model = initialise(AudioClassifier(dict(config or {})))
+        model = new_model(AudioClassifier, dict(config or {}))  # unknown keys refused, size bounded first
         return cls(model.to(dtype=dtype).eval() if dtype else model.eval(), device=device, dtype=dtype,
                    metadata={"task": cls.task, "architecture": cls.architecture, "labels": model.labels,
                              "from_scratch": True})

@@ -29,6 +29,7 @@ from hub.backbone import (
     init_weights,
 )
 from hub.backbone.audio import ConvSubsampling, LogMelFrontEnd, lengths_to_mask
+from hub.backbone.config import ConfigReader
 from hub.backbone.ctc import CTCHead
 from hub.errors import ConfigError
 
@@ -42,9 +43,39 @@ FRONT_DEFAULTS: dict[str, Any] = {"sample_rate": 16000, "n_fft": 400, "hop_lengt
                                                    "time_width": 0.1}}
 
 
+#: the keys of each speech config (``hub.create`` refuses others; loading tolerates the ones pipelines add)
+FRONT_KEYS = ("sample_rate", "n_fft", "hop_length", "n_mels", "subsample_channels", "mel_norm", "spec_augment",
+              "backbone", "do_normalize")
+SPEECH_CTC_KEYS = (*FRONT_KEYS, "vocab", "blank", "word_delimiter")
+AUDIO_CLASSIFIER_KEYS = (*FRONT_KEYS, "labels", "pooling")
+#: the front end's bounds: an FFT longer than 65536 samples (4 s at 16 kHz) is no speech front end
+MAX_N_FFT = 65536
+
+
+def check_front_config(config: Any, what: str) -> None:
+    """Validate the log-mel front end's keys (one ConfigError naming the key)."""
+    read = ConfigReader(config, f"{what} config")
+    read.int("sample_rate", 16000, minimum=1000, maximum=768000)
+    n_fft = read.int("n_fft", 400, minimum=16, maximum=MAX_N_FFT)
+    read.int("hop_length", 160, maximum=n_fft)
+    read.int("n_mels", 80, maximum=n_fft // 2 + 1)
+    read.int("subsample_channels", 64, maximum=65536)
+    read.choice("mel_norm", (None, "clip"), None)
+    if config.get("spec_augment") is not None:
+        spec = read.section("spec_augment")
+        spec.known(("freq_masks", "freq_width", "time_masks", "time_width"))
+        for key in ("freq_masks", "freq_width", "time_masks"):
+            spec.int(key, 0, minimum=0, maximum=10_000)
+        spec.float("time_width", 0.0, minimum=0.0, maximum=1.0)
+    read.mapping("backbone", {})
+
+
 def full_config(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with every front-end and backbone default filled in (what gets saved)."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"a speech model config must be an object (dict), got {type(config).__name__}.")
     merged = {**FRONT_DEFAULTS, **config}
+    check_front_config(merged, "speech model")
     merged["backbone"] = TransformerConfig.from_dict({**BACKBONE_DEFAULTS, **config.get("backbone", {})}).to_dict()
     return merged
 
@@ -131,8 +162,12 @@ class SpeechCTC(nn.Module):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
-        if not config.get("vocab"):
+        if not isinstance(config, dict) or not config.get("vocab"):
             raise ConfigError("a speech-ctc config needs 'vocab' (the output tokens, blank first).")
+        read = ConfigReader(config, "speech-ctc config")
+        vocab = read.str_list("vocab")
+        read.int("blank", 0, minimum=0, maximum=len(vocab) - 1)
+        read.str("word_delimiter", "|", optional=True)
         self.config = full_config(config)
         self.encoder = SpeechEncoder(self.config)
         self.head = CTCHead(self.encoder.hidden_size, len(self.config["vocab"]), blank=self.config.get("blank", 0))
@@ -161,8 +196,11 @@ class AudioClassifier(nn.Module):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
-        if not config.get("labels"):
+        if not isinstance(config, dict) or not config.get("labels"):
             raise ConfigError("an audio-classifier config needs 'labels' (one name per class).")
+        read = ConfigReader(config, "audio-classifier config")
+        read.labels("labels")
+        read.choice("pooling", ("mean", "cls"), "mean")
         self.config = full_config(config)
         self.labels = list(self.config["labels"])
         self.encoder = SpeechEncoder(self.config)
@@ -238,6 +276,19 @@ def build_speech_ctc(config: dict[str, Any]) -> SpeechCTC:
 
 def build_audio_classifier(config: dict[str, Any]) -> AudioClassifier:
     return AudioClassifier(config)
+
+
+def new_model(cls: type[nn.Module], config: dict[str, Any]) -> nn.Module:
+    """A randomly initialised ``cls`` (SpeechCTC or AudioClassifier) for ``from_scratch``:
+    unknown keys refused, the size bounded by HUB_MAX_PARAMETERS / HUB_MAX_MODULES (a meta
+    build first) before any memory is allocated."""
+    from hub.modeling import check_scratch_size
+
+    keys = SPEECH_CTC_KEYS if cls is SpeechCTC else AUDIO_CLASSIFIER_KEYS
+    what = "speech-ctc" if cls is SpeechCTC else "audio-classifier"
+    ConfigReader(config, f"{what} config").known(keys)
+    check_scratch_size(lambda: cls(config), what, config)
+    return initialise(cls(config))
 
 
 def initialise(module: nn.Module) -> nn.Module:

@@ -58,12 +58,12 @@ class SpeechRecognitionPipeline(AudioPipeline):
                      ) -> SpeechRecognitionPipeline:
         """A randomly initialised ``speech-ctc`` model (character vocabulary unless
         ``config["vocab"]`` or ``tokenizer`` (a token list) says otherwise), to pretrain or fine-tune."""
-        from hub_speech.models import initialise
+        from hub_speech.models import new_model
 
         config = dict(config or {})
         config.setdefault("vocab", list(tokenizer) if tokenizer is not None else DEFAULT_VOCAB)
         torch.manual_seed(seed)
-        model = initialise(SpeechCTC(config))
+        model = new_model(SpeechCTC, config)  # unknown keys refused, size bounded before allocating
         return cls(model.to(dtype=dtype).eval() if dtype else model.eval(), device=device, dtype=dtype,
                    metadata={"task": cls.task, "architecture": cls.architecture, "from_scratch": True})
 

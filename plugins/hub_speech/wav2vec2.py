@@ -29,8 +29,34 @@ from hub.backbone.audio import (
     fold_weight_norm,
     lengths_to_mask,
 )
+from hub.backbone.config import ACTIVATIONS, ConfigReader
 from hub.backbone.ctc import CTCHead
-from hub.errors import ModelLoadError
+from hub.errors import ConfigError, ModelLoadError
+from hub.modeling import check_layer_count
+
+
+def check_wav2vec2_config(config: Any) -> TransformerConfig:
+    """Validate a ``wav2vec2-ctc`` config (one ConfigError naming the key); returns its backbone."""
+    read = ConfigReader(config, "wav2vec2-ctc config")
+    dims = read.int_list("conv_dim", max_length=64)
+    read.int_list("conv_kernel", length=len(dims))
+    read.int_list("conv_stride", length=len(dims))
+    read.bool("conv_bias", False)
+    read.choice("feat_extract_norm", ("group", "layer"), "group")
+    read.choice("feat_extract_activation", tuple(a for a in ACTIVATIONS if a != "swiglu"), "gelu")
+    read.int("num_conv_pos_embeddings", 128, maximum=65536)
+    groups = read.int("num_conv_pos_embedding_groups", 16)
+    read.float("layer_norm_eps", 1e-5, above=0.0, maximum=1.0)
+    read.bool("stable_layer_norm", False)
+    read.float("final_dropout", 0.0, minimum=0.0, below=1.0)
+    vocab = read.str_list("vocab")
+    read.int("blank", 0, minimum=0, maximum=len(vocab) - 1)
+    read.int("sample_rate", 16000, minimum=1000, maximum=768000)
+    backbone = TransformerConfig.from_dict(read.mapping("backbone"))
+    if backbone.hidden_size % groups:
+        raise ConfigError(f"wav2vec2-ctc config: backbone.hidden_size ({backbone.hidden_size}) must be divisible "
+                          f"by num_conv_pos_embedding_groups ({groups}).")
+    return backbone
 
 
 class Wav2Vec2CTC(nn.Module):
@@ -38,6 +64,7 @@ class Wav2Vec2CTC(nn.Module):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
+        backbone = check_wav2vec2_config(config)
         self.config = config
         eps = config.get("layer_norm_eps", 1e-5)
         dims = config["conv_dim"]
@@ -45,7 +72,6 @@ class Wav2Vec2CTC(nn.Module):
                                            bias=config.get("conv_bias", False),
                                            norm=config.get("feat_extract_norm", "group"),
                                            activation=config.get("feat_extract_activation", "gelu"))
-        backbone = TransformerConfig.from_dict(config["backbone"])
         self.projection_norm = nn.LayerNorm(dims[-1], eps=eps)
         self.projection = nn.Linear(dims[-1], backbone.hidden_size)
         self.position = ConvPositionalEmbedding(backbone.hidden_size, config.get("num_conv_pos_embeddings", 128),
@@ -122,6 +148,7 @@ def convert_wav2vec2(config: dict[str, Any], state: dict[str, torch.Tensor]
     if "lm_head.weight" not in state:
         raise ModelLoadError("This wav2vec2 checkpoint has no CTC head (lm_head); speech-recognize needs a "
                              "Wav2Vec2ForCTC checkpoint such as facebook/wav2vec2-base-960h.")
+    check_layer_count(state, prefix + "encoder.layers.", config["num_hidden_layers"], "num_hidden_layers")
     stable = bool(config.get("do_stable_layer_norm", False))
     activation = {"gelu_new": "gelu_tanh"}.get(config.get("hidden_act", "gelu"), config.get("hidden_act", "gelu"))
     backbone = TransformerConfig(
@@ -145,7 +172,12 @@ def convert_wav2vec2(config: dict[str, Any], state: dict[str, torch.Tensor]
         "do_normalize": True,
     }
     out: dict[str, torch.Tensor] = {}
-    get = lambda name: state[prefix + name]
+
+    def get(name: str) -> torch.Tensor:
+        if prefix + name not in state:
+            raise ModelLoadError(f"wav2vec2 checkpoint is missing weight {prefix + name!r}; it is not a complete "
+                                 "Wav2Vec2ForCTC checkpoint.")
+        return state[prefix + name]
     for i in range(len(config["conv_dim"])):
         src = f"feature_extractor.conv_layers.{i}."
         for kind in ("conv.weight", "conv.bias", "layer_norm.weight", "layer_norm.bias"):
@@ -177,5 +209,7 @@ def convert_wav2vec2(config: dict[str, Any], state: dict[str, torch.Tensor]
                              ("mlp.fc2", "feed_forward.output_dense")):
             out[f"{dst}{ours}.weight"], out[f"{dst}{ours}.bias"] = get(f"{src}{theirs}.weight"), \
                 get(f"{src}{theirs}.bias")
+    if "lm_head.bias" not in state:
+        raise ModelLoadError("wav2vec2 checkpoint is missing weight 'lm_head.bias'.")
     out["head.proj.weight"], out["head.proj.bias"] = state["lm_head.weight"], state["lm_head.bias"]
     return "wav2vec2-ctc", hub_config, {k: v.contiguous() for k, v in out.items()}

@@ -21,6 +21,43 @@ from torch import nn
 
 from hub.backbone import (ClassificationHead, MaskedLMHead, TokenClassificationHead, TokenEmbedding,
                           Transformer, TransformerConfig, init_weights)
+from hub.backbone.config import ACTIVATIONS, ConfigReader
+from hub.errors import ConfigError
+
+POSITIONS = ("learned", "sinusoidal", "none")
+
+
+def check_encoder_config(config: Any, what: str = "bert") -> TransformerConfig:
+    """Validate a BERT-family config's encoder keys (one ConfigError naming the key); returns
+    its backbone. Loading and ``hub.create`` both pass through here."""
+    read = ConfigReader(config, f"{what} config")
+    vocab = read.int("vocab_size")
+    read.int("max_positions", 512)
+    read.int("type_vocab_size", 2, minimum=0)
+    pad = read.int("pad_token_id", None, minimum=0, maximum=max(vocab - 1, 0), optional=True)
+    read.choice("position", POSITIONS, "learned")
+    if read.bool("padding_aware_positions", False):
+        if pad is None:
+            raise ConfigError(f"{what} config: padding_aware_positions (RoBERTa) needs 'pad_token_id'.")
+        if config.get("max_positions", 512) <= pad + 1:
+            raise ConfigError(f"{what} config: 'max_positions' ({config.get('max_positions', 512)}) must exceed "
+                              f"pad_token_id + 1 ({pad + 1}) with padding_aware_positions (RoBERTa numbers "
+                              "positions from pad_token_id + 1).")
+    return TransformerConfig.from_dict(read.mapping("backbone"))
+
+
+def _check_head_config(config: dict[str, Any], what: str, *, labels: bool, classifier: bool = False,
+                       mlm: bool = False) -> None:
+    read = ConfigReader(config, f"{what} config")
+    if labels:
+        read.labels("labels")
+        read.float("classifier_dropout", 0.1, minimum=0.0, below=1.0)
+    if classifier:
+        read.choice("pooling", ("cls", "mean"), "cls")
+        read.bool("pooler", True)
+        read.choice("pooler_activation", ("tanh", "relu"), "tanh")
+    if mlm:
+        read.choice("mlm_activation", ACTIVATIONS, "gelu")
 
 
 class BertEncoder(nn.Module):
@@ -29,7 +66,7 @@ class BertEncoder(nn.Module):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.config = config
-        backbone = TransformerConfig.from_dict(config["backbone"])
+        backbone = check_encoder_config(config)
         self.pad_token_id = config.get("pad_token_id")
         self.padding_aware_positions = bool(config.get("padding_aware_positions", False))
         self.embeddings = TokenEmbedding(
@@ -99,6 +136,8 @@ class BertClassifier(_WithEncoder):
     """Sequence classification; returns ``{"logits", "loss"?}`` like transformers."""
 
     def __init__(self, config: dict[str, Any]) -> None:
+        check_encoder_config(config, "bert-classifier")
+        _check_head_config(config, "bert-classifier", labels=True, classifier=True)
         super().__init__(config)
         self.head = ClassificationHead(
             config["backbone"]["hidden_size"], len(config["labels"]),
@@ -122,6 +161,8 @@ class BertTokenClassifier(_WithEncoder):
     """Per-token tagging; ``labels`` (B, T) uses -100 for positions without a tag."""
 
     def __init__(self, config: dict[str, Any]) -> None:
+        check_encoder_config(config, "bert-token-classifier")
+        _check_head_config(config, "bert-token-classifier", labels=True)
         super().__init__(config)
         self.head = TokenClassificationHead(
             config["backbone"]["hidden_size"], len(config["labels"]),
@@ -141,6 +182,8 @@ class BertMaskedLM(_WithEncoder):
     """Masked-language model; the output projection is tied to the token embedding."""
 
     def __init__(self, config: dict[str, Any]) -> None:
+        check_encoder_config(config, "bert-mlm")
+        _check_head_config(config, "bert-mlm", labels=False, mlm=True)
         super().__init__(config)
         backbone = config["backbone"]
         self.head = MaskedLMHead(backbone["hidden_size"], config["vocab_size"],

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from hub.errors import ModelLoadError
+from hub.modeling import check_layer_count
 
 _ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
 
@@ -177,6 +178,8 @@ def convert(hf: dict[str, Any], state: dict[str, torch.Tensor]
     config = hub_config(model_type, hf)
     kind = head_kind(hf, state)
     prefix = family.prefix if any(k.startswith(family.prefix) for k in state) else ""
+    check_layer_count(state, prefix + family.layer.split("{i}")[0], config["backbone"]["num_layers"],
+                      "n_layers" if model_type == "distilbert" else "num_hidden_layers")
     encoder = convert_encoder(family, config, state, prefix)
     if kind == "encoder":
         return "bert", config, encoder

@@ -19,7 +19,7 @@ import torch
 from hub._fs import atomic_directory
 from hub.card import render_model_card
 from hub.errors import InvalidInputError
-from hub.modeling import load_model, read_config, save_model
+from hub.modeling import load_model, read_config, save_model, wrong_model
 from hub.validate import check_bool
 from hub_text.bert import BertEncoder
 from hub_text.text_base import TextPipeline
@@ -72,7 +72,9 @@ class TextEmbeddingPipeline(TextPipeline):
     def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
                     metadata: dict[str, Any]) -> "TextEmbeddingPipeline":
         loaded = load_model(folder, device=device, dtype=dtype)
-        encoder = loaded.module if isinstance(loaded.module, BertEncoder) else loaded.module.encoder
+        encoder = loaded.module if isinstance(loaded.module, BertEncoder) else getattr(loaded.module, "encoder", None)
+        if not isinstance(encoder, BertEncoder):  # e.g. an image model: say which task it is for
+            raise wrong_model(loaded, cls.task, "a BERT-family encoder (bert, bert-classifier, bert-mlm, ...)")
         options = read_embedding_options(Path(folder))
         metadata = {**metadata, "architecture": cls.architecture, "converted_from": loaded.converted_from,
                     "embedding": options}

@@ -17,7 +17,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from hub.backbone import KVCache, TokenEmbedding, Transformer, TransformerConfig, init_weights
+from hub.backbone.config import ConfigReader
 from hub.errors import ModelLoadError
+from hub.modeling import check_layer_count
+
+
+def check_causal_lm_config(config: Any) -> TransformerConfig:
+    """Validate a ``causal-lm`` config (one ConfigError naming the key); returns its backbone."""
+    read = ConfigReader(config, "causal-lm config")
+    vocab = read.int("vocab_size")
+    read.int("max_positions", 1024)
+    read.choice("position", ("learned", "sinusoidal", "none"), "learned")
+    read.bool("tie_word_embeddings", True)
+    for key in ("bos_token_id", "eos_token_id"):
+        read.int(key, None, minimum=0, maximum=max(vocab - 1, 0), optional=True)
+    return TransformerConfig.from_dict({**read.mapping("backbone"), "causal": True})
 
 
 class CausalLM(nn.Module):
@@ -26,7 +40,7 @@ class CausalLM(nn.Module):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
         self.config = config
-        backbone = TransformerConfig.from_dict({**config["backbone"], "causal": True})
+        backbone = check_causal_lm_config(config)
         self.embeddings = TokenEmbedding(config["vocab_size"], backbone.hidden_size,
                                          max_positions=config.get("max_positions", 1024),
                                          position=config.get("position", "learned"), type_vocab_size=0,
@@ -117,6 +131,7 @@ def convert_gpt2(hf: dict[str, Any], state: dict[str, torch.Tensor]
         },
     }
     prefix = "transformer." if any(k.startswith("transformer.") for k in state) else ""
+    check_layer_count(state, prefix + "h.", hf["n_layer"], "n_layer")
 
     def get(name: str) -> torch.Tensor:
         if prefix + name not in state:
@@ -136,6 +151,8 @@ def convert_gpt2(hf: dict[str, Any], state: dict[str, torch.Tensor]
             out[dst + ours + ".weight"] = get(src + theirs + ".weight")
             out[dst + ours + ".bias"] = get(src + theirs + ".bias")
     if not config["tie_word_embeddings"]:
+        if "lm_head.weight" not in state:
+            raise ModelLoadError("GPT-2 checkpoint with tie_word_embeddings=false is missing weight 'lm_head.weight'.")
         out["lm_head.weight"] = state["lm_head.weight"]
     return "causal-lm", config, out
 
@@ -144,6 +161,8 @@ def convert_llama(hf: dict[str, Any], state: dict[str, torch.Tensor]
                   ) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
     """transformers LlamaForCausalLM -> Hub ``causal-lm`` (RMSNorm, SwiGLU, rotary, no biases)."""
     heads = hf["num_attention_heads"]
+    if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1:
+        raise ModelLoadError(f"config.json 'num_attention_heads' must be a positive integer, got {heads!r:.40}.")
     if hf.get("num_key_value_heads", heads) != heads:
         raise ModelLoadError("grouped-query attention (num_key_value_heads != num_attention_heads) is "
                              "not supported yet.")
@@ -177,6 +196,7 @@ def convert_llama(hf: dict[str, Any], state: dict[str, torch.Tensor]
             raise ModelLoadError(f"LLaMA checkpoint is missing weight {name!r}.")
         return state[name]
 
+    check_layer_count(state, "model.layers.", hf["num_hidden_layers"], "num_hidden_layers")
     out = {"embeddings.tokens.weight": get("model.embed_tokens.weight"),
            "decoder.final_norm.weight": get("model.norm.weight")}
     for i in range(hf["num_hidden_layers"]):

@@ -19,8 +19,8 @@ import torch
 from hub._fs import atomic_directory
 from hub.card import render_model_card
 from hub.data.padding import pad_sequences
-from hub.errors import InvalidInputError, ModelLoadError
-from hub.modeling import load_model, save_model
+from hub.errors import InvalidInputError
+from hub.modeling import load_model, save_model, wrong_model
 from hub.pipeline import Pipeline, check_batch_of
 from hub.validate import check_choice, check_int, resolve_limit
 from hub_text.tokenizer import model_max_tokens
@@ -78,7 +78,7 @@ def load_task_model(folder: Path, *, task: str, architecture: str, device: torch
     elif isinstance(loaded.module, accepts):
         model = loaded.module
     else:
-        raise ModelLoadError(f"{str(folder)!r} holds a {loaded.architecture!r} model; {task} needs {needs}.")
+        raise wrong_model(loaded, task, needs)
     if "labels" in getattr(model, "config", {}):
         metadata["labels"] = list(model.config["labels"])
     return model.eval(), metadata

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hub.errors import InvalidInputError
+from hub.errors import InputTypeError, InvalidInputError, ModelLoadError, OfflineModelNotCachedError
 from hub.results import Prediction, ranked_labels
 from hub_vision.vision_base import VisionPipeline
 
@@ -32,11 +32,17 @@ class ImageClassificationPipeline(VisionPipeline):
         from hub.api import _torch_device, _torch_dtype
         from hub_vision.cnn import TorchvisionResNet
 
-        name = model if isinstance(model, str) else _torchvision_name(model)
+        torch_device, torch_dtype = _torch_device(device), _torch_dtype(dtype)  # before any download
         if isinstance(model, str):
-            import torchvision
-
-            model = torchvision.models.get_model(name, weights=weights)
+            name = _torchvision_builder(model)
+            weights = _torchvision_weights(name, weights)
+            model = _get_torchvision_model(name, weights)
+        elif isinstance(model, nn.Module):
+            name = _torchvision_name(model)
+            weights = _torchvision_weights(name, weights)
+        else:
+            raise InputTypeError(f"from_torchvision takes a torchvision ResNet (a model object) or a builder name "
+                                 f"such as 'resnet50', got {type(model).__name__} {model!r:.60}.")
         num_classes = model.fc.out_features
         categories = list(getattr(weights, "meta", {}).get("categories") or []) if weights is not None else []
         labels = list(labels) if labels is not None else (categories if len(categories) == num_classes else None)
@@ -48,7 +54,66 @@ class ImageClassificationPipeline(VisionPipeline):
         wrapper.model.load_state_dict(model.state_dict())
         metadata = {"task": cls.task, "architecture": "torchvision-resnet", "source": f"torchvision:{name}",
                     "labels": wrapper.labels}
-        return cls(wrapper, device=_torch_device(device), dtype=_torch_dtype(dtype), metadata=metadata)
+        return cls(wrapper, device=torch_device, dtype=torch_dtype, metadata=metadata)
+
+
+def _torchvision_builder(name: str) -> str:
+    import torchvision
+
+    from hub_vision.cnn import TORCHVISION_RESNETS
+
+    known = sorted(n for n in torchvision.models.list_models(torchvision.models) if n.startswith(TORCHVISION_RESNETS))
+    if name not in known:
+        raise InvalidInputError(f"from_torchvision: {name!r} is not a torchvision ResNet builder; known: "
+                                f"{', '.join(known)}.")
+    return name
+
+
+def _torchvision_weights(name: str, weights: Any) -> Any:
+    """``weights`` as the builder's Weights enum member (a member, or its name such as
+    ``"DEFAULT"`` / ``"IMAGENET1K_V2"``), or None."""
+    import torchvision
+
+    if weights is None:
+        return None
+    enum = torchvision.models.get_model_weights(name)
+    try:
+        return enum.verify(weights)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise InvalidInputError(f"from_torchvision: weights {weights!r:.60} are not weights of {name!r}; use one of "
+                                f"{', '.join(['DEFAULT', *enum.__members__])} (or {enum.__name__}.<member>), "
+                                "or None for a randomly initialised model.") from None
+
+
+def _get_torchvision_model(name: str, weights: Any) -> nn.Module:
+    """torchvision's builder, its weights from torch's cache (downloaded there when online);
+    offline and not cached is an error saying where the file goes, never a raw URLError."""
+    import os
+    import pickle
+    import socket
+    import urllib.error
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    import torchvision
+
+    if weights is None:
+        return torchvision.models.get_model(name, weights=None)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+    try:
+        return torchvision.models.get_model(name, weights=weights)
+    except (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise OfflineModelNotCachedError(
+            f"torchvision's {weights} weights for {name!r} are not in torch's cache ({cached}) and cannot be "
+            f"downloaded ({reason}). On a machine with network access, run python -c \"import torchvision; "
+            f"torchvision.models.get_model('{name}', weights='{weights.name}')\" (or download {weights.url}) "
+            f"and copy the file to {cached} (torch.hub.get_dir()/checkpoints; $TORCH_HOME moves it).") from None
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError) as exc:  # a truncated or damaged cached file
+        if not cached.is_file():
+            raise
+        raise ModelLoadError(f"torchvision's cached weights {cached} cannot be read ({str(exc).splitlines()[0]:.160}); "
+                             "the file is damaged: delete it and load again to download it afresh.") from None
 
 
 def _torchvision_name(model: nn.Module) -> str:

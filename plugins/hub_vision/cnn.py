@@ -27,17 +27,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hub.errors import ConfigError, ModelLoadError
+from hub.backbone.config import ConfigReader
+from hub.errors import ConfigError, HubError, ModelLoadError
+from hub_vision.timm_args import check_model_args
 from hub_vision.vit import timm_labels_and_preprocess
 
 TORCHVISION_RESNETS = ("resnet", "resnext", "wide_resnet")
+#: the keys of the ``timm`` and ``torchvision-resnet`` configs (``hub.create`` refuses others)
+TIMM_KEYS = ("timm_model", "model_args", "num_classes", "labels", "preprocess")
+TORCHVISION_KEYS = ("torchvision_model", "num_classes", "labels", "preprocess")
 
 
-def _check_labels(config: dict[str, Any]) -> int:
-    labels = config.get("labels")
-    num_classes = int(config.get("num_classes", len(labels) if labels else 1000))
+def _check_labels(config: Any, what: str = "timm") -> int:
+    """num_classes (default: one per label, else 1000) and labels agreeing with it."""
+    read = ConfigReader(config, f"{what} config")
+    labels = read.labels("labels", None, optional=True)
+    num_classes = read.int("num_classes", len(labels) if labels else 1000, minimum=0)
     if labels and len(labels) != num_classes:
-        raise ConfigError(f"{len(labels)} labels for num_classes={num_classes}.")
+        raise ConfigError(f"{what} config: {len(labels)} labels for num_classes={num_classes}; give one label "
+                          "per class (or leave num_classes out).")
+    if config.get("preprocess") is not None:
+        read.mapping("preprocess")
     return num_classes
 
 
@@ -54,7 +64,7 @@ class _Classifier(nn.Module):
 
     @property
     def in_chans(self) -> int:
-        return int(self.config.get("model_args", {}).get("in_chans", 3))
+        return int((self.config.get("model_args") or {}).get("in_chans", 3))
 
     def _outputs(self, features: torch.Tensor, logits: torch.Tensor | None,
                  labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
@@ -85,13 +95,22 @@ class TimmModel(_Classifier):
         super().__init__()
         import timm
 
-        name = config.get("timm_model")
+        name = config.get("timm_model") if isinstance(config, dict) else None
         if not isinstance(name, str) or not timm.is_model(name):
-            raise ConfigError(f"'timm_model' must name a timm architecture, got {name!r}.")
+            raise ConfigError(f"timm config: 'timm_model' must name a timm architecture (timm.list_models()), "
+                              f"got {name!r:.60}.")
         self.config = config
         self.num_classes = _check_labels(config)
-        args = dict(config.get("model_args") or {})
-        self.model = timm.create_model(name, pretrained=False, num_classes=self.num_classes, **args)
+        args = check_model_args(name, config.get("model_args"), "timm config")
+        if "num_classes" in args:
+            raise ConfigError("timm config: give num_classes at the top level of the config, not in model_args.")
+        try:
+            self.model = timm.create_model(name, pretrained=False, num_classes=self.num_classes, **args)
+        except HubError:
+            raise
+        except Exception as exc:  # timm's own checks: bad sizes, wrong types
+            raise ConfigError(f"timm config: timm cannot build {name!r} with model_args {args}: "
+                              f"{type(exc).__name__}: {exc}") from None
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None
                 ) -> dict[str, torch.Tensor]:
@@ -127,13 +146,13 @@ class TorchvisionResNet(_Classifier):
         super().__init__()
         import torchvision
 
-        name = config.get("torchvision_model")
+        name = config.get("torchvision_model") if isinstance(config, dict) else None
         if not isinstance(name, str) or not name.startswith(TORCHVISION_RESNETS) \
                 or name not in torchvision.models.list_models(torchvision.models):
             raise ConfigError(f"'torchvision_model' must name a torchvision ResNet builder "
-                              f"(resnet18 ... wide_resnet101_2), got {name!r}.")
+                              f"(resnet18 ... wide_resnet101_2), got {name!r:.60}.")
         self.config = config
-        self.num_classes = _check_labels(config)
+        self.num_classes = _check_labels(config, "torchvision-resnet")
         self.model = torchvision.models.get_model(name, weights=None, num_classes=max(1, self.num_classes))
         if self.num_classes == 0:
             self.model.fc = nn.Identity()
@@ -203,7 +222,7 @@ def convert_timm(hf: dict[str, Any], state: dict[str, torch.Tensor]
 
     from hub_vision.vit import _timm_reference, convert_timm_vit
 
-    name, ref = _timm_reference(hf)
+    name, ref = _timm_reference(hf, state)
     if type(ref) is TimmViT:
         return convert_timm_vit(hf, state)
     expected = ref.state_dict()

@@ -20,7 +20,7 @@ from torch import nn
 from hub._fs import atomic_directory
 from hub.card import render_model_card
 from hub.errors import ConfigError, InputTypeError, InvalidInputError, ModelLoadError
-from hub.modeling import load_model, save_model
+from hub.modeling import load_model, save_model, wrong_model
 from hub.pipeline import Pipeline
 from hub.validate import check_bool, check_int
 from hub_vision.images import load_images, max_image_pixels, to_pil
@@ -50,22 +50,33 @@ def scratch_config(config: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
     """``hub.create`` config -> (architecture, model config). ``timm_model`` / ``torchvision_model``
     pick a CNN; otherwise a ViT, whose backbone sizes may be given at the top level
     (``num_layers``, ``hidden_size``, ``num_heads``, ``intermediate_size``)."""
+    from hub.backbone.config import ConfigReader
+    from hub_vision.cnn import TIMM_KEYS, TORCHVISION_KEYS
+    from hub_vision.vit import VIT_KEYS
+
+    read = ConfigReader({} if config is None else config, "image model config")  # unknown keys: an error
     config = dict(config or {})
     if "timm_model" in config:
+        read.known(TIMM_KEYS)
         return "timm", config
     if "torchvision_model" in config:
+        read.known(TORCHVISION_KEYS)
         return "torchvision-resnet", config
-    backbone = dict(config.pop("backbone", {}))
-    for key in ("num_layers", "hidden_size", "num_heads", "intermediate_size"):
+    top_level = ("num_layers", "hidden_size", "num_heads", "intermediate_size")
+    read.known({*VIT_KEYS, *top_level})
+    backbone = read.mapping("backbone", {})
+    config.pop("backbone", None)
+    for key in top_level:
         if key in config:
             backbone[key] = config.pop(key)
-    hidden = backbone.setdefault("hidden_size", 192)
+    hidden = ConfigReader(backbone, "vit config", "backbone.").int("hidden_size", 192)
+    backbone.setdefault("hidden_size", hidden)
     backbone.setdefault("num_layers", 6)
     backbone.setdefault("num_heads", max(1, hidden // 64))
     backbone.setdefault("intermediate_size", 4 * hidden)
     config["backbone"] = backbone
     if "labels" in config:
-        config.setdefault("num_classes", len(config["labels"]))
+        config.setdefault("num_classes", len(read.labels("labels")))
     return "vit", config
 
 
@@ -102,8 +113,7 @@ class VisionPipeline(Pipeline):
                     metadata: dict[str, Any]) -> "VisionPipeline":
         loaded = load_model(folder, device=device, dtype=dtype)
         if not hasattr(loaded.module, "feature_maps"):
-            raise ModelLoadError(f"{str(folder)!r} holds a {loaded.architecture!r} model; {cls.task} needs a "
-                                 "vision model (vit, timm or torchvision-resnet).")
+            raise wrong_model(loaded, cls.task, "a vision model (vit, timm or torchvision-resnet)")
         metadata = {**metadata, "architecture": loaded.architecture}
         if loaded.converted_from:
             metadata["converted_from"] = loaded.converted_from

@@ -25,6 +25,7 @@ defaults (norm eps, activation, layer scale, ...) are honoured exactly.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
@@ -33,9 +34,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from hub.backbone import Transformer, TransformerConfig, init_weights
+from hub.backbone.config import ConfigReader
 from hub.backbone.layers import make_norm
 from hub.backbone.patches import PatchEmbedding
-from hub.errors import ConfigError, ModelLoadError
+from hub.errors import ConfigError, HubError, ModelLoadError
+from hub.modeling import build_budget
+from hub_vision.timm_args import check_model_args
 
 POOLS = ("token", "avg", "max", "avgmax", "")
 BACKBONE_DEFAULTS: dict[str, Any] = {
@@ -44,7 +48,37 @@ BACKBONE_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: the keys of a ``vit`` config (``hub.create`` refuses others)
+VIT_KEYS = ("img_size", "patch_size", "in_chans", "num_classes", "global_pool", "class_token", "reg_tokens",
+            "no_embed_class", "pos_embed", "patch_bias", "pre_norm", "norm", "fc_norm", "pool_include_prefix",
+            "pos_dropout", "head_dropout", "backbone", "labels", "preprocess")
+
+
+def check_vit_config(config: Any) -> None:
+    """Validate a ``vit`` config's keys (one ConfigError naming the key and what it takes)."""
+    read = ConfigReader(config, "vit config")
+    img, patch = read.size_pair("img_size", 224), read.size_pair("patch_size", 16)
+    if any(s % p for s, p in zip(img, patch)):
+        raise ConfigError(f"vit config: img_size {list(img)} must be a multiple of patch_size {list(patch)}.")
+    read.int("in_chans", 3)
+    read.int("num_classes", 1000, minimum=0)
+    read.labels("labels", None, optional=True)
+    read.choice("global_pool", POOLS, "token")
+    read.int("reg_tokens", 0, minimum=0, maximum=4096)
+    for flag in ("class_token", "no_embed_class", "pos_embed", "patch_bias", "pre_norm", "pool_include_prefix"):
+        read.bool(flag, False)
+    for flag in ("norm", "fc_norm"):
+        if config.get(flag) is not None:
+            read.bool(flag)
+    read.float("pos_dropout", 0.0, minimum=0.0, below=1.0)
+    read.float("head_dropout", 0.0, minimum=0.0, below=1.0)
+    if config.get("preprocess") is not None:
+        read.mapping("preprocess")
+    read.mapping("backbone", {})
+
+
 def backbone_config(config: dict[str, Any]) -> TransformerConfig:
+    check_vit_config(config)
     backbone = TransformerConfig.from_dict({**BACKBONE_DEFAULTS, **config.get("backbone", {})})
     if backbone.norm_position != "pre" or backbone.causal or backbone.rotary_dim:
         raise ConfigError("a ViT backbone is a pre-norm, non-causal Transformer without rotary positions.")
@@ -213,19 +247,12 @@ def build_vit(config: dict[str, Any]) -> VisionTransformer:
 # timm -> Hub
 
 
-def _timm_reference(hf: dict[str, Any]) -> tuple[str, nn.Module]:
-    """timm's own model for this config.json, built on the meta device (no memory, no init)."""
+def _timm_reference(hf: dict[str, Any], state: dict[str, torch.Tensor] | None = None) -> tuple[str, nn.Module]:
+    """timm's own model for this config.json, built on the meta device (no memory, no init),
+    under a budget from ``state`` (the checkpoint's weights) when given."""
     name = hf.get("architecture")
     if not isinstance(name, str) or not name:
         raise ModelLoadError("timm config.json has no 'architecture' (the timm model name).")
-    model_args = hf.get("model_args") or {}
-    if not isinstance(model_args, dict):
-        raise ModelLoadError(f"timm config.json 'model_args' must be an object, got {model_args!r}.")
-    kwargs = dict(model_args)
-    if "num_classes" in hf:
-        kwargs.setdefault("num_classes", hf["num_classes"])
-    if isinstance(hf.get("global_pool"), str):
-        kwargs.setdefault("global_pool", hf["global_pool"])
     try:
         import timm
     except ImportError as exc:  # pragma: no cover - timm is a dependency
@@ -233,12 +260,29 @@ def _timm_reference(hf: dict[str, Any]) -> tuple[str, nn.Module]:
     if not timm.is_model(name.split(".")[0]):
         raise ModelLoadError(f"timm has no architecture {name!r} (timm {timm.__version__}); "
                              "upgrade timm or check config.json's 'architecture'.")
+    # only the model class's own keyword arguments: never checkpoint_path & co (files)
+    kwargs = check_model_args(name.split(".")[0], hf.get("model_args"), "timm config.json",
+                              allow=frozenset({"num_classes", "global_pool"}))
+    if "num_classes" in hf:
+        kwargs.setdefault("num_classes", hf["num_classes"])
+    if isinstance(hf.get("global_pool"), str):
+        kwargs.setdefault("global_pool", hf["global_pool"])
+    for key in ("num_classes",):
+        value = kwargs.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ModelLoadError(f"timm config.json {key!r} must be a non-negative integer, got {value!r:.60}.")
+    budget = contextlib.nullcontext() if state is None else build_budget(
+        4 * len(state) + 64, 4 * sum(t.numel() for t in state.values()) + (1 << 20), 16 * len(state) + 1024,
+        lambda what: ModelLoadError(f"timm config.json describes a {name!r} with {what}, but its weights hold "
+                                    f"{len(state):,} tensors: model_args {kwargs} do not belong to these weights."))
     try:
-        with torch.device("meta"):
+        with budget, torch.device("meta"):
             try:  # classic VisionTransformer even if TIMM_USE_NAFLEXVIT is set
                 model = timm.create_model(name, pretrained=False, use_naflex=False, **kwargs)
             except TypeError:
                 model = timm.create_model(name, pretrained=False, **kwargs)
+    except HubError:
+        raise
     except Exception as exc:
         raise ModelLoadError(f"timm cannot build {name!r} with model_args {kwargs}: "
                              f"{type(exc).__name__}: {exc}") from None
@@ -411,7 +455,7 @@ def convert_timm_vit(hf: dict[str, Any], state: dict[str, torch.Tensor]
     second MLP layer (exact up to float rounding), so the converted model is the plain
     shared backbone.
     """
-    name, ref = _timm_reference(hf)
+    name, ref = _timm_reference(hf, state)
     config = _hub_config_from_timm(name, ref, hf)
     expected = ref.state_dict()
     missing = [k for k in expected if k not in state]
