@@ -444,3 +444,24 @@ def test_load_model_refuses_an_integer_dtype(tmp_path):
     folder = hub_folder(tmp_path / "m", "bert-classifier", BERT)
     with pytest.raises(InvalidInputError, match=r"dtype torch\.int8 cannot hold a model's weights"):
         load_model(folder, dtype=torch.int8)
+
+
+def test_the_shipped_default_with_its_head_count_edited_is_refused(tmp_path):
+    """The reviewer's reproduction: the shipped 12-head MiniLM with ``num_heads: 6``."""
+    import json
+    import shutil
+
+    import hub
+    from hub.errors import ModelLoadError
+    from hub.registry import get_registry
+    from hub.sources import resolve_source
+
+    shipped = resolve_source(get_registry().model("sentiment-minilm").source).folder
+    folder = tmp_path / "edited"
+    shutil.copytree(shipped, folder)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["config"]["backbone"]["num_heads"] == 12
+    config["config"]["backbone"]["num_heads"] = 6
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelLoadError, match="num_heads=6.*saved with.*=12"):
+        hub.load("text-classify", model=str(folder))
