@@ -48,7 +48,8 @@ class _Stack(Protocol):
                  past: int = 0) -> Rope | None: ...
 
     def run_block(self, layer: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | None,
-                  rope: Rope | None, **fast) -> torch.Tensor: ...
+                  rope: Rope | None, *, cache: KVCache | None = None, packing: Packing | None = None,
+                  select: int | None = None) -> torch.Tensor: ...
 
 
 def fast_forward(stack: _Stack, x: torch.Tensor, padding_mask: torch.Tensor | None = None,

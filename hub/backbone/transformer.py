@@ -131,15 +131,16 @@ class Transformer(nn.Module):
         return rotary_tables(position_ids, self.config.rotary_dim, self.config.rotary_base, x.dtype)
 
     def run_block(self, layer: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | None,
-                  rope: Rope | None, **fast) -> torch.Tensor:
-        """``layer(x, attn_mask, rope=rope, **fast)``; under gradient checkpointing (training
-        with autograd on) the block is recomputed in backward instead of keeping its
-        activations. A KV cache is written in place, and a recomputation would write it again
-        after it advanced, so calls with a cache are never recomputed."""
-        if (self.config.gradient_checkpointing and self.training and torch.is_grad_enabled()
-                and fast.get("cache") is None):
-            return torch.utils.checkpoint.checkpoint(layer, x, attn_mask, use_reentrant=False, rope=rope, **fast)
-        return layer(x, attn_mask, rope=rope, **fast)
+                  rope: Rope | None, *, cache: KVCache | None = None, packing: Packing | None = None,
+                  select: int | None = None) -> torch.Tensor:
+        """``layer(x, attn_mask, ...)``; under gradient checkpointing (training with autograd
+        on) the block is recomputed in backward instead of keeping its activations, with the
+        same arguments. A KV cache is written in place, and a recomputation would write it
+        again after it advanced, so calls with a cache are never recomputed."""
+        if self.config.gradient_checkpointing and self.training and torch.is_grad_enabled() and cache is None:
+            return torch.utils.checkpoint.checkpoint(layer, x, attn_mask, use_reentrant=False, rope=rope,
+                                                     packing=packing, select=select)
+        return layer(x, attn_mask, rope=rope, cache=cache, packing=packing, select=select)
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
