@@ -367,6 +367,7 @@ def _try_lock(fd: int) -> bool:
 
 
 def fsync_file(path: Path) -> None:
+    """Flush a file's (or, on POSIX, a folder's entries') bytes to the disk; best effort."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -376,14 +377,9 @@ def fsync_file(path: Path) -> None:
 
 
 def fsync_dir(path: Path) -> None:
-    if os.name == "nt":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """Make renames and new entries in a folder durable (no-op on Windows, which cannot)."""
+    if os.name != "nt":
+        fsync_file(path)
 
 
 # -- helpers ---------------------------------------------------------------------------------
