@@ -14,7 +14,6 @@ from typing import Any
 
 import torch
 
-from hub.errors import InvalidInputError
 from hub.results import ranked_labels, weighted_mean_probabilities
 from hub.validate import check_int
 from hub_text.bert import BertClassifier

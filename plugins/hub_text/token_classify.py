@@ -40,7 +40,7 @@ from typing import Any
 
 import torch
 
-from hub.errors import DataError, InvalidInputError, ModelLoadError
+from hub.errors import InvalidInputError, ModelLoadError
 from hub.results import Prediction
 from hub_text.bert import BertTokenClassifier
 from hub.validate import resolve_limit
