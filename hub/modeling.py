@@ -3,7 +3,9 @@
 A Hub model folder holds ``config.json`` (``{"hub_format": 1, "architecture": ...,
 "config": {...}}``), ``model.safetensors`` and whatever the preprocessor needs
 (tokenizer files, ...). Folders written by other libraries (transformers' BERT, ...)
-load through a registered converter chosen by their ``model_type``.
+load through a converter a plugin picks for them (the ``hub_select_converter`` hook: by
+``model_type`` by default, or by whatever a plugin recognises, such as timm's layout); the
+converter sees the folder's side files (``vocab.json``, ...) through :class:`hub.checkpoint.Checkpoint`.
 
 Modules are built on the meta device and the loaded tensors are assigned directly,
 so no time is wasted on a random initialisation that would be overwritten.
@@ -22,6 +24,7 @@ so is a config.json whose head count differs from the one recorded when it was s
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import threading
@@ -33,8 +36,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from hub.checkpoint import Checkpoint
 from hub.errors import ConfigError, HubError, InvalidInputError, ModelLoadError
 from hub.quantize import FORMAT as INT8_FORMAT, dequantize_state_dict, quantize_state_dict
+from hub.specs import ConverterSpec
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -413,20 +418,50 @@ def build_module(architecture: str, config: dict[str, Any],
     return module
 
 
-def timm_model_type(config: dict[str, Any]) -> str | None:
-    """The model family of a timm config.json (``timm.models.save_for_hf`` / ``push_to_hf_hub``
-    write ``{"architecture": "vit_base_patch16_224", "pretrained_cfg": {...}, ...}`` and no
-    ``model_type``): the architecture name up to its first underscore ("vit", "deit", ...)."""
-    architecture = config.get("architecture")
-    if not isinstance(architecture, str) or not isinstance(config.get("pretrained_cfg"), dict):
-        return None
-    return architecture.split(".")[0].split("_")[0] or None
+def select_converter(checkpoint: Checkpoint) -> tuple[ConverterSpec, str]:
+    """The converter for a foreign checkpoint and the model type it names in ``converted_from``.
+
+    Chosen by the ``firstresult`` hook ``hub_select_converter`` (see :mod:`hub.hookspecs`): the
+    plugins recognise their checkpoints (timm's layout, transformers' ``model_type``); the
+    core knows no family. The model type is the config's ``model_type``, else the chosen
+    spec's first ``model_types`` entry, else its name.
+    """
+    from hub.registry import get_registry
+
+    config, path = checkpoint.config, str(checkpoint.folder / CONFIG_NAME)
+    registry = get_registry()
+    selected = registry.select_converter(config, checkpoint.files)
+    if selected is None:
+        if "model_type" in config:  # an UnknownNameError listing the model types Hub converts
+            registry.converter_for(str(config["model_type"]))
+        raise ModelLoadError(f"{path!r} is neither a Hub config ('hub_format') nor a checkpoint an installed "
+                             "plugin converts (a transformers config with a 'model_type' Hub knows, a timm "
+                             "config with 'architecture' + 'pretrained_cfg', ...); `hub plugins` lists the "
+                             "installed plugins.")
+    converter = selected[1]
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str):
+        model_type = converter.model_types[0] if converter.model_types else converter.name
+    return converter, model_type
+
+
+def call_converter(convert: Callable[..., Any], config: dict[str, Any], state: dict[str, torch.Tensor],
+                   checkpoint: Checkpoint) -> Any:
+    """``convert(config, state)``, plus ``checkpoint=`` when the function takes it (a keyword
+    parameter of that name, or ``**kwargs``): converters that read side files get the
+    folder's :class:`~hub.checkpoint.Checkpoint`, two-argument ones keep working."""
+    try:
+        parameters = inspect.signature(convert).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: the two-argument form
+        parameters = {}
+    takes = "checkpoint" in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD
+                                              for p in parameters.values())
+    return convert(config, state, checkpoint=checkpoint) if takes else convert(config, state)
 
 
 def load_model(folder: str | Path, *, device: str | torch.device | None = None,
                dtype: torch.dtype | None = None) -> LoadedModel:
     """Load a Hub or (through a converter) a foreign model folder."""
-    from hub.registry import get_registry
     from hub.specs import load_object
 
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
@@ -444,16 +479,17 @@ def load_model(folder: str | Path, *, device: str | torch.device | None = None,
             _check_quantized(state, folder)
             state = dequantize_state_dict(state)
         converted_from = None
-    elif "model_type" in config or timm_model_type(config):
-        model_type = str(config["model_type"]) if "model_type" in config else timm_model_type(config)
-        converter = get_registry().converter_for(model_type)
+    else:
+        checkpoint = Checkpoint.from_folder(folder, config)
+        converter, model_type = select_converter(checkpoint)
         convert = load_object(converter.convert)
         raw = read_state_dict(folder)
         try:
-            architecture, arch_config, state = convert(config, raw)
-        except HubError as exc:
-            raise type(exc)(f"{str(folder / CONFIG_NAME)!r} ({model_type}): {exc}") from None \
-                if type(exc) in (ModelLoadError, ConfigError) else exc
+            architecture, arch_config, state = call_converter(convert, config, raw, checkpoint)
+        except HubError as exc:  # name the file; other Hub errors (and subclasses) pass unchanged
+            if type(exc) not in (ModelLoadError, ConfigError):
+                raise
+            raise type(exc)(f"{str(folder / CONFIG_NAME)!r} ({model_type}): {exc}") from None
         except (KeyError, TypeError, ValueError, IndexError, ArithmeticError) as exc:  # a converter indexing a bad config
             what = f"missing {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args else f"{type(exc).__name__}: {exc}"
             raise ModelLoadError(f"Cannot convert the {model_type} checkpoint in {str(folder)!r} ({what}): its "
@@ -461,10 +497,6 @@ def load_model(folder: str | Path, *, device: str | torch.device | None = None,
                                  "lack a tensor that config asks for. Use the config.json saved with the "
                                  "weights.") from None
         converted_from = f"{converter.source}:{model_type}"
-    else:
-        raise ModelLoadError(f"{str(folder / CONFIG_NAME)!r} is neither a Hub config "
-                             "('hub_format'), a transformers config ('model_type') nor a timm "
-                             "config ('architecture' + 'pretrained_cfg').")
     check_finite(state, str(folder))
     try:
         module = build_module(architecture, arch_config, state)

@@ -12,13 +12,29 @@ A plugin that fails to import, or whose hook raises, is recorded with its error
 ``GeneratorExit`` or running out of memory (``MemoryError``) is a failed plugin like any
 other. Only ``KeyboardInterrupt`` passes through, so Ctrl-C still stops Hub. (A plugin
 can still end the process with ``os._exit`` or a signal; plugins are code you installed.)
+
+How hooks are called. Every hook is called through pluggy (``HookCaller.__call__``), never by
+calling an implementation function directly, so pluggy's argument matching, ``firstresult``
+and any hook wrappers apply. Isolation needs one call per plugin: a pluggy call of all
+implementations stops at the first exception, and a hook wrapper sees that exception only
+after the remaining implementations were skipped. So :meth:`PluginManager.call_each` asks
+each plugin through ``pm.subset_hook_caller(name, remove_plugins=<every other plugin>)``,
+pluggy's documented way to call a hook on part of the registered plugins, in registration
+order (built-ins first; see :mod:`hub.hookspecs` on precedence), and records what raises.
+
+Validation. After each registration :meth:`pluggy.PluginManager.check_pending` verifies that
+every ``@hookimpl`` names a hook of :mod:`hub.hookspecs`. A misspelt hook (``hub_task``)
+fails that plugin, reported by ``hub plugins`` with the closest hook name, instead of being
+silently ignored; the plugin is unregistered, so none of its hooks half-count.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -91,39 +107,91 @@ class PluginManager:
                          load: Any) -> PluginInfo:
         info = PluginInfo(name, module, dist, builtin, "loaded")
         try:
-            self._pm.register(load(), name=name)
+            plugin = load()
+            self._pm.register(plugin, name=name)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - a broken plugin (even sys.exit) must not break the hub
             info.status, info.error = "failed", _describe(exc)
+        else:
+            unknown = self._check_pending(plugin)
+            if unknown:
+                self._pm.unregister(plugin)
+                info.status, info.error = "failed", unknown
         self.plugins = [p for p in self.plugins if p.name != name] + [info]
         return info
 
-    # -- collecting --------------------------------------------------------------
-    def collect(self, hook_name: str) -> list[tuple[str, Any]]:
-        """Call ``hook_name`` on every plugin separately; return (plugin, item) pairs.
+    def _check_pending(self, plugin: Any) -> str | None:
+        """pluggy's ``check_pending()`` after registering ``plugin``: ``None`` when every hook it
+        implements is a Hub hook, else a message naming each unknown one and its closest hook.
 
-        Each implementation runs on its own so that one raising plugin is reported
-        and skipped instead of failing the whole call.
+        Every plugin registered before was checked the same way (and unregistered if it
+        failed), so an unknown hook found now is ``plugin``'s.
+        """
+        try:
+            self._pm.check_pending()
+        except pluggy.PluginValidationError:
+            pass
+        else:
+            return None
+        known = [name for name in vars(self._pm.hook) if not name.startswith("_")
+                 and getattr(self._pm.hook, name).has_spec()]
+        unknown = sorted(caller.name for caller in self._pm.get_hookcallers(plugin) or ()
+                         if not caller.has_spec() and any(not impl.optionalhook and impl.plugin is plugin
+                                                          for impl in caller.get_hookimpls()))
+        parts = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=1)
+            parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        return (f"PluginValidationError: unknown hook {', '.join(parts)}: @hookimpl functions must be named "
+                f"after a Hub hook ({', '.join(sorted(known))}); mark a hook of a newer Hub "
+                "@hookimpl(optionalhook=True). The plugin was not loaded.")
+
+    # -- calling -----------------------------------------------------------------
+    def registered_names(self) -> list[str]:
+        """The registered plugins' names in registration order (built-ins first)."""
+        return [name for name, plugin in self._pm.list_name_plugin() if plugin is not None]
+
+    def call_each(self, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+        """Call hook ``hook_name`` through pluggy on one plugin at a time, in registration order
+        (built-ins first); yield ``(plugin name, result)`` for each plugin that implements it.
+
+        A plugin whose hook raises (``SystemExit`` included; only ``KeyboardInterrupt``
+        passes) is recorded in :attr:`hook_errors` and skipped, so the others still answer.
+        A generator: a ``firstresult`` caller stops asking at the first answer.
         """
         caller = getattr(self._pm.hook, hook_name)
-        results: list[tuple[str, Any]] = []
-        for impl in caller.get_hookimpls():  # registration order: built-ins first
-            plugin_name = self._pm.get_name(impl.plugin) or "?"
+        implementers = {id(impl.plugin) for impl in caller.get_hookimpls()}
+        registered = self._pm.list_name_plugin()  # registration order
+        for name, plugin in registered:
+            if plugin is None or id(plugin) not in implementers:
+                continue
+            others = [p for _, p in registered if p is not None and p is not plugin]
+            one = self._pm.subset_hook_caller(hook_name, remove_plugins=others)
             try:
-                items = impl.function()
+                result = one(**kwargs)
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # noqa: BLE001 - SystemExit in a hook is a plugin failure
-                self.hook_errors.append((plugin_name, hook_name, _describe(exc)))
+                self.hook_errors.append((name, hook_name, _describe(exc)))
                 continue
-            if items is None:
-                continue
-            if not isinstance(items, (list, tuple)):
-                self.hook_errors.append((plugin_name, hook_name,
-                                         f"returned {type(items).__name__}, expected a list"))
-                continue
-            results.extend((plugin_name, item) for item in items)
+            yield name, result
+
+    def collect(self, hook_name: str) -> list[tuple[str, Any]]:
+        """Call registration hook ``hook_name`` on every plugin (:meth:`call_each`); return
+        ``(plugin, item)`` pairs, flattening each plugin's list. A result that is not a list
+        or tuple is recorded in :attr:`hook_errors`."""
+        results: list[tuple[str, Any]] = []
+        for plugin_name, answers in self.call_each(hook_name):
+            # a historic-free, non-firstresult hook gives pluggy's list of answers: one per impl
+            for items in answers:
+                if items is None:
+                    continue
+                if not isinstance(items, (list, tuple)):
+                    self.hook_errors.append((plugin_name, hook_name,
+                                             f"returned {type(items).__name__}, expected a list"))
+                    continue
+                results.extend((plugin_name, item) for item in items)
         return results
 
 
@@ -156,9 +224,11 @@ def get_plugin_manager() -> PluginManager:
 
 
 def reset() -> None:
-    """Forget loaded plugins and the registry built from them (tests, notebooks)."""
+    """Forget loaded plugins (tests, notebooks); the registry built from them goes too.
+
+    The registry notices by itself (:func:`hub.registry.get_registry` rebuilds when the plugin
+    manager is not the one it was built from), so this module does not import
+    :mod:`hub.registry`: the registry depends on the plugins, never the other way round.
+    """
     global _manager
     _manager = None
-    from hub import registry
-
-    registry.reset()

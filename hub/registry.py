@@ -178,12 +178,48 @@ class Registry:
         raise UnknownNameError("architecture", name, self.architectures)
 
     def converter_for(self, model_type: str) -> ConverterSpec:
+        """The converter that claimed ``model_type`` through ``hub_converters``."""
         if model_type in self.converters:
             return self.converters[model_type][1]
         raise UnknownNameError(
             "checkpoint model_type", model_type, self.converters,
             hint="Hub converts these model types: " + ", ".join(sorted(self.converters)) + ".",
         )
+
+    def select_converter(self, config: dict[str, Any], files: tuple[str, ...]) -> tuple[str, ConverterSpec] | None:
+        """``(plugin, converter)`` for a foreign checkpoint, or ``None`` when no plugin takes it.
+
+        The ``firstresult`` hook :func:`hub.hookspecs.hub_select_converter`, asked one plugin
+        at a time in registration order (built-ins first): each plugin's own answer, then its
+        default one, the converter it registered for the config's ``model_type``. A plugin
+        whose hook raises or answers something else than a ConverterSpec is reported
+        (``hub plugins``) and skipped.
+        """
+        import copy
+
+        from hub.plugins import get_plugin_manager
+
+        manager = get_plugin_manager()
+        model_type = config.get("model_type")
+        claimed = self.converters.get(model_type) if isinstance(model_type, str) else None
+        answers = manager.call_each("hub_select_converter", config=copy.deepcopy(config), files=tuple(files))
+        pending = next(answers, None)  # the next implementer's (plugin, answer); asked one at a time
+        for name in manager.registered_names():
+            answer = None
+            if pending is not None and pending[0] == name:
+                answer, pending = pending[1], None
+            if answer is not None and not isinstance(answer, ConverterSpec):
+                manager.hook_errors.append((name, "hub_select_converter",
+                                            f"returned {type(answer).__name__}, expected a ConverterSpec or None"))
+                answer = None
+            if answer is None and claimed is not None and claimed[0] == name:
+                answer = claimed[1]
+            if answer is not None:
+                answers.close()
+                return name, answer
+            if pending is None:
+                pending = next(answers, None)
+        return None
 
     def resolve(self, name: str) -> tuple[Task, ModelEntry | None]:
         """A task name/alias, or a catalogue model name -> (task, entry or None)."""
@@ -506,16 +542,22 @@ def build_registry() -> Registry:
 
 
 _registry: Registry | None = None
+_built_from: object | None = None  # the plugin manager _registry was built from
 
 
 def get_registry() -> Registry:
-    """The process-wide registry, built on first use."""
-    global _registry
-    if _registry is None:
-        _registry = build_registry()
+    """The process-wide registry, built on first use and rebuilt after :func:`reset` or
+    :func:`hub.plugins.reset` (a new plugin manager means new plugins)."""
+    global _registry, _built_from
+    from hub.plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    if _registry is None or _built_from is not manager:
+        _registry, _built_from = build_registry(), manager
     return _registry
 
 
 def reset() -> None:
+    """Forget the registry (it is rebuilt from the plugins and files on next use)."""
     global _registry
     _registry = None

@@ -108,7 +108,19 @@ class ArchitectureSpec:
 class ConverterSpec:
     """Turns a foreign checkpoint (e.g. transformers' ``model_type: bert``) into a Hub one.
 
-    ``convert`` names ``fn(config: dict, state_dict) -> (hub_config: dict, state_dict)``.
+    Attributes:
+        name: the converter's name, for messages.
+        source: the foreign library, e.g. ``"transformers"`` or ``"timm"``; a loaded model's
+            ``converted_from`` is ``"{source}:{model type}"``.
+        model_types: the config.json ``model_type`` values this converter takes by default
+            (the simple way to be chosen, see :func:`hub.hookspecs.hub_select_converter`); may
+            be empty for a converter only the plugin's ``hub_select_converter`` picks.
+        architecture: the Hub architecture it produces (informational).
+        convert: ``"module:attr"`` of ``fn(config, state_dict) -> (architecture, hub_config,
+            state_dict)``. A function that also takes a keyword argument ``checkpoint`` is given
+            the folder's :class:`hub.checkpoint.Checkpoint`, to read side files such as
+            ``vocab.json`` (converters written for the two-argument form keep working).
+        description: one line for listings.
     """
 
     name: str
@@ -123,8 +135,6 @@ class ConverterSpec:
         _check_ref("converter", self.name, "convert", self.convert)
         object.__setattr__(self, "model_types",
                            _check_names("converter", self.name, "model_types", self.model_types))
-        if not self.model_types:
-            raise PluginError(f"converter {self.name!r}: model_types must not be empty.")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ averaged, weighted by length). Nothing is truncated.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 from hub._fs import atomic_directory
 from hub.card import render_model_card
 from hub.data.padding import pad_sequences
-from hub.errors import InvalidInputError, ModelLoadError
+from hub.errors import InvalidInputError
 from hub.modeling import load_model, save_model, wrong_model
 from hub.pipeline import Pipeline
 from hub.validate import check_number, resolve_limit
@@ -36,33 +35,16 @@ DEFAULT_MAX_CHUNKS = 1024
 MAX_CHUNKS_ENV = "HUB_MAX_CHUNKS"
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"{str(path)!r} is not valid JSON ({exc}).") from None
-
-
 def load_speech_model(folder: Path, *, device: torch.device, dtype: torch.dtype | None,
                       metadata: dict[str, Any], accepts: tuple[type, ...], task: str, needs: str
                       ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Load ``folder`` (Hub or transformers format); converted wav2vec2 models get their
-    vocabulary from ``vocab.json`` and ``do_normalize`` from ``preprocessor_config.json``."""
+    """Load ``folder`` (Hub or transformers format). A converted wav2vec2 model's vocabulary
+    (``vocab.json``) and ``do_normalize`` (``preprocessor_config.json``) are read by its
+    converter, which sees the folder's side files (:class:`hub.checkpoint.Checkpoint`)."""
     loaded = load_model(folder, device=device, dtype=dtype)
     model = loaded.module
     if not isinstance(model, accepts):
         raise wrong_model(loaded, task, needs)
-    if loaded.converted_from:
-        vocab = read_json(folder / "vocab.json")
-        if vocab:
-            tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
-            if len(tokens) != model.head.proj.out_features:
-                raise ModelLoadError(f"{str(folder / 'vocab.json')!r} has {len(tokens)} tokens but the model "
-                                     f"outputs {model.head.proj.out_features}.")
-            model.config["vocab"] = tokens
-        preprocessor = read_json(folder / "preprocessor_config.json")
-        model.config["do_normalize"] = bool(preprocessor.get("do_normalize", True))
-        model.config["sample_rate"] = int(preprocessor.get("sampling_rate", 16000))
     metadata = {**metadata, "architecture": loaded.architecture}
     if loaded.converted_from:
         metadata["converted_from"] = loaded.converted_from

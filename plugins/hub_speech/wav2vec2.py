@@ -30,6 +30,7 @@ from hub.backbone.audio import (
     lengths_to_mask,
 )
 from hub.backbone.config import ACTIVATIONS, ConfigReader
+from hub.checkpoint import Checkpoint
 from hub.backbone.ctc import CTCHead
 from hub.errors import ConfigError, ModelLoadError
 from hub.modeling import check_layer_count
@@ -136,9 +137,38 @@ def build_wav2vec2_ctc(config: dict[str, Any]) -> Wav2Vec2CTC:
 _UNSUPPORTED = {"add_adapter": "adapter layers", "use_weighted_layer_sum": "weighted layer sums"}
 
 
-def convert_wav2vec2(config: dict[str, Any], state: dict[str, torch.Tensor]
+def _side_files(checkpoint: Checkpoint | None, classes: int) -> dict[str, Any]:
+    """The Hub config values a transformers wav2vec2 folder keeps beside config.json: the
+    vocabulary (``vocab.json``, token -> id) and the feature extractor's ``do_normalize`` and
+    ``sampling_rate`` (``preprocessor_config.json``). Absent files give the defaults."""
+    values: dict[str, Any] = {"do_normalize": True, "sample_rate": 16000}
+    if checkpoint is None:
+        return values
+    where = str(checkpoint.folder / "vocab.json")
+    vocab = checkpoint.read_json("vocab.json")
+    if vocab:
+        if not isinstance(vocab, dict) or not all(isinstance(i, int) and not isinstance(i, bool)
+                                                  for i in vocab.values()):
+            raise ModelLoadError(f"{where!r} must map each token to its integer id, as transformers writes it.")
+        if len(vocab) != classes:
+            raise ModelLoadError(f"{where!r} has {len(vocab)} tokens but the model outputs {classes}.")
+        values["vocab"] = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    preprocessor = checkpoint.read_json("preprocessor_config.json") or {}
+    if not isinstance(preprocessor, dict):
+        raise ModelLoadError(f"{str(checkpoint.folder / 'preprocessor_config.json')!r} must be a JSON object.")
+    values["do_normalize"] = bool(preprocessor.get("do_normalize", True))
+    values["sample_rate"] = int(preprocessor.get("sampling_rate", 16000))
+    return values
+
+
+def convert_wav2vec2(config: dict[str, Any], state: dict[str, torch.Tensor], *,
+                     checkpoint: Checkpoint | None = None
                      ) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
-    """transformers ``Wav2Vec2ForCTC`` (config.json + weights) -> ("wav2vec2-ctc", Hub config, state dict)."""
+    """transformers ``Wav2Vec2ForCTC`` (config.json + weights) -> ("wav2vec2-ctc", Hub config, state dict).
+
+    ``checkpoint`` gives the folder's side files: the vocabulary comes from ``vocab.json`` and
+    ``do_normalize`` / ``sample_rate`` from ``preprocessor_config.json`` (see :func:`_side_files`).
+    """
     for key, what in _UNSUPPORTED.items():
         if config.get(key):
             raise ModelLoadError(f"wav2vec2 checkpoints with {what} ({key}=true) are not supported yet.")
@@ -157,7 +187,7 @@ def convert_wav2vec2(config: dict[str, Any], state: dict[str, torch.Tensor]
         activation=activation, norm="layernorm", norm_eps=config.get("layer_norm_eps", 1e-5),
         norm_position="pre" if stable else "post", qkv_bias=True, out_bias=True, mlp_bias=True,
         dropout=config.get("hidden_dropout", 0.1), attention_dropout=config.get("attention_dropout", 0.1))
-    vocab = config.get("vocab")  # filled in by the pipeline from vocab.json when it has it
+    side = _side_files(checkpoint, int(state["lm_head.weight"].shape[0]))
     hub_config = {
         "conv_dim": list(config["conv_dim"]), "conv_kernel": list(config["conv_kernel"]),
         "conv_stride": list(config["conv_stride"]), "conv_bias": bool(config.get("conv_bias", False)),
@@ -167,9 +197,9 @@ def convert_wav2vec2(config: dict[str, Any], state: dict[str, torch.Tensor]
         "num_conv_pos_embedding_groups": config.get("num_conv_pos_embedding_groups", 16),
         "layer_norm_eps": config.get("layer_norm_eps", 1e-5), "stable_layer_norm": stable,
         "backbone": backbone.to_dict(),
-        "vocab": vocab or [f"<{i}>" for i in range(state["lm_head.weight"].shape[0])],
-        "blank": config.get("pad_token_id", 0), "word_delimiter": "|", "sample_rate": 16000,
-        "do_normalize": True,
+        "vocab": side.get("vocab") or [f"<{i}>" for i in range(state["lm_head.weight"].shape[0])],
+        "blank": config.get("pad_token_id", 0), "word_delimiter": "|", "sample_rate": side["sample_rate"],
+        "do_normalize": side["do_normalize"],
     }
     out: dict[str, torch.Tensor] = {}
 

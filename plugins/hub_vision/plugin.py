@@ -6,17 +6,23 @@ registry.yaml.
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
+from typing import Any
 
 from hub import hookimpl
 from hub.specs import ArchitectureSpec, ConverterSpec, TaskSpec
 
-
-def timm_families() -> tuple[str, ...]:
-    """timm's model families (architecture names up to the first underscore, the model type
-    Hub reads from a timm config.json), listed in timm_families.txt; "vit" is the ViT's."""
-    text = (Path(__file__).parent / "timm_families.txt").read_text(encoding="utf-8")
-    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+TIMM_VIT = ConverterSpec(
+    name="timm-vit", source="timm", model_types=(), architecture="vit",
+    convert="hub_vision.vit:convert_timm_vit",
+    description="timm VisionTransformer checkpoints in timm's Hugging Face Hub format (config.json with "
+                "architecture/model_args/pretrained_cfg): class and register tokens, token/avg/max pooling, "
+                "fc_norm, layer scale.")
+TIMM_CNN = ConverterSpec(
+    name="timm-cnn", source="timm", model_types=(), architecture="timm",
+    convert="hub_vision.cnn:convert_timm",
+    description="timm checkpoints in timm's Hugging Face Hub format (config.json + model.safetensors): "
+                "built by timm, preprocessing from pretrained_cfg (timm ViTs go to the shared backbone).")
 
 
 @hookimpl
@@ -48,14 +54,22 @@ def hub_architectures() -> list[ArchitectureSpec]:
 
 @hookimpl
 def hub_converters() -> list[ConverterSpec]:
-    return [
-        ConverterSpec(name="timm-vit", source="timm", model_types=("vit",), architecture="vit",
-                      convert="hub_vision.vit:convert_timm_vit",
-                      description="timm VisionTransformer checkpoints in timm's Hugging Face Hub format "
-                                  "(config.json with architecture/model_args/pretrained_cfg): class "
-                                  "and register tokens, token/avg/max pooling, fc_norm, layer scale."),
-        ConverterSpec(name="timm-cnn", source="timm", model_types=timm_families(), architecture="timm",
-                      convert="hub_vision.cnn:convert_timm",
-                      description="timm CNN checkpoints in timm's Hugging Face Hub format (config.json + "
-                                  "model.safetensors): built by timm, preprocessing from pretrained_cfg."),
-    ]
+    """No ``model_types``: timm's configs have none; :func:`hub_select_converter` picks these."""
+    return [TIMM_VIT, TIMM_CNN]
+
+
+@hookimpl
+def hub_select_converter(config: dict[str, Any], files: tuple[str, ...]) -> ConverterSpec | None:
+    """timm's Hugging Face layout (``timm.models.save_for_hf`` / ``push_to_hf_hub``): a config.json
+    with ``architecture`` (the timm model name, e.g. ``"vit_base_patch16_224.augreg_in21k"``) and a
+    ``pretrained_cfg`` object, and no ``model_type``. ``vit_*`` models go to the ViT converter,
+    every other name to timm itself (which says when it has no such model). The family, the
+    name up to its first underscore, is the ``converted_from`` model type (``"timm:resnet10t"``)."""
+    architecture = config.get("architecture")
+    if "model_type" in config or not isinstance(architecture, str) or \
+            not isinstance(config.get("pretrained_cfg"), dict):
+        return None
+    family = architecture.split(".")[0].split("_")[0]
+    if not family:
+        return None
+    return dataclasses.replace(TIMM_VIT if family == "vit" else TIMM_CNN, model_types=(family,))
