@@ -434,10 +434,14 @@ def select_converter(checkpoint: Checkpoint) -> tuple[ConverterSpec, str]:
     if selected is None:
         if "model_type" in config:  # an UnknownNameError listing the model types Hub converts
             registry.converter_for(str(config["model_type"]))
+        from hub.plugins import get_plugin_manager
+
+        failed = "; ".join(f"plugin {plugin!r}: {error}" for plugin, hook, error
+                           in get_plugin_manager().hook_errors if hook == "hub_select_converter")
         raise ModelLoadError(f"{path!r} is neither a Hub config ('hub_format') nor a checkpoint an installed "
                              "plugin converts (a transformers config with a 'model_type' Hub knows, a timm "
                              "config with 'architecture' + 'pretrained_cfg', ...); `hub plugins` lists the "
-                             "installed plugins.")
+                             "installed plugins." + (f" These plugins failed to answer: {failed}." if failed else ""))
     converter = selected[1]
     model_type = config.get("model_type")
     if not isinstance(model_type, str):

@@ -173,9 +173,15 @@ class PluginManager:
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # noqa: BLE001 - SystemExit in a hook is a plugin failure
-                self.hook_errors.append((name, hook_name, _describe(exc)))
+                self.record_hook_error(name, hook_name, _describe(exc))
                 continue
             yield name, result
+
+    def record_hook_error(self, plugin: str, hook_name: str, error: str) -> None:
+        """Note a failed hook call for ``hub plugins``, once (a hook called at every model load,
+        such as ``hub_select_converter``, would otherwise repeat it without end)."""
+        if (plugin, hook_name, error) not in self.hook_errors:
+            self.hook_errors.append((plugin, hook_name, error))
 
     def collect(self, hook_name: str) -> list[tuple[str, Any]]:
         """Call registration hook ``hook_name`` on every plugin (:meth:`call_each`); return

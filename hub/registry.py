@@ -35,7 +35,9 @@ in :attr:`Registry.problems` (``hub plugins`` prints them; ``hub list`` notes ho
 * a model hidden by a task or alias of the same name is reported.
 
 Architectures, converters (by ``model_type``) and plugin catalogue entries are first come,
-first served among plugins too, built-ins first. Files are read by :mod:`hub._yaml`: no
+first served among plugins too, built-ins first. Which converter takes a foreign checkpoint
+folder is the ``firstresult`` hook ``hub_select_converter`` (:meth:`Registry.select_converter`),
+asked in the same order. Files are read by :mod:`hub._yaml`: no
 YAML anchors/aliases, no duplicate keys, bounded size and nesting, one-line
 ``FILE:LINE:COLUMN: problem`` errors. Every ``source`` is checked when read
 (:func:`hub.sources.check_source`): ``package:PKG/PATH`` must stay inside the package and
@@ -209,8 +211,8 @@ class Registry:
             if pending is not None and pending[0] == name:
                 answer, pending = pending[1], None
             if answer is not None and not isinstance(answer, ConverterSpec):
-                manager.hook_errors.append((name, "hub_select_converter",
-                                            f"returned {type(answer).__name__}, expected a ConverterSpec or None"))
+                manager.record_hook_error(name, "hub_select_converter",
+                                          f"returned {type(answer).__name__}, expected a ConverterSpec or None")
                 answer = None
             if answer is None and claimed is not None and claimed[0] == name:
                 answer = claimed[1]

@@ -109,7 +109,7 @@ def test_hooks_are_called_through_pluggy():
     assert ("hub_tasks", ("speech",)) in calls
 
 
-def test_a_raising_select_hook_is_reported_and_others_still_answer(write_module, monkeypatch, capsys):
+def test_a_raising_select_hook_is_reported_and_others_still_answer(write_module, monkeypatch, tmp_path):
     write_module("toy_convert", TOY_CONVERTER)
     write_module("exiting_plugin", textwrap.dedent('''
         import sys
@@ -135,6 +135,12 @@ def test_a_raising_select_hook_is_reported_and_others_still_answer(write_module,
     assert errors[("odd_plugin", "hub_select_converter")] == "returned str, expected a ConverterSpec or None"
     # a built-in model_type is still the built-in's, asked before the third parties
     assert registry.select_converter({"model_type": "bert"}, ())[1].name == "transformers-bert-family"
+    # a folder nobody takes names the plugins that failed to answer, once each however often asked
+    folder = toy_checkpoint(tmp_path / "unknown", {"format": "other"})
+    for _ in range(2):
+        with pytest.raises(ModelLoadError, match=r"failed to answer: plugin 'exiting_plugin': SystemExit"):
+            hub.modeling.load_model(folder)
+    assert [h for p, h, e in get_plugin_manager().hook_errors if p == "exiting_plugin"] == ["hub_select_converter"]
 
 
 # --------------------------------------------------------------------------- check_pending
