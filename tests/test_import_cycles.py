@@ -30,7 +30,6 @@ PACKAGE = ROOT / "hub"
 #: cycles outside hub/backbone that another session removes (issue 13, item 8); each one
 #: written from its smallest module name, in import order
 KNOWN_CYCLES: tuple[tuple[str, ...], ...] = (
-    ("hub.train.callbacks", "hub.train.trainer"),
 )
 
 

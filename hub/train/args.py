@@ -22,12 +22,55 @@ from hub.errors import ConfigError
 
 @dataclass
 class TrainingArguments:
-    """Everything the Trainer needs to know; ``fine_tune(**kwargs)`` fills it in."""
+    """Everything the Trainer needs to know; ``fine_tune(**kwargs)`` / ``pretrain(**kwargs)``
+    and a config's ``training:`` section fill it in (checked at construction).
+
+    Args:
+        epochs: passes over the training data (may be fractional).
+        max_steps: optimizer steps to take; overrides ``epochs``.
+        batch_size: examples per micro-batch and process (the global batch is this x
+            processes x ``gradient_accumulation_steps``).
+        eval_batch_size: examples per evaluation batch and process.
+        gradient_accumulation_steps: micro-batches per optimizer step.
+        learning_rate: AdamW's peak learning rate.
+        weight_decay: AdamW's decoupled decay (never on norms, biases or embeddings).
+        warmup_ratio: share of the steps with a linear warm-up, in [0, 1).
+        schedule: the learning rate after warm-up: ``"linear"`` or ``"cosine"`` decay, or ``"constant"``.
+        max_grad_norm: clip the gradients' global norm to this (None: no clipping).
+        seed: seeds the weights' random draws, dropout and the data order.
+        group_by_length: batch examples of similar length (less padding), still shuffled.
+        eval_steps: evaluate every N optimizer steps (and at the last); None: at each epoch's end.
+        early_stopping_patience: stop after this many evaluations without improvement (None: never).
+        metric_for_best: the evaluation metric that picks the best weights: ``"loss"`` or a
+            key ``compute_metrics`` returns.
+        greater_is_better: whether a larger ``metric_for_best`` is better; None: False for
+            ``"loss"``, True otherwise.
+        output_dir: where logs (``metrics.jsonl``), checkpoints and the best model go (None: nowhere).
+        save_checkpoints: with ``output_dir``, write resumable checkpoints under ``output_dir/checkpoints``.
+        save_steps: checkpoint every N optimizer steps; None: at each epoch's end.
+        save_total_limit: keep the last K checkpoints (the best one is kept as well).
+        resume_from_checkpoint: a checkpoint folder, or True: the latest under ``output_dir``.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; None: CUDA when available, else CPU.
+        bf16: bf16 autocast; None: on CUDA, off on CPU.
+        fp16: fp16 autocast with a gradient scaler (CUDA only).
+        tf32: TF32 matmuls on CUDA (fp32 weights, faster matmuls).
+        compile: ``torch.compile`` the model.
+        gradient_checkpointing: recompute activations in backward to save memory.
+        distributed: ``"auto"`` (DDP under ``torchrun``), ``"ddp"``, ``"fsdp"`` or ``"none"``.
+        num_workers: DataLoader worker processes.
+        progress: show a tqdm bar over the steps.
+        log_every: optimizer steps between training-loss records.
+        tensorboard: log to ``output_dir/tensorboard``; None: when tensorboard is installed.
+        peak_tflops: the device's peak, for the ``mfu`` log (default: from the GPU's name).
+
+    Raises:
+        ConfigError: a value of the wrong type, not finite, or out of range (naming the key).
+    """
 
     # -- schedule ------------------------------------------------------------------------
     epochs: float = 3.0
-    max_steps: int | None = None  # optimizer steps; overrides epochs
-    batch_size: int = 16  # per process (the global batch is this x processes x accumulation)
+    max_steps: int | None = None
+    batch_size: int = 16
     eval_batch_size: int = 64
     gradient_accumulation_steps: int = 1
     learning_rate: float = 5e-5
@@ -36,32 +79,32 @@ class TrainingArguments:
     schedule: Literal["linear", "cosine", "constant"] = "linear"
     max_grad_norm: float | None = 1.0
     seed: int = 0
-    group_by_length: bool = False  # batches of similar lengths (less padding), still shuffled
+    group_by_length: bool = False
     # -- evaluation, best model, early stopping ----------------------------------------
-    eval_steps: int | None = None  # evaluate every N optimizer steps; None: at each epoch's end
-    early_stopping_patience: int | None = None  # evaluations without improvement
+    eval_steps: int | None = None
+    early_stopping_patience: int | None = None
     metric_for_best: str = "loss"
-    greater_is_better: bool | None = None  # None: False for "loss", True otherwise
+    greater_is_better: bool | None = None
     # -- output, checkpoints, resume ----------------------------------------------------
     output_dir: str | None = None
-    save_checkpoints: bool = True  # with output_dir: resumable checkpoints under output_dir/checkpoints
-    save_steps: int | None = None  # checkpoint every N optimizer steps; None: at each epoch's end
-    save_total_limit: int = 2  # keep the last K checkpoints (the best one is kept as well)
-    resume_from_checkpoint: str | bool | None = None  # a checkpoint folder, or True: the latest one
+    save_checkpoints: bool = True
+    save_steps: int | None = None
+    save_total_limit: int = 2
+    resume_from_checkpoint: str | bool | None = None
     # -- hardware and precision ----------------------------------------------------------
-    device: str | None = None  # None: CUDA when available, else CPU
-    bf16: bool | None = None  # None: bf16 autocast on CUDA, fp32 on CPU
-    fp16: bool = False  # fp16 autocast with a gradient scaler (CUDA only)
-    tf32: bool = True  # TF32 matmuls on CUDA (fp32 weights, faster matmuls)
-    compile: bool = False  # torch.compile the model
-    gradient_checkpointing: bool = False  # recompute activations in backward to save memory
-    distributed: Literal["auto", "ddp", "fsdp", "none"] = "auto"  # auto: DDP under torchrun
-    num_workers: int = 0  # DataLoader worker processes
+    device: str | None = None
+    bf16: bool | None = None
+    fp16: bool = False
+    tf32: bool = True
+    compile: bool = False
+    gradient_checkpointing: bool = False
+    distributed: Literal["auto", "ddp", "fsdp", "none"] = "auto"
+    num_workers: int = 0
     # -- logging -------------------------------------------------------------------------
     progress: bool = True
-    log_every: int = 10  # optimizer steps between log records
-    tensorboard: bool | None = None  # None: when tensorboard is installed and output_dir is set
-    peak_tflops: float | None = None  # device peak for model-FLOPs utilisation (default: from the GPU name)
+    log_every: int = 10
+    tensorboard: bool | None = None
+    peak_tflops: float | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -97,7 +140,17 @@ class TrainingArguments:
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> TrainingArguments:
-        """Build from keyword arguments, naming any unknown key and its closest match."""
+        """Build from keyword arguments, naming any unknown key and its closest match.
+
+        Args:
+            **kwargs: field names and values (see the class's Args).
+
+        Returns:
+            The checked arguments.
+
+        Raises:
+            ConfigError: an unknown key (with its close matches) or a bad value.
+        """
         check_keys(kwargs, known=[f.name for f in fields(cls)], what="training argument")
         return cls(**kwargs)
 

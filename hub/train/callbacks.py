@@ -1,7 +1,10 @@
 """Callbacks: small objects the Trainer calls at fixed points of a run.
 
-Every process calls them (so a callback can take part in collectives); the writers check
-``trainer.is_main`` before touching files or the terminal. ``on_log`` receives the record
+Each hook gets a :class:`~hub.train.contract.TrainerView` (the run's arguments, state,
+model, optimizer, scheduler, device and process layout, read-only), never the Trainer
+itself, and the live :class:`~hub.train.TrainerState` (a hook may set
+``state.should_stop``). Every process calls them (so a callback can take part in
+collectives); the writers check ``trainer.is_main`` before touching files or the terminal. ``on_log`` receives the record
 about to be written and may add entries to it: the producers (learning rate, throughput)
 run before the writers (JSONL, TensorBoard, progress bar) because ``default_callbacks``
 orders them so.
@@ -13,37 +16,42 @@ import contextlib
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from hub.train.contract import TrainerView
 from hub.train.flops import model_flops_per_token, peak_tflops
 from hub.train.state import TrainerState
 
-if TYPE_CHECKING:
-    from hub.train.trainer import Trainer
-
 
 class Callback:
-    """Override the hooks you need; each gets the trainer and its state."""
+    """Override the hooks you need; each gets a :class:`TrainerView` (named ``trainer``: callbacks
+    written when it was the Trainer itself keep working) and the state.
 
-    def on_train_begin(self, trainer: Trainer, state: TrainerState) -> None: ...
+    The hooks, in the order a run calls them: ``on_train_begin``; after every optimizer step
+    ``on_step_end``, then ``on_log`` (every ``log_every`` steps; ``logs`` may be extended),
+    ``on_evaluate`` (after the evaluation's own ``on_log``), ``on_epoch_end``, ``on_save``
+    (``path``: the checkpoint folder; rank 0 only); ``on_train_end``.
+    """
 
-    def on_step_end(self, trainer: Trainer, state: TrainerState) -> None: ...
+    def on_train_begin(self, trainer: TrainerView, state: TrainerState) -> None: ...
 
-    def on_log(self, trainer: Trainer, state: TrainerState, logs: dict[str, Any]) -> None: ...
+    def on_step_end(self, trainer: TrainerView, state: TrainerState) -> None: ...
 
-    def on_evaluate(self, trainer: Trainer, state: TrainerState, metrics: dict[str, float]) -> None: ...
+    def on_log(self, trainer: TrainerView, state: TrainerState, logs: dict[str, Any]) -> None: ...
 
-    def on_save(self, trainer: Trainer, state: TrainerState, path: Path) -> None: ...
+    def on_evaluate(self, trainer: TrainerView, state: TrainerState, metrics: dict[str, float]) -> None: ...
 
-    def on_epoch_end(self, trainer: Trainer, state: TrainerState) -> None: ...
+    def on_save(self, trainer: TrainerView, state: TrainerState, path: Path) -> None: ...
 
-    def on_train_end(self, trainer: Trainer, state: TrainerState) -> None: ...
+    def on_epoch_end(self, trainer: TrainerView, state: TrainerState) -> None: ...
+
+    def on_train_end(self, trainer: TrainerView, state: TrainerState) -> None: ...
 
 
 class LearningRateMonitor(Callback):
     """Adds ``lr`` (the first parameter group's learning rate) to every log record."""
 
-    def on_log(self, trainer: Trainer, state: TrainerState, logs: dict[str, Any]) -> None:
+    def on_log(self, trainer: TrainerView, state: TrainerState, logs: dict[str, Any]) -> None:
         if "loss" in logs and trainer.scheduler is not None:
             logs["lr"] = trainer.scheduler.get_last_lr()[0]
 
@@ -55,10 +63,10 @@ class Throughput(Callback):
     def __init__(self) -> None:
         self._last: tuple[float, int, int] | None = None
 
-    def on_train_begin(self, trainer: Trainer, state: TrainerState) -> None:
+    def on_train_begin(self, trainer: TrainerView, state: TrainerState) -> None:
         self._last = (time.perf_counter(), state.samples_seen, state.tokens_seen)
 
-    def on_log(self, trainer: Trainer, state: TrainerState, logs: dict[str, Any]) -> None:
+    def on_log(self, trainer: TrainerView, state: TrainerState, logs: dict[str, Any]) -> None:
         if "loss" not in logs or self._last is None:
             return
         now = time.perf_counter()
@@ -75,7 +83,7 @@ class Throughput(Callback):
             peak = trainer.args.peak_tflops or (
                 peak_tflops(_gpu_name(trainer)) if trainer.device.type == "cuda" else None)
             if flops and peak:
-                logs["mfu"] = flops * tokens_per_s / (peak * 1e12 * trainer.env.world_size)
+                logs["mfu"] = flops * tokens_per_s / (peak * 1e12 * trainer.world_size)
 
 
 class EarlyStopping(Callback):
@@ -84,7 +92,7 @@ class EarlyStopping(Callback):
     def __init__(self, patience: int) -> None:
         self.patience = patience
 
-    def on_evaluate(self, trainer: Trainer, state: TrainerState, metrics: dict[str, float]) -> None:
+    def on_evaluate(self, trainer: TrainerView, state: TrainerState, metrics: dict[str, float]) -> None:
         if state.evals_without_improvement >= self.patience:
             state.should_stop = state.stopped_early = True
 
@@ -101,11 +109,11 @@ class JsonlLogger(Callback):
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def on_train_begin(self, trainer: Trainer, state: TrainerState) -> None:
-        if trainer.is_main and getattr(trainer, "resumed_from", None) is not None and self.path.is_file():
+    def on_train_begin(self, trainer: TrainerView, state: TrainerState) -> None:
+        if trainer.is_main and trainer.resumed_from is not None and self.path.is_file():
             truncate_log(self.path, state.global_step)
 
-    def on_log(self, trainer: Trainer, state: TrainerState, logs: dict[str, Any]) -> None:
+    def on_log(self, trainer: TrainerView, state: TrainerState, logs: dict[str, Any]) -> None:
         if trainer.is_main:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as handle:
@@ -118,19 +126,19 @@ class TensorBoardLogger(Callback):
     def __init__(self, log_dir: Path) -> None:
         self.log_dir, self.writer = log_dir, None
 
-    def on_train_begin(self, trainer: Trainer, state: TrainerState) -> None:
+    def on_train_begin(self, trainer: TrainerView, state: TrainerState) -> None:
         if trainer.is_main:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.log_dir))
 
-    def on_log(self, trainer: Trainer, state: TrainerState, logs: dict[str, Any]) -> None:
+    def on_log(self, trainer: TrainerView, state: TrainerState, logs: dict[str, Any]) -> None:
         if self.writer is not None:
             for key, value in logs.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("step", "epoch"):
                     self.writer.add_scalar(key, value, logs.get("step", state.global_step))
 
-    def on_train_end(self, trainer: Trainer, state: TrainerState) -> None:
+    def on_train_end(self, trainer: TrainerView, state: TrainerState) -> None:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
@@ -142,21 +150,21 @@ class ProgressBar(Callback):
     def __init__(self) -> None:
         self.bar = None
 
-    def on_train_begin(self, trainer: Trainer, state: TrainerState) -> None:
+    def on_train_begin(self, trainer: TrainerView, state: TrainerState) -> None:
         if trainer.is_main:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=state.total_steps, initial=state.global_step, desc="training", unit="step")
 
-    def on_step_end(self, trainer: Trainer, state: TrainerState) -> None:
+    def on_step_end(self, trainer: TrainerView, state: TrainerState) -> None:
         if self.bar is not None:
             self.bar.update(state.global_step - self.bar.n)
 
-    def on_log(self, trainer: Trainer, state: TrainerState, logs: dict[str, Any]) -> None:
+    def on_log(self, trainer: TrainerView, state: TrainerState, logs: dict[str, Any]) -> None:
         if self.bar is not None and "loss" in logs:
             self.bar.set_postfix(loss=f"{logs['loss']:.4f}")
 
-    def on_train_end(self, trainer: Trainer, state: TrainerState) -> None:
+    def on_train_end(self, trainer: TrainerView, state: TrainerState) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -217,7 +225,7 @@ def default_callbacks(args: Any) -> list[Callback]:
     return callbacks
 
 
-def _gpu_name(trainer: Trainer) -> str | None:
+def _gpu_name(trainer: TrainerView) -> str | None:
     import torch
 
     return torch.cuda.get_device_name(trainer.device) if torch.cuda.is_available() else None

@@ -5,8 +5,10 @@ a gradient scaler, gradient accumulation and clipping, AdamW with decay groups, 
 and decay, evaluation every epoch or every N steps with the best weights kept, early
 stopping, resumable atomic checkpoints, callbacks for logging.
 
-The model contract is the one transformers uses: ``model(**batch)`` returns a dict with
-``"loss"`` (when the batch carries labels) and ``"logits"``.
+The contract (:mod:`hub.train.contract`) is the one transformers uses: a batch is a dict
+of tensors, ``model(**batch)`` returns a dict with ``"loss"``; ``"logits"`` and
+``batch["labels"]`` are read only when ``compute_metrics`` needs them. When to log,
+evaluate, save and stop is decided by :class:`~hub.train.control.TrainingSchedule`.
 
 Exact resume: the data order is a function of (seed, epoch, batch), and a checkpoint
 holds the weights, optimizer, scheduler, scaler, every random generator and the
@@ -22,7 +24,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,15 +38,30 @@ from hub.train import checkpoint as ckpt
 from hub.train import distributed as dist_utils
 from hub.train.args import TrainingArguments
 from hub.train.callbacks import Callback, default_callbacks
+from hub.train.contract import Batch, ComputeMetrics, TrainerView
+from hub.train.control import TrainerControl, TrainingSchedule
 from hub.train.sampling import ResumableBatchSampler, epoch_seed
 from hub.train.state import TrainerState
 
 logger = logging.getLogger(__name__)
-Batch = dict[str, torch.Tensor]
 
 
 @dataclass
 class TrainResult:
+    """What :meth:`Trainer.train` returns (every ``fine_tune`` / ``pretrain`` returns it too).
+
+    Attributes:
+        best_metric, best_epoch, best_step: the best value of the monitored metric
+            (``metric_for_best`` of the evaluation, else the training loss) and where it was.
+        epochs_run, steps: epochs begun and optimizer steps taken (a resumed run counts
+            from the start of the original run).
+        history: one record per evaluation (``step``, ``epoch``, ``train_loss``, ``eval_*``).
+        stopped_early: early stopping ended the run.
+        train_seconds: wall time of this call.
+        resumed_from, last_checkpoint: the checkpoint folder resumed from and the last one
+            written (None: none).
+    """
+
     best_metric: float | None
     best_epoch: int | None
     epochs_run: int
@@ -109,18 +126,41 @@ def enable_gradient_checkpointing(model: nn.Module) -> None:
 
 
 class Trainer:
-    """Train ``model`` on ``train_data`` (a sequence of feature dicts) with ``collate``.
+    """Train ``model`` on ``train_data`` (a sequence of examples) batched by ``collate``.
 
-    ``callbacks`` are added after the defaults the arguments ask for (learning rate and
-    throughput in the logs, early stopping, JSONL/TensorBoard logs, progress bar).
-    ``lengths`` (one per training example) enables ``group_by_length``; by default they are
-    read from each example's ``input_ids``. ``eval_collate`` batches evaluation examples
-    when they need another shape than training's (default: ``collate``).
+    What a batch and the model's output must hold is :mod:`hub.train.contract`: a batch is
+    a dict of tensors, ``model(**batch)`` returns a dict with ``"loss"``; ``"logits"`` and
+    ``batch["labels"]`` are needed only by ``compute_metrics``. When to log, evaluate, save
+    and stop is :class:`hub.train.control.TrainingSchedule`'s decision.
+
+    Args:
+        model: the module to train (``model(**batch) -> {"loss", ...}``); it ends training
+            in eval mode with the best weights (by ``args.metric_for_best``).
+        args: the run's :class:`~hub.train.TrainingArguments`.
+        train_data: the training examples (indexable, with ``len``); what ``collate`` takes.
+        collate: examples -> a batch (a dict of tensors, examples along the first dimension).
+        eval_data: evaluation examples, scored every epoch or every ``args.eval_steps``.
+        compute_metrics: ``(logits, labels) -> {name: value}`` over the whole evaluation
+            set, added to the evaluation's ``loss`` (then batches need ``labels`` and
+            outputs ``logits``).
+        save_best: called as ``save_best(model, output_dir / "best")`` on rank 0 whenever
+            the monitored metric improves (with ``output_dir``; not under FSDP).
+        callbacks: :class:`~hub.train.Callback` objects, called after the defaults the
+            arguments ask for (learning rate and throughput in the logs, early stopping,
+            JSONL/TensorBoard logs, progress bar); each hook gets a
+            :class:`~hub.train.contract.TrainerView` and the :class:`~hub.train.TrainerState`.
+        lengths: one per training example, for ``group_by_length`` (default: read from each
+            example's ``input_ids``).
+        eval_collate: batches evaluation examples when they need another shape than
+            training's (default: ``collate``).
+
+    Raises:
+        ConfigError: ``args`` is not a TrainingArguments, or fp16 without CUDA.
     """
 
     def __init__(self, model: nn.Module, args: TrainingArguments, *, train_data: Sequence[Any],
                  collate: Callable[[list[Any]], Batch], eval_data: Sequence[Any] | None = None,
-                 compute_metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None = None,
+                 compute_metrics: ComputeMetrics | None = None,
                  save_best: Callable[[nn.Module, Path], None] | None = None,
                  callbacks: Sequence[Callback] = (), lengths: Sequence[int] | None = None,
                  eval_collate: Callable[[list[Any]], Batch] | None = None) -> None:
@@ -148,6 +188,7 @@ class Trainer:
         self._ddp: nn.Module | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
         self.resumed_from: Path | None = None  # the checkpoint this run resumed from
+        self.view = TrainerView(self)  # what callbacks see of this trainer
 
     # -- small helpers --------------------------------------------------------------------
     @property
@@ -165,14 +206,28 @@ class Trainer:
 
     def _emit(self, event: str, *extra: Any) -> None:
         for callback in self.callbacks:
-            getattr(callback, event)(self, self.state, *extra)
+            getattr(callback, event)(self.view, self.state, *extra)
 
     def _log(self, record: dict[str, Any]) -> None:
         self._emit("on_log", record)
 
     # -- training -------------------------------------------------------------------------
     def train(self) -> TrainResult:
-        """Run to ``max_steps``/``epochs`` (or early stop); the model ends with the best weights."""
+        """Run to ``max_steps``/``epochs`` (or an early stop), resuming first when
+        ``args.resume_from_checkpoint`` says so; the model ends with the best weights.
+
+        Returns:
+            A :class:`TrainResult`: the best metric and its epoch/step, epochs and steps run,
+            one history record per evaluation, whether it stopped early, the checkpoint it
+            resumed from and the last one written.
+
+        Raises:
+            DataError: the training data is empty.
+            ConfigError: a batch's output has no ``"loss"`` (or, with ``compute_metrics``, an
+                evaluation batch has no ``labels`` or output no ``logits``), or the checkpoint
+                to resume from belongs to another model or run.
+            ModelLoadError: the checkpoint to resume from is damaged.
+        """
         created = dist_utils.setup(self.env, self.device)
         try:
             return self._train()
@@ -228,111 +283,84 @@ class Trainer:
         return loader, sampler
 
     def _train(self) -> TrainResult:
-        args, env = self.args, self.env
+        args = self.args
         loader, sampler = self._prepare()
-        state = self.state
         resumed = ckpt.resolve_resume(args.resume_from_checkpoint, args.output_dir)
         self.resumed_from = resumed  # the JSONL logger drops the rows logged after it
         if resumed is not None:
             self._load_checkpoint(resumed, batches_per_epoch=len(sampler))
-            state = self.state
-        batches_per_epoch, accumulation = len(sampler), args.gradient_accumulation_steps
-        checkpointing = bool(args.output_dir and args.save_checkpoints)
+        state = self.state
+        self.schedule = schedule = TrainingSchedule(args, batches_per_epoch=len(sampler),
+                                                    checkpointing=bool(args.output_dir and args.save_checkpoints))
+        self._sums = _RunningSums(state.interval_loss_sum, self.device)
         self._emit("on_train_begin")
         start = time.perf_counter()
-        window_loss = torch.zeros((), dtype=torch.float64, device=self.device)
-        # the training loss since the previous evaluation (an epoch's mean with per-epoch evaluation)
-        interval_loss = torch.tensor(state.interval_loss_sum, dtype=torch.float64, device=self.device)
-
-        def interval_mean() -> float:
-            total, count = dist_utils.all_reduce_sum([interval_loss.item(), state.interval_loss_count], self.device)
-            interval_loss.zero_()
-            state.interval_loss_count = 0
-            return total / max(1, count)
-
-        window_batches, last_eval_step, last_save_step = 0, None, None
-        samples_since_step, tokens_pending = 0, torch.zeros((), dtype=torch.long, device=self.device)
-
-        while state.global_step < state.total_steps and not state.should_stop:
+        while not schedule.should_stop(state):
             sampler.set_epoch(state.epoch, state.batches_in_epoch)
             self._loader_generator.manual_seed(epoch_seed(args.seed, state.epoch))  # worker seeds per epoch
             for batch in loader:
-                state.batches_in_epoch += 1
-                at_boundary = state.batches_in_epoch % accumulation == 0 or state.batches_in_epoch == batches_per_epoch
-                batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-                samples_since_step += _batch_size(batch) * env.world_size
-                tokens_pending += _token_count(batch)  # a device tensor: no host sync per batch
-                self.last_seq_len = _seq_len(batch) or self.last_seq_len
-                sync = contextlib.nullcontext()
-                if self._ddp is not None and not at_boundary:
-                    sync = self._ddp.no_sync()
-                elif self.strategy == "fsdp":
-                    self.model.set_requires_gradient_sync(at_boundary)
-                with sync:
-                    with self.autocast():
-                        out = self.wrapped(**batch)
-                    if "loss" not in out:
-                        raise ConfigError("The model returned no 'loss'; training batches must carry labels.")
-                    loss = out["loss"]
-                    scaled = loss / accumulation
-                    (self.scaler.scale(scaled) if self.scaler else scaled).backward()
-                window_loss += loss.detach().double()
-                interval_loss += loss.detach().double()
-                window_batches += 1
-                state.interval_loss_count += 1
-                if not at_boundary:
+                if not self._forward_backward(batch):  # accumulating gradients: no step yet
                     continue
                 self._optimizer_step()
                 state.global_step += 1
-                state.samples_seen += samples_since_step
-                samples_since_step = 0
+                state.samples_seen += self._sums.take_samples()
                 self._emit("on_step_end")
-                if state.global_step % args.log_every == 0:
-                    state.tokens_seen += int(tokens_pending) * env.world_size
-                    tokens_pending.zero_()
-                    mean = dist_utils.all_reduce_sum([window_loss.item(), window_batches], self.device)
-                    self._log({"step": state.global_step, "epoch": state.epoch + 1, "loss": mean[0] / max(1, mean[1])})
-                    window_loss.zero_()
-                    window_batches = 0
-                epoch_done = state.batches_in_epoch == batches_per_epoch
-                finished = state.global_step >= state.total_steps
-                if args.eval_steps and (state.global_step % args.eval_steps == 0 or finished):
-                    self._evaluate_and_track(train_loss=interval_mean())
-                    last_eval_step = state.global_step
-                if checkpointing and args.save_steps and state.global_step % args.save_steps == 0 and not epoch_done:
-                    state.interval_loss_sum = interval_loss.item()
-                    state.tokens_seen += int(tokens_pending) * env.world_size
-                    tokens_pending.zero_()
-                    self._save_checkpoint()
-                    last_save_step = state.global_step
-                if finished or state.should_stop or epoch_done:
+                self._act(schedule.after_step(state))
+                if schedule.should_leave_epoch(state):
                     break
-            # the end of an epoch (or of training part-way through one)
-            if last_eval_step != state.global_step and not args.eval_steps:
-                self._evaluate_and_track(train_loss=interval_mean())
-                last_eval_step = state.global_step
-            if state.batches_in_epoch == batches_per_epoch:
-                self._emit("on_epoch_end")
-                state.epoch += 1
-                state.batches_in_epoch = 0
-            state.interval_loss_sum = interval_loss.item()
-            state.tokens_seen += int(tokens_pending) * env.world_size
-            tokens_pending.zero_()
-            done = state.global_step >= state.total_steps or state.should_stop
-            periodic = args.save_steps is None or state.global_step % args.save_steps == 0
-            if checkpointing and last_save_step != state.global_step and (periodic or done):
-                self._save_checkpoint()
-                last_save_step = state.global_step
-
+            self._act(schedule.after_epoch(state))  # the end of an epoch, or of training part-way through one
         self._restore_best()
         self._emit("on_train_end")
         self.model.eval()
-        last = ckpt.latest(args.output_dir) if checkpointing else None
+        last = ckpt.latest(args.output_dir) if schedule.checkpointing else None
         return TrainResult(best_metric=state.best_metric, best_epoch=state.best_epoch,
                            epochs_run=state.epoch + (1 if state.batches_in_epoch else 0), steps=state.global_step,
                            history=state.history, stopped_early=state.stopped_early,
                            train_seconds=time.perf_counter() - start, best_step=state.best_step,
                            resumed_from=str(resumed) if resumed else None, last_checkpoint=str(last) if last else None)
+
+    def _forward_backward(self, batch: Batch) -> bool:
+        """One micro-batch: forward and backward (DDP/FSDP synchronise gradients only on the
+        last micro-batch of a step). Returns whether an optimizer step is due."""
+        state, accumulation = self.state, self.args.gradient_accumulation_steps
+        state.batches_in_epoch += 1
+        at_boundary = state.batches_in_epoch % accumulation == 0 or self.schedule.epoch_done(state)
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        self._sums.count_batch(batch, self.env.world_size)
+        self.last_seq_len = _seq_len(batch) or self.last_seq_len
+        sync = contextlib.nullcontext()
+        if self._ddp is not None and not at_boundary:
+            sync = self._ddp.no_sync()
+        elif self.strategy == "fsdp":
+            self.model.set_requires_gradient_sync(at_boundary)
+        with sync:
+            with self.autocast():
+                out = self.wrapped(**batch)
+            loss = _loss_of(out, "a training")
+            scaled = loss / accumulation
+            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+        self._sums.add_loss(loss, state)
+        return at_boundary
+
+    def _act(self, control: TrainerControl) -> None:
+        """Carry out the schedule's decisions in order: bring the state's counters up to date
+        (the one place they reach it), log, evaluate, end the epoch, save."""
+        if not control.touches_state:
+            return
+        state = self.state
+        self._sums.flush(state, self.env.world_size)
+        if control.should_log:
+            self._log({"step": state.global_step, "epoch": state.epoch + 1, "loss": self._sums.window_mean()})
+        if control.should_evaluate:
+            self._evaluate_and_track(train_loss=self._sums.interval_mean(state))
+        if control.should_end_epoch:
+            self._emit("on_epoch_end")
+            state.epoch += 1
+            state.batches_in_epoch = 0
+        if control.leaving_epoch:  # decided last: the evaluation and on_epoch_end may have ended training
+            control.should_save = self.schedule.save_on_leaving(state)
+        if control.should_save:
+            self._save_checkpoint()
 
     def _optimizer_step(self) -> None:
         args, optimizer = self.args, self.optimizer
@@ -383,8 +411,20 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, data: Sequence[Any] | None = None) -> dict[str, float]:
-        """Loss (and ``compute_metrics``) over ``data``; each process scores a contiguous share
-        and the results are gathered, so every process gets the metrics of the whole set."""
+        """Score ``data`` (default: ``eval_data``); each process scores a contiguous share
+        and the results are gathered, so every process gets the metrics of the whole set.
+
+        Args:
+            data: evaluation examples (what ``eval_collate`` takes).
+
+        Returns:
+            ``{"loss": mean loss per example}`` plus what ``compute_metrics`` returns (it
+            gets every batch's ``out["logits"]`` and ``batch["labels"]``, concatenated).
+
+        Raises:
+            ConfigError: no data; an output without ``"loss"``; with ``compute_metrics``, a
+                batch without ``"labels"`` or an output without ``"logits"``.
+        """
         import torch.distributed as dist
 
         data = self.eval_data if data is None else data
@@ -417,11 +457,13 @@ class Trainer:
                 out = model(**batch)
             if dummy:
                 continue
-            n = batch["labels"].shape[0]
-            total_loss += out["loss"].item() * n
+            n = int(batch["labels"].shape[0]) if "labels" in batch else _batch_size(batch)
+            total_loss += _loss_of(out, "an evaluation").item() * n
             count += n
-            all_logits.append(out["logits"].float().cpu())
-            all_labels.append(batch["labels"].cpu())
+            if self.compute_metrics is not None:  # logits and labels: only what the metrics need
+                logits, labels = _metric_inputs(out, batch)
+                all_logits.append(logits.float().cpu())
+                all_labels.append(labels.cpu())
         model.train(was_training)
         total_loss, count = dist_utils.all_reduce_sum([total_loss, count], self.device)
         metrics = {"loss": total_loss / max(1, count)}
@@ -608,6 +650,76 @@ def _read_trainer_state(path: Path) -> dict[str, Any]:
     if problem:
         raise _corrupt(path, f"trainer_state.json: {problem}.")
     return meta
+
+
+class _RunningSums:
+    """The loop's running sums, kept on the device between the moments they reach the state
+    (a ``.item()`` per batch would wait for the device every batch)."""
+
+    def __init__(self, interval_loss_sum: float, device: torch.device) -> None:
+        self.device = device
+        self.window_loss = torch.zeros((), dtype=torch.float64, device=device)  # since the previous log
+        self.window_batches = 0
+        # since the previous evaluation (an epoch's mean with per-epoch evaluation); resumed from the state
+        self.interval_loss = torch.tensor(interval_loss_sum, dtype=torch.float64, device=device)
+        self.samples = 0  # all processes, since the previous optimizer step
+        self.tokens = torch.zeros((), dtype=torch.long, device=device)  # this process, since the previous flush
+
+    def count_batch(self, batch: Batch, world_size: int) -> None:
+        self.samples += _batch_size(batch) * world_size
+        self.tokens += _token_count(batch)  # a device tensor: no host sync per batch
+
+    def add_loss(self, loss: torch.Tensor, state: TrainerState) -> None:
+        self.window_loss += loss.detach().double()
+        self.interval_loss += loss.detach().double()
+        self.window_batches += 1
+        state.interval_loss_count += 1
+
+    def take_samples(self) -> int:
+        samples, self.samples = self.samples, 0
+        return samples
+
+    def flush(self, state: TrainerState, world_size: int) -> None:
+        """Bring ``state``'s counters up to date (what a log record or a checkpoint reads)."""
+        state.interval_loss_sum = self.interval_loss.item()
+        state.tokens_seen += int(self.tokens) * world_size
+        self.tokens.zero_()
+
+    def window_mean(self) -> float:
+        """The mean training loss since the previous log (all processes); restarts the window."""
+        total, count = dist_utils.all_reduce_sum([self.window_loss.item(), self.window_batches], self.device)
+        self.window_loss.zero_()
+        self.window_batches = 0
+        return total / max(1, count)
+
+    def interval_mean(self, state: TrainerState) -> float:
+        """The mean training loss since the previous evaluation (all processes); restarts the interval."""
+        total, count = dist_utils.all_reduce_sum([self.interval_loss.item(), state.interval_loss_count], self.device)
+        self.interval_loss.zero_()
+        state.interval_loss_sum, state.interval_loss_count = 0.0, 0
+        return total / max(1, count)
+
+
+def _loss_of(out: Any, phase: str) -> torch.Tensor:
+    """``out["loss"]``, or a ConfigError saying what the model must return (see hub.train.contract)."""
+    if not isinstance(out, Mapping) or "loss" not in out:
+        got = f"keys {sorted(out)}" if isinstance(out, Mapping) else type(out).__name__
+        raise ConfigError(f"The model returned no 'loss' on {phase} batch (got {got}). model(**batch) must "
+                          "return a dict with a scalar 'loss' (see hub.train.contract); a model that computes "
+                          "it from labels needs batches that carry them.")
+    return out["loss"]
+
+
+def _metric_inputs(out: Mapping[str, Any], batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(out["logits"], batch["labels"])`` for compute_metrics, or a ConfigError naming the missing one."""
+    if "logits" not in out:
+        raise ConfigError(f"compute_metrics needs the model's 'logits', but model(**batch) returned only "
+                          f"{sorted(out)} on an evaluation batch: return 'logits' from the model, or drop "
+                          "compute_metrics (the evaluation loss needs neither).")
+    if "labels" not in batch:
+        raise ConfigError(f"compute_metrics needs 'labels' in every evaluation batch, but collate returned only "
+                          f"{sorted(batch)}: add them in the (eval_)collate function, or drop compute_metrics.")
+    return out["logits"], batch["labels"]
 
 
 def _improved(value: float, best: float | None, greater: bool) -> bool:

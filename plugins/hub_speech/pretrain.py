@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from hub_speech.models import MaskedFramePretrainer, SpeechEncoder
 
 
@@ -22,12 +20,8 @@ def pretrain_encoder(pipeline: Any, encoder: SpeechEncoder, data: Any, *, eval: 
     objective = MaskedFramePretrainer(encoder, mask_prob=mask_prob, span=span)
     train_features = pipeline.training_features(read_audio_records(data, target=None), None)
     eval_features = pipeline.training_features(read_audio_records(eval, target=None), None) if eval else None
-    def collate(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        # the Trainer counts evaluation examples by "labels"; the objective ignores them
-        batch = pipeline.collate(features)
-        return {**batch, "labels": torch.zeros(len(features), dtype=torch.long)}
-
-    trainer = Trainer(objective, args, train_data=train_features, collate=collate, eval_data=eval_features)
+    # no labels: the objective's loss needs none, and the Trainer reads them only for compute_metrics
+    trainer = Trainer(objective, args, train_data=train_features, collate=pipeline.collate, eval_data=eval_features)
     result = trainer.train()
     pipeline.model.to(pipeline.device).eval()
     return result
