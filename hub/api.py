@@ -107,23 +107,9 @@ def create(task: str, *, config: dict[str, Any] | None = None, tokenizer: Any = 
         raise HubError(f"Task {entry.name!r} is in the catalogue but no installed plugin provides "
                        "it yet; `hub plugins` lists what is installed.")
     pipeline_cls = load_object(entry.spec.pipeline)
-    if not callable(getattr(pipeline_cls, "from_scratch", None)):
-        able = []
-        for name, other in sorted(registry.tasks.items()):
-            try:
-                if other.spec is not None and callable(getattr(load_object(other.spec.pipeline), "from_scratch",
-                                                               None)):
-                    able.append(name)
-            except Exception:  # a broken plugin must not hide this error
-                continue
-        raise HubError(f"Task {entry.name!r} cannot be created from scratch: its pipeline "
-                       f"{pipeline_cls.__name__} has no from_scratch(). Tasks that can: "
-                       f"{', '.join(able) or 'none installed'}. Use hub.load({entry.name!r}, model=...) "
-                       "to start from a trained model instead.")
-    options: dict[str, Any] = {"device": _torch_device(device), "dtype": _torch_dtype(dtype)}
-    if seed is not None:
-        options["seed"] = seed
-    return pipeline_cls.from_scratch(config, tokenizer, **options)
+    # Pipeline.from_scratch: a task without it raises NotSupportedError naming the tasks that have it
+    return pipeline_cls.from_scratch(config, tokenizer=tokenizer, device=_torch_device(device),
+                                     dtype=_torch_dtype(dtype), seed=seed)
 
 
 def _torch_dtype(dtype: Any):

@@ -84,3 +84,8 @@ class ConfigError(HubError, ValueError):
 
 class DataError(HubError, ValueError):
     """A dataset file or row that cannot be read; names the file and line."""
+
+
+class NotSupportedError(HubError, NotImplementedError):
+    """A verb (``from_scratch``, ``fine_tune``, ``pretrain``, ``evaluate``) or option the task
+    does not offer; the message names the task and what it does offer."""

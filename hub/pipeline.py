@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from hub.errors import InvalidInputError
+from hub.errors import InvalidInputError, NotSupportedError
 from hub.validate import check_bool, check_int, check_keywords
 
 #: call keywords the base itself handles, for every pipeline
@@ -86,14 +86,117 @@ class Pipeline:
         """One input's result from the outputs of its features (usually exactly one)."""
         raise NotImplementedError
 
-    def save(self, folder: str | Path) -> Path:
-        raise NotImplementedError
+    # -- saving: written once, with small override points (huggingface_hub's ModelHubMixin:
+    #    the public save_pretrained calls the subclass's _save_pretrained) ----------------
+    #: whether ``save(quantize=True)`` can store this task's weights as int8 (a task whose
+    #: model has no weights, or whose weights must stay exact, sets False: a clear error)
+    can_quantize: ClassVar[bool] = True
+    #: the pipeline metadata copied into the model card (README.md)
+    CARD_KEYS: ClassVar[tuple[str, ...]] = ("license", "model_name", "metrics", "base_model", "labels")
+
+    def save(self, folder: str | Path, *, quantize: bool = False) -> Path:
+        """Write the model folder atomically (a crash leaves the old folder or nothing) and
+        return its absolute path: ``config.json`` + ``model.safetensors`` (:meth:`_save_model`),
+        the task's extra files (:meth:`_save_extra_files`: tokenizer, id maps...) and the model
+        card ``README.md`` (:meth:`card_data`). ``hub.load(task, model=folder)`` reads it back.
+
+        ``quantize=True`` stores large 2-D weights as int8 with one scale per row (about 4x
+        smaller; dequantised when loaded); a task that cannot says so (:attr:`can_quantize`).
+        Subclasses override the ``_``-methods, not this one.
+        """
+        from hub._fs import atomic_directory
+        from hub.card import render_model_card
+
+        quantize = bool(check_bool("quantize", quantize))
+        if quantize and not self.can_quantize:
+            raise InvalidInputError(f"{self.task}: save(quantize=True) is not supported: this task's model has "
+                                    "no weights to quantize; call save(folder) without quantize.")
+        with atomic_directory(folder) as tmp:
+            self._save_model(tmp, quantize=quantize)
+            self._save_extra_files(tmp)
+            (tmp / "README.md").write_text(render_model_card(self.card_data()), encoding="utf-8")
+        return Path(folder).resolve()
+
+    def _save_model(self, folder: Path, *, quantize: bool) -> None:
+        """config.json + model.safetensors through :func:`hub.modeling.save_model` (the module
+        of :meth:`_module_to_save`, its ``.config``, the architecture name of
+        :meth:`_architecture_to_save`, and ``{"task": ..., **self._config_extra()}``)."""
+        from hub.modeling import save_model
+
+        module = self._module_to_save()
+        save_model(module, self._architecture_to_save(), module.config, folder, quantize=quantize,
+                   extra={"task": self.task, **self._config_extra()})
+
+    def _module_to_save(self) -> torch.nn.Module:
+        """The module whose weights are saved (default ``self.model``)."""
+        return self.model
+
+    def _architecture_to_save(self) -> str:
+        """The registered architecture name written to config.json (default ``self.architecture``)."""
+        architecture = getattr(self, "architecture", "")
+        if not architecture:
+            raise NotImplementedError(f"{type(self).__name__} sets no `architecture`; set the attribute or "
+                                      "override _architecture_to_save().")
+        return architecture
+
+    def _config_extra(self) -> dict[str, Any]:
+        """Extra top-level config.json fields of this task (default none)."""
+        return {}
+
+    def _save_extra_files(self, folder: Path) -> None:
+        """Write the task's files beside the weights (a tokenizer, id maps...); default none."""
+
+    def card_data(self) -> dict[str, Any]:
+        """What the model card shows: the task (its Hugging Face ``pipeline_tag`` comes from its
+        TaskSpec) and the metadata keys of :attr:`CARD_KEYS`."""
+        return {**{k: v for k, v in self.metadata.items() if k in self.CARD_KEYS}, "task": self.task}
+
+    # -- the training verbs: one meaning and one return type each on every task; a task that
+    #    lacks one raises the same "not supported" error naming the verbs it has ------------
+    VERBS: ClassVar[tuple[str, ...]] = ("from_scratch", "fine_tune", "pretrain", "evaluate")
+
+    @classmethod
+    def supported_verbs(cls) -> list[str]:
+        """The verbs of :attr:`VERBS` this pipeline class implements (overrides)."""
+        return [verb for verb in cls.VERBS if _overrides(cls, verb)]
+
+    @classmethod
+    def _not_supported(cls, verb: str) -> NotSupportedError:
+        """The one error of a verb a task lacks: the task, the verbs it has, the tasks that have it."""
+        have = cls.supported_verbs()
+        offered = ", ".join(f"{v}()" for v in have) if have else "none of the training verbs"
+        what = "cannot be created from scratch" if verb == "from_scratch" else f"does not support {verb}()"
+        able = tasks_supporting(verb)
+        hint = " Use hub.load(task, model=...) to start from a trained model instead." if verb == "from_scratch" else ""
+        return NotSupportedError(
+            f"Task {cls.task!r} {what}: its pipeline {cls.__name__} implements {offered} (besides prediction "
+            f"and save()). Tasks that support {verb}(): {', '.join(able) or 'none installed'}.{hint}")
+
+    @classmethod
+    def from_scratch(cls, config: dict[str, Any] | None = None, *, tokenizer: Any = None,
+                     device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+                     seed: int | None = None) -> "Pipeline":
+        """A pipeline holding a freshly initialised model (``hub.create``). ``config``: the
+        model's sizes (keys are the task's); ``tokenizer``: for tasks that read text (others
+        refuse one); ``seed``: reproducible initialisation. Returns the pipeline."""
+        raise cls._not_supported("from_scratch")
 
     def fine_tune(self, train: Any, eval: Any = None, **training_args: Any) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} does not support fine-tuning yet.")
+        """Train on labelled ``train`` data (``eval``: held-out data for metrics and the best
+        epoch); ``training_args`` are the task's own keywords and
+        :class:`hub.train.TrainingArguments`. Returns the :class:`hub.train.TrainResult`; the
+        pipeline keeps the trained weights."""
+        raise self._not_supported("fine_tune")
 
-    def pretrain(self, data: Any, **training_args: Any) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} does not support pretraining yet.")
+    def pretrain(self, data: Any, eval: Any = None, **training_args: Any) -> Any:
+        """Self-supervised (or from-scratch) training on ``data`` (``eval``: held-out data);
+        keywords as :meth:`fine_tune`. Returns the :class:`hub.train.TrainResult`."""
+        raise self._not_supported("pretrain")
+
+    def evaluate(self, data: Any, **options: Any) -> dict[str, float]:
+        """The task's metrics on labelled ``data`` (the inputs :meth:`fine_tune` takes), as a
+        ``{name: number}`` dict."""
+        raise self._not_supported("evaluate")
 
     # -- call keywords ---------------------------------------------------------------
     @classmethod
@@ -205,6 +308,38 @@ class Pipeline:
     def __repr__(self) -> str:
         name = self.metadata.get("model_name") or self.metadata.get("source", "?")
         return f"{type(self).__name__}(task={self.task!r}, model={name!r}, device={str(self.device)!r})"
+
+
+def default_device(device: torch.device | str | None) -> torch.device:
+    """``device``, or CUDA when available else the CPU (what ``from_scratch`` runs on by default)."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def tasks_supporting(verb: str) -> list[str]:
+    """The registered tasks whose pipeline implements ``verb`` (for error messages)."""
+    from hub.registry import get_registry
+    from hub.specs import load_object
+
+    able = []
+    for name, entry in sorted(get_registry().tasks.items()):
+        try:
+            if entry.spec is not None and _overrides(load_object(entry.spec.pipeline), verb):
+                able.append(name)
+        except Exception:  # a broken plugin must not hide the error being reported
+            continue
+    return able
+
+
+def _overrides(cls: type, name: str) -> bool:
+    """Whether ``cls`` (or a base between it and Pipeline) defines ``name`` itself."""
+    for klass in cls.__mro__:
+        if klass is Pipeline:
+            return False
+        if name in klass.__dict__:
+            return True
+    return False
 
 
 def check_batch_of(items: Sequence[Any], expected: type | tuple[type, ...], what: str, task: str) -> None:

@@ -1,15 +1,24 @@
-"""Plain result types: dicts (JSON-ready, equal to transformers' results) that also
-carry per-input metadata such as whether an input was truncated."""
+"""One result type for every pipeline: a ``dict`` (:class:`Result`) or a ``list``
+(:class:`ResultList`) that also carries per-input ``.metadata`` (was the input truncated,
+cut into windows, which policy answered...). Both compare equal to the plain dict or list,
+so results stay JSON-ready and equal to transformers' results; the metadata is not part of
+the value. One input gives one such result; a list of inputs gives a plain list of them.
+
+The per-task shapes and metadata keys are in the README table "What a pipeline returns".
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["EntityList", "Prediction", "Recommendations", "Result", "ResultList", "ranked_labels",
+           "weighted_mean_probabilities"]
 
-class Prediction(dict):
+
+class Result(dict):
     """A ``dict`` result with a ``metadata`` attribute (not part of the dict itself).
 
-    >>> p = Prediction(label="great", score=0.9, metadata={"truncated": False})
+    >>> p = Result(label="great", score=0.9, metadata={"truncated": False})
     >>> p == {"label": "great", "score": 0.9}, p.metadata["truncated"]
     (True, False)
     """
@@ -19,18 +28,39 @@ class Prediction(dict):
         self.metadata: dict[str, Any] = dict(metadata or {})
 
 
+class ResultList(list):
+    """A ``list`` result (ranked labels, entities, recommendations, an embedding's floats)
+    with a ``metadata`` attribute (not part of the list itself).
+
+    >>> r = ResultList([0.5, 0.25], metadata={"windows": 1})
+    >>> r == [0.5, 0.25], r.metadata["windows"]
+    (True, 1)
+    """
+
+    def __init__(self, items: Any = (), *, metadata: dict[str, Any] | None = None) -> None:
+        super().__init__(items)
+        self.metadata: dict[str, Any] = dict(metadata or {})
+
+
+#: the names results had before they were one type (kept: plugins and user code import them)
+Prediction = Result
+EntityList = ResultList
+Recommendations = ResultList
+
+
 def ranked_labels(probs: Any, labels: list[str], top_k: int | None,
-                  metadata: dict[str, Any] | None = None) -> list[Prediction]:
-    """The ``top_k`` (None: all) labels of a 1-D probability tensor, best first, as
-    ``{"label", "score"}`` predictions; a clear error for a bad ``top_k``."""
+                  metadata: dict[str, Any] | None = None) -> ResultList:
+    """The ``top_k`` (None: all) labels of a 1-D probability tensor, best first, as a
+    :class:`ResultList` of ``{"label", "score"}`` results (each, and the list, carrying
+    ``metadata``); a clear error for a bad ``top_k``."""
     from hub.errors import InvalidInputError
 
     k = len(labels) if top_k is None else top_k
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise InvalidInputError(f"top_k must be a positive integer or None, got {top_k!r}.")
     scores, indices = probs.topk(min(k, len(labels)))
-    return [Prediction(label=labels[i], score=s, metadata=metadata)
-            for s, i in zip(scores.tolist(), indices.tolist())]
+    return ResultList([Result(label=labels[i], score=s, metadata=metadata)
+                       for s, i in zip(scores.tolist(), indices.tolist())], metadata=metadata)
 
 
 def weighted_mean_probabilities(logits: list[Any], weights: list[float]) -> Any:

@@ -158,7 +158,10 @@ def run_recipe(recipe: Recipe, *, resume: bool = False, quiet: bool = False) -> 
     entry = get_registry().task(recipe.task)
     if entry.spec is None:
         raise ConfigError(f"No installed plugin provides task {entry.name!r}; `hub plugins` lists them.")
-    check_options(recipe, load_object(entry.spec.pipeline))
+    pipeline_cls = load_object(entry.spec.pipeline)
+    if recipe.mode not in pipeline_cls.supported_verbs():  # before any model is loaded or created
+        raise pipeline_cls._not_supported(recipe.mode)
+    check_options(recipe, pipeline_cls)
     check_save_target(recipe.output_path)  # a bad `output` fails now, not after hours of training
     training = dict(recipe.training)
     training.setdefault("output_dir", str(recipe.output_path) + "-run")
@@ -177,9 +180,9 @@ def run_recipe(recipe: Recipe, *, resume: bool = False, quiet: bool = False) -> 
                           seed=training.get("seed", 0))
     else:
         pipe = hub.load(recipe.task, model=recipe.model, revision=recipe.revision, device=device)
-    verb = getattr(pipe, recipe.mode)
-    extra = {"eval": recipe.eval} if recipe.eval is not None else {}  # not every pretrain takes eval data
-    result = verb(recipe.train, **extra, **recipe.options, **training)
+    # fine_tune and pretrain have one signature on every task: (data, eval=None, **training_args)
+    train = pipe.pretrain if recipe.mode == "pretrain" else pipe.fine_tune
+    result = train(recipe.train, recipe.eval, **recipe.options, **training)
     saved = pipe.save(recipe.output_path) if is_main_process() else None
     details = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else {}
     return {"task": pipe.task, "mode": recipe.mode, "base_model": recipe.model or pipe.metadata.get("model_name"),

@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from hub._fs import atomic_directory
-from hub.card import render_model_card
 from hub.errors import ConfigError, InvalidInputError, ModelLoadError
-from hub.modeling import load_model, save_model, wrong_model
-from hub.pipeline import Pipeline
+from hub.modeling import load_model, wrong_model
+from hub.pipeline import Pipeline, default_device
+from hub.results import Recommendations  # one user's ranked items: a ResultList
 from hub.validate import check_bool, check_int
 from hub_recsys.data import IdMap, Interactions, normalize_id, read_interactions
 from hub_recsys.metrics import PROTOCOLS, evaluate_ranking, rating_metrics
@@ -63,14 +62,6 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "sasrec": {"max_len": 50, "hidden_size": 64, "num_layers": 2, "num_heads": 2, "dropout": 0.2},
     "bert4rec": {"max_len": 50, "hidden_size": 64, "num_layers": 2, "num_heads": 2, "dropout": 0.2},
 }
-
-
-class Recommendations(list):
-    """A list of ``{"item", "score"}`` dicts with a ``metadata`` attribute (the policy used)."""
-
-    def __init__(self, items: list[dict[str, Any]], metadata: dict[str, Any]) -> None:
-        super().__init__(items)
-        self.metadata = metadata
 
 
 class RecommendPipeline(Pipeline):
@@ -112,8 +103,9 @@ class RecommendPipeline(Pipeline):
                    popularity=history["popularity"], device=device, dtype=dtype, metadata=metadata)
 
     @classmethod
-    def from_scratch(cls, config: dict[str, Any] | None, tokenizer: Any = None, *, device: torch.device,
-                     dtype: torch.dtype | None = None, seed: int | None = None) -> RecommendPipeline:
+    def from_scratch(cls, config: dict[str, Any] | None = None, *, tokenizer: Any = None,
+                     device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+                     seed: int | None = None) -> RecommendPipeline:
         """An untrained recommender; ``fine_tune(data)`` sizes it to the data's users and items.
 
         ``config["architecture"]`` is one of mf, bpr, ncf, sasrec, bert4rec; the other keys
@@ -127,7 +119,8 @@ class RecommendPipeline(Pipeline):
         if seed is not None:
             torch.manual_seed(seed)
         return cls(None, architecture=architecture, config={**MODEL_DEFAULTS[architecture], **config},
-                   device=device, dtype=dtype, metadata={"task": cls.task, "architecture": architecture})
+                   device=default_device(device), dtype=dtype,
+                   metadata={"task": cls.task, "architecture": architecture})
 
     # -- what the pipeline knows about users ------------------------------------------------
     def _model(self) -> RecModel:
@@ -198,7 +191,7 @@ class RecommendPipeline(Pipeline):
             for request, vals, idx in zip(chunk, values, indices):
                 ranked = [{"item": self.items.ids[i], "score": float(v)} for v, i in zip(vals, idx)
                           if v != float("-inf")]
-                results.append(Recommendations(ranked, request["meta"]))
+                results.append(Recommendations(ranked, metadata=request["meta"]))
             bar.update(len(chunk))
         bar.close()
         return results[0] if single else results
@@ -475,21 +468,20 @@ class RecommendPipeline(Pipeline):
         self.popularity = np.bincount(data.items, minlength=len(items)).astype(np.float32)
 
     # -- saving -----------------------------------------------------------------------------
-    def save(self, folder: str | Path) -> Path:
-        """config.json, model.safetensors, ids.json, history.safetensors and README.md, atomically."""
+    # Pipeline.save writes config.json, model.safetensors and README.md; a recommender adds
+    # its id maps and the users' histories
+    def _module_to_save(self) -> torch.nn.Module:
+        return self._model()  # an untrained recommender: "call fine_tune(data) first"
+
+    def _save_extra_files(self, folder: Path) -> None:
+        """ids.json (user and item ids) and history.safetensors (seen items, popularity)."""
         from safetensors.torch import save_file
 
-        model = self._model()
-        with atomic_directory(folder) as tmp:
-            save_model(model, self.architecture, model.config, tmp, extra={"task": self.task})
-            (tmp / IDS_NAME).write_text(json.dumps({"users": self.users.ids, "items": self.items.ids}) + "\n",
-                                        encoding="utf-8")
-            save_file({"indptr": torch.as_tensor(self.indptr, dtype=torch.long),
-                       "items": torch.as_tensor(self.seen, dtype=torch.long),
-                       "popularity": torch.as_tensor(self.popularity, dtype=torch.float32)}, tmp / HISTORY_NAME)
-            card = {k: v for k, v in self.metadata.items() if k in ("license", "model_name", "metrics")}
-            (tmp / "README.md").write_text(render_model_card({**card, "task": self.task}), encoding="utf-8")
-        return Path(folder).resolve()
+        (folder / IDS_NAME).write_text(json.dumps({"users": self.users.ids, "items": self.items.ids}) + "\n",
+                                       encoding="utf-8")
+        save_file({"indptr": torch.as_tensor(self.indptr, dtype=torch.long),
+                   "items": torch.as_tensor(self.seen, dtype=torch.long),
+                   "popularity": torch.as_tensor(self.popularity, dtype=torch.float32)}, folder / HISTORY_NAME)
 
 
 class _Tagged:

@@ -19,11 +19,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from hub._fs import atomic_directory
-from hub.card import render_model_card
 from hub.data.padding import pad_sequences
 from hub.errors import InvalidInputError
-from hub.modeling import load_model, save_model, wrong_model
+from hub.modeling import load_model, wrong_model
 from hub.pipeline import Pipeline
 from hub.validate import check_number, resolve_limit
 from hub_speech.audio import check_rate, load_audio, max_audio_seconds, normalize
@@ -194,15 +192,6 @@ class AudioPipeline(Pipeline):
             features.append(feature)
         return features
 
-    def save(self, folder: str | Path, *, quantize: bool = False) -> Path:
-        """config.json + model.safetensors + README.md, written atomically (``quantize``: int8)."""
-        with atomic_directory(folder) as tmp:
-            save_model(self.model, self.architecture_of_model(), self.model.config, tmp, quantize=quantize,
-                       extra={"task": self.task})
-            card = {k: v for k, v in self.metadata.items()
-                    if k in ("license", "model_name", "metrics", "base_model", "labels")}
-            (tmp / "README.md").write_text(render_model_card({**card, "task": self.task}), encoding="utf-8")
-        return Path(folder).resolve()
-
-    def architecture_of_model(self) -> str:
+    def _architecture_to_save(self) -> str:
+        """The loaded architecture (a converted checkpoint keeps its name), else the task's."""
         return self.metadata.get("architecture") or self.architecture

@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from hub.errors import HubError, InvalidInputError
+from hub.errors import ConfigError, HubError, InvalidInputError
+from hub.pipeline import default_device
 from hub.results import ranked_labels, weighted_mean_probabilities
 from hub.validate import check_int
 from hub_speech.augment import AugmentedClips
@@ -40,15 +41,18 @@ class AudioClassificationPipeline(AudioPipeline):
         return cls(model, device=device, dtype=dtype, metadata=metadata)
 
     @classmethod
-    def from_scratch(cls, config: dict[str, Any] | None = None, tokenizer: Any = None, *,
-                     device: torch.device, dtype: torch.dtype | None = None, seed: int = 0
-                     ) -> AudioClassificationPipeline:
+    def from_scratch(cls, config: dict[str, Any] | None = None, *, tokenizer: Any = None,
+                     device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+                     seed: int | None = None) -> AudioClassificationPipeline:
         """A randomly initialised ``audio-classifier``; ``config["labels"]`` names the classes."""
         from hub_speech.models import new_model
 
-        torch.manual_seed(seed)
+        if tokenizer is not None:
+            raise ConfigError(f"{cls.task} models take no tokenizer; the labels come from config['labels'].")
+        torch.manual_seed(0 if seed is None else seed)  # reproducible by default
         model = new_model(AudioClassifier, dict(config or {}))  # unknown keys refused, size bounded first
-        return cls(model.to(dtype=dtype).eval() if dtype else model.eval(), device=device, dtype=dtype,
+        return cls(model.to(dtype=dtype).eval() if dtype else model.eval(), device=default_device(device),
+                   dtype=dtype,
                    metadata={"task": cls.task, "architecture": cls.architecture, "labels": model.labels,
                              "from_scratch": True})
 
@@ -136,10 +140,12 @@ class AudioClassificationPipeline(AudioPipeline):
         model.head = ClassificationHead(model.encoder.hidden_size, len(labels), pooling=model.config.get("pooling", "mean"),
                                         pooler=False, dropout=model.config["backbone"]["dropout"]).to(self.device)
 
-    def pretrain(self, data: Any, *, mask_prob: float = 0.065, span: int = 5, **training_args: Any):
+    def pretrain(self, data: Any, eval: Any = None, *, mask_prob: float = 0.065, span: int = 5,
+                 **training_args: Any):
         """Masked-frame pretraining of the encoder on unlabelled audio (the classifier is kept)."""
         from hub_speech.pretrain import pretrain_encoder
 
         if not isinstance(self.model, AudioClassifier):
             raise HubError(f"pretrain needs Hub's audio-classifier, not {type(self.model).__name__}.")
-        return pretrain_encoder(self, self.model.encoder, data, mask_prob=mask_prob, span=span, **training_args)
+        return pretrain_encoder(self, self.model.encoder, data, eval=eval, mask_prob=mask_prob, span=span,
+                                **training_args)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from hub.errors import HubError, InvalidInputError
+from hub.pipeline import default_device
 from hub.results import Prediction
 from hub.validate import check_choice, check_int
 from hub_speech.augment import AugmentedClips
@@ -53,18 +54,19 @@ class SpeechRecognitionPipeline(AudioPipeline):
         return cls(model, device=device, dtype=dtype, metadata=metadata)
 
     @classmethod
-    def from_scratch(cls, config: dict[str, Any] | None = None, tokenizer: Any = None, *,
-                     device: torch.device, dtype: torch.dtype | None = None, seed: int = 0
-                     ) -> SpeechRecognitionPipeline:
+    def from_scratch(cls, config: dict[str, Any] | None = None, *, tokenizer: Any = None,
+                     device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+                     seed: int | None = None) -> SpeechRecognitionPipeline:
         """A randomly initialised ``speech-ctc`` model (character vocabulary unless
         ``config["vocab"]`` or ``tokenizer`` (a token list) says otherwise), to pretrain or fine-tune."""
         from hub_speech.models import new_model
 
         config = dict(config or {})
         config.setdefault("vocab", list(tokenizer) if tokenizer is not None else DEFAULT_VOCAB)
-        torch.manual_seed(seed)
+        torch.manual_seed(0 if seed is None else seed)  # reproducible by default
         model = new_model(SpeechCTC, config)  # unknown keys refused, size bounded before allocating
-        return cls(model.to(dtype=dtype).eval() if dtype else model.eval(), device=device, dtype=dtype,
+        return cls(model.to(dtype=dtype).eval() if dtype else model.eval(), device=default_device(device),
+                   dtype=dtype,
                    metadata={"task": cls.task, "architecture": cls.architecture, "from_scratch": True})
 
     # -- inference -----------------------------------------------------------------------
@@ -160,7 +162,8 @@ class SpeechRecognitionPipeline(AudioPipeline):
         self.model.to(self.device).eval()
         return result
 
-    def pretrain(self, data: Any, *, mask_prob: float = 0.065, span: int = 5, **training_args: Any):
+    def pretrain(self, data: Any, eval: Any = None, *, mask_prob: float = 0.065, span: int = 5,
+                 **training_args: Any):
         """Masked-frame pretraining of the acoustic encoder on unlabelled audio (see
         :class:`hub_speech.models.MaskedFramePretrainer`); the CTC head is left untouched."""
         from hub_speech.pretrain import pretrain_encoder
@@ -168,4 +171,5 @@ class SpeechRecognitionPipeline(AudioPipeline):
         if not isinstance(self.model, SpeechCTC):
             raise HubError(f"pretrain needs Hub's own speech-ctc model; {type(self.model).__name__} "
                            "(a converted checkpoint) is already pretrained: fine_tune it instead.")
-        return pretrain_encoder(self, self.model.encoder, data, mask_prob=mask_prob, span=span, **training_args)
+        return pretrain_encoder(self, self.model.encoder, data, eval=eval, mask_prob=mask_prob, span=span,
+                                **training_args)

@@ -16,10 +16,9 @@ from typing import Any
 
 import torch
 
-from hub._fs import atomic_directory
-from hub.card import render_model_card
 from hub.errors import InvalidInputError
-from hub.modeling import load_model, read_config, save_model, wrong_model
+from hub.modeling import load_model, read_config, wrong_model
+from hub.results import ResultList
 from hub.validate import check_bool
 from hub_text.bert import BertEncoder
 from hub_text.text_base import TextPipeline
@@ -102,24 +101,25 @@ class TextEmbeddingPipeline(TextPipeline):
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)  # (B, C)
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
-                    normalize: bool | None = None, **_: Any) -> list[float]:
+                    normalize: bool | None = None, **_: Any) -> ResultList:
         vectors = torch.stack(outputs)
         if len(outputs) > 1:
             weights = torch.tensor([float(f["length"]) for f in features])
             vectors = (vectors * weights[:, None]).sum(0, keepdim=True) / weights.sum()
         vector = vectors[0]
-        if self.options["normalize"] if normalize is None else normalize:
+        normalized = bool(self.options["normalize"] if normalize is None else normalize)
+        if normalized:
             vector = torch.nn.functional.normalize(vector, dim=0)
-        return vector.tolist()
+        # the list of floats, with what happened to the text (num_tokens, truncated, windows)
+        return ResultList(vector.tolist(), metadata={**features[0]["meta"], "normalized": normalized,
+                                                    "pooling": self.options["pooling"]})
 
-    def save(self, folder: str | Path, *, quantize: bool = False) -> Path:
-        with atomic_directory(folder) as tmp:
-            save_model(self.encoder_module, self.architecture, self.encoder_module.config, tmp,
-                       quantize=quantize, extra={"task": self.task, "embedding": self.options})
-            self.tokenizer.save_pretrained(str(tmp))
-            (tmp / "README.md").write_text(render_model_card({"task": self.task, **{
-                k: v for k, v in self.metadata.items() if k in ("license", "model_name")}}), encoding="utf-8")
-        return Path(folder).resolve()
+    # -- saving (Pipeline.save): the bare encoder, with its pooling options in config.json
+    def _module_to_save(self) -> torch.nn.Module:
+        return self.encoder_module
+
+    def _config_extra(self) -> dict[str, Any]:
+        return {"embedding": self.options}
 
 
 class _EncoderHolder(torch.nn.Module):

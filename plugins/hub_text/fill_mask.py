@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from hub.errors import InvalidInputError
-from hub.results import Prediction
+from hub.results import Prediction, ResultList
 from hub.validate import check_int
 from hub_text.bert import BertMaskedLM
 from hub_text.text_base import TextPipeline, load_task_model
@@ -35,7 +35,7 @@ class FillMaskPipeline(TextPipeline):
 
     # -- pretraining ----------------------------------------------------------------
     @classmethod
-    def from_scratch(cls, config: dict[str, Any] | None = None, tokenizer: Any = None, *,
+    def from_scratch(cls, config: dict[str, Any] | None = None, *, tokenizer: Any = None,
                      device: torch.device | str | None = None, dtype: torch.dtype | None = None,
                      seed: int | None = None) -> "FillMaskPipeline":
         """A randomly initialised BERT masked LM (``bert-mlm``) for :meth:`pretrain`.
@@ -51,8 +51,8 @@ class FillMaskPipeline(TextPipeline):
 
         return new_pipeline(cls, masked_lm_config, config, tokenizer, device=device, dtype=dtype, seed=seed)
 
-    def pretrain(self, data: Any, *, block_size: int | None = None, val_fraction: float = 0.05,
-                 eval: Any = None, eval_every: int | None = None, mlm_probability: float = 0.15,
+    def pretrain(self, data: Any, eval: Any = None, *, block_size: int | None = None, val_fraction: float = 0.05,
+                 eval_every: int | None = None, mlm_probability: float = 0.15,
                  **training_args: Any) -> Any:
         """Masked-LM pretraining (BERT's dynamic 80/10/10 masking) with the common Trainer.
 
@@ -120,5 +120,5 @@ class FillMaskPipeline(TextPipeline):
                 candidates.append(Prediction(score=score, token=token, token_str=self.tokenizer.decode([token]),
                                              sequence=self.tokenizer.decode(filled, skip_special_tokens=True),
                                              metadata=feature["meta"]))
-            per_mask.append(candidates)
-        return per_mask[0] if len(per_mask) == 1 else per_mask
+            per_mask.append(ResultList(candidates, metadata=feature["meta"]))
+        return per_mask[0] if len(per_mask) == 1 else ResultList(per_mask, metadata=feature["meta"])

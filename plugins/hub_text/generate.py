@@ -22,7 +22,7 @@ from hub.pipeline import Pipeline, check_batch_of
 from hub.validate import check_bool, check_keywords
 from hub_text.generation import GenerationConfig, generate_ids
 from hub_text.gpt import CausalLM
-from hub_text.text_base import load_task_model, save_text_model
+from hub_text.text_base import load_task_model
 from hub_text.tokenizer import load_tokenizer
 
 _GENERATION_KEYS = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "repetition_penalty", "seed")
@@ -54,7 +54,7 @@ class TextGenerationPipeline(Pipeline):
 
     # -- pretraining ----------------------------------------------------------------
     @classmethod
-    def from_scratch(cls, config: dict[str, Any] | None = None, tokenizer: Any = None, *,
+    def from_scratch(cls, config: dict[str, Any] | None = None, *, tokenizer: Any = None,
                      device: torch.device | str | None = None, dtype: torch.dtype | None = None,
                      seed: int | None = None) -> "TextGenerationPipeline":
         """A randomly initialised GPT (``causal-lm``) for :meth:`pretrain`.
@@ -69,8 +69,8 @@ class TextGenerationPipeline(Pipeline):
 
         return new_pipeline(cls, causal_lm_config, config, tokenizer, device=device, dtype=dtype, seed=seed)
 
-    def pretrain(self, data: Any, *, block_size: int | None = None, val_fraction: float = 0.05,
-                 eval: Any = None, eval_every: int | None = None, **training_args: Any) -> Any:
+    def pretrain(self, data: Any, eval: Any = None, *, block_size: int | None = None, val_fraction: float = 0.05,
+                 eval_every: int | None = None, **training_args: Any) -> Any:
         """Causal-LM pretraining (next-token prediction) on plain text with the common Trainer.
 
         ``data``: a .txt/.jsonl/.json file, a folder of them, or a list of strings (see
@@ -183,8 +183,9 @@ class TextGenerationPipeline(Pipeline):
         bar.close()
         return results[0] if single else results
 
-    def save(self, folder: str | Path, *, quantize: bool = False) -> Path:
-        return save_text_model(self, folder, self.model, quantize=quantize)
+    def _save_extra_files(self, folder: Path) -> None:
+        """The tokenizer's files beside the weights (``Pipeline.save`` writes the rest)."""
+        self.tokenizer.save_pretrained(str(folder))
 
 
 def _stop_at(text: str, stops: list[str]) -> int | None:

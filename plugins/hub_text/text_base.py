@@ -1,5 +1,6 @@
 """What every text pipeline shares: input checks, tokenisation with long-input handling
-(sliding windows, truncation or an error), padding into batches, and saving.
+(sliding windows, truncation or an error), padding into batches, and the tokenizer files
+of a save (the rest of a save is :meth:`hub.pipeline.Pipeline.save`).
 
 Long inputs: with ``long_inputs="window"`` a text longer than the model's maximum is cut
 into overlapping windows (``stride`` tokens shared between neighbours, each window with
@@ -16,11 +17,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from hub._fs import atomic_directory
-from hub.card import render_model_card
 from hub.data.padding import pad_sequences
 from hub.errors import InvalidInputError
-from hub.modeling import load_model, save_model, wrong_model
+from hub.modeling import load_model, wrong_model
 from hub.pipeline import Pipeline, check_batch_of
 from hub.validate import check_choice, check_int, resolve_limit
 from hub_text.tokenizer import model_max_tokens
@@ -82,19 +81,6 @@ def load_task_model(folder: Path, *, task: str, architecture: str, device: torch
     if "labels" in getattr(model, "config", {}):
         metadata["labels"] = list(model.config["labels"])
     return model.eval(), metadata
-
-
-def save_text_model(pipeline: Pipeline, folder: str | Path, model: torch.nn.Module, *, quantize: bool = False,
-                    extra: dict[str, Any] | None = None) -> Path:
-    """config.json + model.safetensors + tokenizer files + README.md, written atomically."""
-    with atomic_directory(folder) as tmp:
-        save_model(model, pipeline.architecture, model.config, tmp, quantize=quantize,
-                   extra={"task": pipeline.task, **(extra or {})})
-        pipeline.tokenizer.save_pretrained(str(tmp))
-        card = {k: v for k, v in pipeline.metadata.items()
-                if k in ("license", "model_name", "metrics", "base_model", "labels")}
-        (tmp / "README.md").write_text(render_model_card({**card, "task": pipeline.task}), encoding="utf-8")
-    return Path(folder).resolve()
 
 
 class TextPipeline(Pipeline):
@@ -199,10 +185,6 @@ class TextPipeline(Pipeline):
                 batch["labels"] = torch.tensor(labels, dtype=torch.long)
         return batch
 
-    def save(self, folder: str | Path, *, quantize: bool = False) -> Path:
-        """Write config.json, model.safetensors, tokenizer files and README.md atomically.
-
-        ``quantize=True`` stores large weights as int8 with per-row scales (about 4x
-        smaller on disk; dequantised to float when loaded).
-        """
-        return save_text_model(self, folder, self.model, quantize=quantize)
+    def _save_extra_files(self, folder: Path) -> None:
+        """The tokenizer's files beside the weights (``Pipeline.save`` writes the rest)."""
+        self.tokenizer.save_pretrained(str(folder))

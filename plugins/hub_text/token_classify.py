@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from hub.errors import InvalidInputError, ModelLoadError
-from hub.results import Prediction
+from hub.results import EntityList, Prediction  # EntityList: one text's entities, a ResultList
 from hub_text.bert import BertTokenClassifier
 from hub.validate import resolve_limit
 from hub_text.text_base import (
@@ -58,15 +58,6 @@ from hub_text.tokenizer import load_tokenizer
 logger = logging.getLogger(__name__)
 AGGREGATION_STRATEGIES = ("none", "simple", "first", "average", "max")
 DEFAULT_AGGREGATION = "first"
-
-
-class EntityList(list):
-    """One text's entities (a plain ``list``) with ``metadata`` about the input
-    (``num_tokens``, ``truncated``, ``windows``)."""
-
-    def __init__(self, items: Any = (), *, metadata: dict[str, Any] | None = None) -> None:
-        super().__init__(items)
-        self.metadata: dict[str, Any] = dict(metadata or {})
 
 
 def split_tag(label: str) -> tuple[str, str]:

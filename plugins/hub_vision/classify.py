@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from hub.errors import InputTypeError, InvalidInputError, ModelLoadError, OfflineModelNotCachedError
-from hub.results import Prediction, ranked_labels
+from hub.results import ResultList, ranked_labels
 from hub_vision.vision_base import VisionPipeline
 
 
@@ -20,7 +20,7 @@ class ImageClassificationPipeline(VisionPipeline):
         return self.model(self.pixels(batch))["logits"].float()  # (B, num_classes)
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
-                    top_k: int | None = 5, **_: Any) -> list[Prediction]:
+                    top_k: int | None = 5, **_: Any) -> ResultList:
         return ranked_labels(outputs[0].softmax(-1), self.labels, top_k)
 
     @classmethod

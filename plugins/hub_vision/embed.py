@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from hub.results import ResultList
 from hub_vision.vision_base import VisionPipeline
 
 
@@ -21,8 +22,8 @@ class ImageEmbeddingPipeline(VisionPipeline):
         return self.model(self.pixels(batch))["features"].float()  # (B, C)
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
-                    normalize: bool = False, **_: Any) -> list[float]:
+                    normalize: bool = False, **_: Any) -> ResultList:
         vector = outputs[0]
         if normalize:
             vector = torch.nn.functional.normalize(vector, dim=0)
-        return vector.tolist()
+        return ResultList(vector.tolist(), metadata={"dim": vector.numel(), "normalized": bool(normalize)})

@@ -17,11 +17,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from hub._fs import atomic_directory
-from hub.card import render_model_card
 from hub.errors import ConfigError, InputTypeError, InvalidInputError, ModelLoadError
-from hub.modeling import load_model, save_model, wrong_model
-from hub.pipeline import Pipeline
+from hub.modeling import load_model, wrong_model
+from hub.pipeline import Pipeline, default_device
 from hub.validate import check_bool, check_int
 from hub_vision.images import load_images, max_image_pixels, to_pil
 from hub_vision.preprocess import (
@@ -121,7 +119,7 @@ class VisionPipeline(Pipeline):
         return cls(loaded.module, device=device, dtype=dtype, metadata=metadata)
 
     @classmethod
-    def from_scratch(cls, config: dict[str, Any] | None = None, tokenizer: Any = None, *,
+    def from_scratch(cls, config: dict[str, Any] | None = None, *, tokenizer: Any = None,
                      device: torch.device | str | None = None, dtype: torch.dtype | None = None,
                      seed: int | None = None) -> "VisionPipeline":
         """A randomly initialised model (``hub.create``): a ViT unless the config names
@@ -134,7 +132,7 @@ class VisionPipeline(Pipeline):
         if seed is not None:
             torch.manual_seed(seed)
         model = build_module(architecture, arch_config)
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = default_device(device)
         metadata = {"task": cls.task, "architecture": architecture, "source": "scratch", "labels": model.labels}
         return cls(model, device=device, dtype=dtype, metadata=metadata)
 
@@ -219,15 +217,8 @@ class VisionPipeline(Pipeline):
         ``module(pixel_values) -> [(B, C_i, H_i, W_i), ...]``; it shares this pipeline's weights."""
         return FeatureExtractor(self.model, indices)
 
-    # -- saving --------------------------------------------------------------------
-    def save(self, folder: str | Path) -> Path:
-        """config.json (architecture, config with labels and preprocessing) + model.safetensors +
-        README.md, written atomically."""
-        with atomic_directory(folder) as tmp:
-            save_model(self.model, self.architecture, self.model.config, tmp, extra={"task": self.task})
-            card = {k: v for k, v in self.metadata.items() if k in ("license", "model_name", "metrics", "labels")}
-            (tmp / "README.md").write_text(render_model_card({**card, "task": self.task}), encoding="utf-8")
-        return Path(folder).resolve()
+    # saving: Pipeline.save (config.json holds the architecture and the config with labels and
+    # preprocessing; nothing else to write)
 
     # -- training ------------------------------------------------------------------
     def fine_tune(self, train: Any, eval: Any = None, *, labels: list[str] | None = None,

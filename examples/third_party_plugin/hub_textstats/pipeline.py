@@ -2,7 +2,8 @@
 
 It has no weights, yet it is a normal :class:`hub.pipeline.Pipeline`: it loads from a
 model folder (``config.json`` holds its options), batches like every other pipeline and
-saves back to a folder, so ``hub.load``, ``hub predict`` and ``pipe.save`` all work.
+saves back to a folder through the base's ``save`` (only :meth:`_save_model` is its
+own), so ``hub.load``, ``hub predict`` and ``pipe.save`` all work.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any
 
 import torch
 
-from hub._fs import atomic_directory
 from hub.errors import InvalidInputError, ModelLoadError
 from hub.pipeline import Pipeline, check_batch_of
 
@@ -96,9 +96,10 @@ class TextStatsPipeline(Pipeline):
             "top_words": [w for w, _ in Counter(features[0]["words"]).most_common(k)] if k else [],
         }
 
-    def save(self, folder: str | Path) -> Path:
-        """Write the options as config.json (atomically, like every Hub model folder)."""
-        with atomic_directory(folder) as tmp:
-            config = {"architecture": ARCHITECTURE, "task": self.task, **self.options}
-            (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-        return Path(folder).resolve()
+    # -- saving: Pipeline.save (atomic folder, model card) calls this for the model itself
+    can_quantize = False  # no weights: save(quantize=True) is refused with a clear error
+
+    def _save_model(self, folder: Path, *, quantize: bool) -> None:
+        """No weights to write: the options, as config.json."""
+        config = {"architecture": ARCHITECTURE, "task": self.task, **self.options}
+        (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
