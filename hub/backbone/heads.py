@@ -1,21 +1,16 @@
-"""Task heads that sit on top of the backbone's hidden states."""
+"""Task heads that several families put on the backbone's hidden states.
+
+:class:`ClassificationHead` serves text and audio classification; :class:`MaskedLMHead`
+serves text fill-mask (BERT, RoBERTa, DistilBERT) and BERT4Rec's masked-item recommender.
+A head only one family uses lives in that family's plugin.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-
-def pool(hidden: torch.Tensor, padding_mask: torch.Tensor | None, how: str) -> torch.Tensor:
-    """(B, T, C) -> (B, C) by the first token ("cls") or the masked mean ("mean")."""
-    if how == "cls":
-        return hidden[:, 0]
-    if how == "mean":
-        if padding_mask is None:
-            return hidden.mean(1)
-        weights = padding_mask.to(hidden.dtype).unsqueeze(-1)  # (B, T, 1)
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-    raise ValueError(f"unknown pooling {how!r}; use 'cls' or 'mean'")
+from hub.backbone.pooling import pool
 
 
 class ClassificationHead(nn.Module):
@@ -43,23 +38,13 @@ class ClassificationHead(nn.Module):
         return self.classifier(self.dropout(x))  # (B, num_labels)
 
 
-class TokenClassificationHead(nn.Module):
-    """Per-token logits for tagging (NER): dropout -> linear, (B, T, C) -> (B, T, L)."""
-
-    def __init__(self, hidden_size: int, num_labels: int, *, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden_size, num_labels)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(hidden))
-
-
 class MaskedLMHead(nn.Module):
-    """BERT's MLM head: dense -> activation -> LayerNorm -> vocabulary projection.
+    """Masked-token head: dense -> activation -> LayerNorm -> projection onto the vocabulary.
 
-    The projection's weight is tied to the token embedding (``tie_to``); only its bias
-    is the head's own, as in BERT, RoBERTa and DistilBERT.
+    The projection's weight is tied to the token (or item) embedding (``tie_to``); only its
+    bias is the head's own. This is the head BERT-style masked pretraining uses; text's
+    fill-mask and recsys' BERT4Rec share it (the text plugin's converters map BERT's,
+    RoBERTa's and DistilBERT's masked-LM weights onto ``dense``, ``norm`` and ``bias``).
     """
 
     def __init__(self, hidden_size: int, vocab_size: int, *, activation: str = "gelu",

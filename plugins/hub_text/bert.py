@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hub.backbone import (ClassificationHead, MaskedLMHead, TokenClassificationHead, TokenEmbedding,
-                          Transformer, TransformerConfig, init_weights)
+from hub.backbone import (ClassificationHead, MaskedLMHead, TokenEmbedding, Transformer, TransformerConfig,
+                          init_weights)
 from hub.backbone.config import ACTIVATIONS, ConfigReader
 from hub.errors import ConfigError
 
@@ -155,6 +155,21 @@ class BertClassifier(_WithEncoder):
         if labels is not None:
             out["loss"] = F.cross_entropy(logits.float(), labels)
         return out
+
+
+class TokenClassificationHead(nn.Module):
+    """Per-token logits for tagging (NER): dropout -> linear, (B, T, C) -> (B, T, L).
+
+    Named ``classifier`` as transformers' ``*ForTokenClassification`` heads are.
+    """
+
+    def __init__(self, hidden_size: int, num_labels: int, *, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(hidden))
 
 
 class BertTokenClassifier(_WithEncoder):

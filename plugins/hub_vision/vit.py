@@ -36,12 +36,15 @@ from torch import nn
 from hub.backbone import Transformer, TransformerConfig, init_weights
 from hub.backbone.config import ConfigReader
 from hub.backbone.layers import make_norm
-from hub.backbone.patches import PatchEmbedding
+from hub.backbone.pooling import pool
 from hub.errors import ConfigError, HubError, ModelLoadError
 from hub.modeling import build_budget
+from hub_vision.patches import PatchEmbedding
 from hub_vision.timm_args import check_model_args
 
 POOLS = ("token", "avg", "max", "avgmax", "")
+# timm's global_pool names -> hub.backbone.pooling's
+TIMM_POOLING = {"token": "cls", "avg": "mean", "max": "max", "avgmax": "avgmax"}
 BACKBONE_DEFAULTS: dict[str, Any] = {
     "norm_position": "pre", "norm_eps": 1e-6, "activation": "gelu", "qkv_bias": True,
     "dropout": 0.0, "attention_dropout": 0.0,
@@ -92,16 +95,9 @@ def pool_tokens(hidden: torch.Tensor, how: str, num_prefix_tokens: int, include_
     ``""`` keeps every token, (B, T, C)."""
     if how == "":
         return hidden
-    if how == "token":
-        return hidden[:, 0]
-    tokens = hidden if include_prefix else hidden[:, num_prefix_tokens:]
-    if how == "avg":
-        return tokens.mean(1)
-    if how == "max":
-        return tokens.amax(1)
-    if how == "avgmax":
-        return 0.5 * (tokens.amax(1) + tokens.mean(1))
-    raise ValueError(f"unknown global_pool {how!r}; use one of {POOLS}")
+    if how not in TIMM_POOLING:
+        raise ValueError(f"unknown global_pool {how!r}; use one of {POOLS}")
+    return pool(hidden, None, TIMM_POOLING[how], skip=0 if include_prefix else num_prefix_tokens)
 
 
 class VisionTransformer(nn.Module):

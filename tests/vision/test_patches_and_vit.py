@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hub.backbone.patches import PatchEmbedding
 from hub.errors import ConfigError
+from hub_vision.patches import PatchEmbedding
 
 
 def test_patch_embedding_layout():

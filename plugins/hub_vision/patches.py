@@ -1,4 +1,4 @@
-"""Patch front end for vision Transformers: images -> (B, T, C) hidden states.
+"""Patch front end of the vision plugin's ViT: images -> (B, T, C) hidden states.
 
 :class:`PatchEmbedding` cuts an image into non-overlapping patches with one strided
 convolution, prepends the optional class and register tokens and adds a learned position
