@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from hub.backbone.pooling import pool
 from hub.errors import InvalidInputError
 from hub.modeling import load_model, read_config, wrong_model
 from hub.results import ResultList
@@ -92,13 +93,7 @@ class TextEmbeddingPipeline(TextPipeline):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         mask = batch["attention_mask"]
         hidden = self.encoder_module(batch["input_ids"], mask).float()  # (B, T, C)
-        how = self.options["pooling"]
-        if how == "cls":
-            return hidden[:, 0]
-        if how == "max":
-            return hidden.masked_fill(~mask.bool()[..., None], float("-inf")).amax(1)
-        weights = mask.to(hidden.dtype)[..., None]
-        return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)  # (B, C)
+        return pool(hidden, mask, self.options["pooling"])  # (B, C)
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
                     normalize: bool | None = None, **_: Any) -> ResultList:
