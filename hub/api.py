@@ -14,17 +14,22 @@ ALLOWED_DTYPES = ("float32", "bfloat16", "float16", "float64")
 
 
 def load(name: str, *, model: str | None = None, revision: str | None = None,
-         device: Any = None, dtype: Any = None) -> Any:
+         device: Any = None, dtype: Any = None, **call_defaults: Any) -> Any:
     """Load a pipeline for a task (``"text-classify"``) or a catalogue model.
 
     ``model`` picks the weights: a catalogue name, a local folder (e.g. one written by
     ``pipe.save``) or a Hugging Face repo id (``"org/name"``, pinned by ``revision``).
-    ``device`` defaults to CUDA when available, else CPU; ``dtype`` to float32.
+    ``device`` defaults to CUDA when available, else CPU; ``dtype`` to float32. Any other
+    keyword is a default for every call (``hub.load("text-classify", top_k=2,
+    batch_size=16)``, as transformers' ``pipeline(...)`` takes them): checked against the
+    task's call keywords now (an unknown one is an InvalidInputError with the close match);
+    a call's own keyword wins.
     """
 
     from hub.registry import get_registry
     from hub.sources import resolve_model_argument, resolve_source
     from hub.specs import load_object
+    from hub.validate import check_keywords
 
     if not isinstance(name, str) or not name.strip():
         raise InvalidInputError(f"hub.load needs a task or model name, got {name!r}; "
@@ -39,6 +44,9 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
     if task.spec is None:
         raise HubError(f"Task {task.name!r} is in the catalogue but no installed plugin provides "
                        "it yet; `hub plugins` lists what is installed.")
+    pipeline_cls = load_object(task.spec.pipeline)
+    if call_defaults:  # names checked before any download; values once the pipeline exists
+        check_keywords(task.name, call_defaults, pipeline_cls.accepted_call_parameters())
     if model is not None:
         if entry is not None:
             raise InvalidInputError(f"{name!r} already names a model; pass a task as the first "
@@ -55,9 +63,10 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
     metadata = {"task": task.name, **resolved.metadata}
     if entry is not None:
         metadata.update(model_name=entry.name, license=entry.license, labels=list(entry.labels))
-    pipeline_cls = load_object(task.spec.pipeline)
-    return pipeline_cls.from_folder(resolved.folder, device=torch_device,
-                                    dtype=torch_dtype, metadata=metadata)
+    pipe = pipeline_cls.from_folder(resolved.folder, device=torch_device, dtype=torch_dtype, metadata=metadata)
+    if call_defaults:
+        pipe.set_call_defaults(call_defaults)
+    return pipe
 
 
 def _check_model_argument(model: Any) -> str | None:

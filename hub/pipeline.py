@@ -13,17 +13,19 @@ from __future__ import annotations
 import contextlib
 import inspect
 import sys
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
-from hub.errors import InvalidInputError, NotSupportedError
+from hub.errors import InputTypeError, InvalidInputError, NotSupportedError
 from hub.validate import check_bool, check_int, check_keywords
 
 #: call keywords the base itself handles, for every pipeline
 BASE_CALL_PARAMETERS = frozenset({"batch_size", "progress"})
+ErrorT = TypeVar("ErrorT", bound=Exception)
 #: with ``progress=None`` a bar appears on a terminal only when the work lasts longer than this
 PROGRESS_DELAY_S = 2.0
 
@@ -52,6 +54,8 @@ class Pipeline:
         self.device = torch.device(device)
         self.dtype = dtype
         self.metadata: dict[str, Any] = dict(metadata or {})
+        #: call keywords given at ``hub.load(task, top_k=2, ...)``, used when a call omits them
+        self.call_defaults: dict[str, Any] = {}
 
     # -- the steps a subclass provides -----------------------------------------------
     @classmethod
@@ -249,24 +253,91 @@ class Pipeline:
             return tqdm(total=total, desc=self.task, unit=unit, delay=PROGRESS_DELAY_S, leave=False)
         return tqdm(total=total, desc=self.task, unit=unit)
 
+    # -- one input, a batch or a stream ----------------------------------------------
+    def is_batch(self, inputs: Any) -> bool:
+        """Whether ``inputs`` is a batch of inputs (a list of results comes back) rather than
+        one input. Default: a ``list`` or ``tuple`` is a batch. A modality whose single input
+        is itself a list (a time series, token ids, an item history) overrides this."""
+        return isinstance(inputs, (list, tuple))
+
+    def is_stream(self, inputs: Any) -> bool:
+        """Whether ``inputs`` is an iterable to stream (a generator, a file, a dataset column):
+        any iterable that is not a batch (:meth:`is_batch`), a list, a tuple, a string, bytes, a
+        mapping, or an array (NumPy, torch: one input of an audio or image task)."""
+        if self.is_batch(inputs) or isinstance(inputs, (list, tuple, str, bytes, bytearray, Mapping)):
+            return False
+        if hasattr(inputs, "__array__") or hasattr(inputs, "__array_interface__"):
+            return False
+        return isinstance(inputs, Iterable)
+
+    def iter_results(self, inputs: Iterable[Any], *, batch_size: int | None = None,
+                     **params: Any) -> Iterator[Any]:
+        """Results of an iterable of inputs, in order, computed ``batch_size`` inputs at a time
+        without reading the whole iterable first (a generator). Keywords as :meth:`__call__`."""
+        self.check_call_parameters({k: v for k, v in params.items() if k != "progress"})
+        size = self.resolve_batch_size(batch_size)
+        return self._iter_results(iter(inputs), size, params)
+
+    def _iter_results(self, iterator: Iterator[Any], size: int, params: dict[str, Any]) -> Iterator[Any]:
+        params = {**params, "progress": False}
+        offset = 0
+        while True:
+            chunk = list(itertools.islice(iterator, size))
+            if not chunk:
+                return
+            try:
+                yield from self(chunk, batch_size=size, **params)
+            except (InvalidInputError, InputTypeError) as exc:  # name the index in the whole stream
+                raise shift_input_index(exc, offset) from None
+            offset += len(chunk)
+
+    def with_defaults(self, batch_size: Any, progress: Any, params: dict[str, Any]
+                      ) -> tuple[Any, Any, dict[str, Any]]:
+        """A call's ``batch_size``, ``progress`` and task keywords over the defaults given at
+        ``hub.load(task, **defaults)`` (:meth:`set_call_defaults`); what the call gives wins."""
+        defaults = self.call_defaults
+        if not defaults:
+            return batch_size, progress, params
+        batch_size = defaults.get("batch_size") if batch_size is None else batch_size
+        progress = defaults.get("progress") if progress is None else progress
+        rest = {k: v for k, v in defaults.items() if k not in BASE_CALL_PARAMETERS}
+        return batch_size, progress, {**rest, **params}
+
+    def set_call_defaults(self, defaults: Mapping[str, Any]) -> None:
+        """Keep ``defaults`` (e.g. ``top_k=2, batch_size=16``) for every call, checked now
+        against the task's keywords (an unknown one: InvalidInputError with the close match)."""
+        defaults = dict(defaults)
+        rest = {k: v for k, v in defaults.items() if k not in BASE_CALL_PARAMETERS}
+        self.check_call_parameters(rest)
+        if "batch_size" in defaults:
+            self.resolve_batch_size(defaults["batch_size"])
+        if "progress" in defaults:
+            check_bool("progress", defaults["progress"], none_ok=True)
+        self.call_defaults = defaults
+
     # -- shared machinery ------------------------------------------------------------
     def __call__(self, inputs: Any, *, batch_size: int | None = None, progress: bool | None = None,
                  **params: Any) -> Any:
-        """One input -> one result; a list -> a list of results in the same order.
+        """One input -> one result; a list -> a list of results in the same order (``[]`` ->
+        ``[]``); an iterable (a generator, a file) -> a generator of results, in order, read
+        batch by batch (:meth:`iter_results`). :meth:`is_batch` decides what is a batch.
 
         ``batch_size``: inputs (or pieces of inputs) per forward pass (default: the task's);
         ``progress``: a progress bar (``True``/``False``; default: on a terminal, for long
         work). Other keywords are the task's (:meth:`accepted_call_parameters`); an unknown
-        one is an :class:`~hub.errors.InvalidInputError` naming the closest.
+        one is an :class:`~hub.errors.InvalidInputError` naming the closest. Defaults given
+        at ``hub.load`` apply to keywords the call leaves out.
         """
+        batch_size, progress, params = self.with_defaults(batch_size, progress, params)
+        if self.is_stream(inputs):
+            return self.iter_results(inputs, batch_size=batch_size, **params)
         self.check_call_parameters(params)
         batch_size = self.resolve_batch_size(batch_size)
         progress = check_bool("progress", progress, none_ok=True)
-        single = not isinstance(inputs, (list, tuple))
+        single = not self.is_batch(inputs)
         items = [inputs] if single else list(inputs)
         if not items:
-            raise InvalidInputError(f"{self.task}: got an empty list; pass one input or a "
-                                    "non-empty list of inputs.")
+            return []  # as transformers' pipeline does
         features = self.preprocess(items, **params)
         order = sorted(range(len(features)), key=lambda i: features[i]["length"])
         outputs: list[Any] = [None] * len(features)
@@ -340,6 +411,17 @@ def _overrides(cls: type, name: str) -> bool:
         if name in klass.__dict__:
             return True
     return False
+
+
+def shift_input_index(exc: ErrorT, offset: int) -> ErrorT:
+    """The same error with "input N" counted from ``offset`` (a chunk's index -> the index in
+    the whole list or stream)."""
+    import re
+
+    if not offset:
+        return exc
+    message = re.sub(r"\binput (\d+)\b", lambda m: f"input {int(m.group(1)) + offset}", str(exc), count=1)
+    return type(exc)(message)
 
 
 def check_batch_of(items: Sequence[Any], expected: type | tuple[type, ...], what: str, task: str) -> None:

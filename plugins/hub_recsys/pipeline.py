@@ -152,24 +152,33 @@ class RecommendPipeline(Pipeline):
         return known, unknown
 
     # -- inference --------------------------------------------------------------------------
-    def __call__(self, users: Any, *, k: int = 10, exclude_seen: bool = True, history: Any = None,
-                 batch_size: int | None = None, unknown_items: str = "ignore", top_k: int | None = None,
-                 progress: bool | None = None, **unknown: Any) -> Any:
-        """Top-``k`` items for one user id (a list of dicts) or a list of user ids (a list of lists).
+    def __call__(self, users: Any, *, batch_size: int | None = None, progress: bool | None = None,
+                 **params: Any) -> Any:
+        """Top-``k`` items for one user id (a list of dicts) or a list of user ids (a list of lists);
+        ``[]`` gives ``[]``, an iterable of user ids a generator of results (Pipeline.__call__).
 
-        ``history``: the user's recent items (one list), or one list per user for a batch.
-        ``top_k`` is another name for ``k`` (what ``hub predict --top-k`` passes).
+        Keywords: ``k`` (10), ``exclude_seen`` (True), ``history`` (the user's recent items, one
+        list; or one list per user for a batch), ``unknown_items`` ("ignore" or "error"), and
+        ``top_k``, another name for ``k`` (what ``hub predict --top-k`` passes).
         """
+        batch_size, progress, params = self.with_defaults(batch_size, progress, params)
+        if self.is_stream(users):
+            return self.iter_results(users, batch_size=batch_size, **params)
+        return self._recommend(users, batch_size=batch_size, progress=progress, **params)
+
+    def _recommend(self, users: Any, *, k: int = 10, exclude_seen: bool = True, history: Any = None,
+                   batch_size: int | None = None, unknown_items: str = "ignore", top_k: int | None = None,
+                   progress: bool | None = None, **unknown: Any) -> Any:
         self.check_call_parameters(unknown)  # only unknown keywords land here: refused with the close match
         size = self.resolve_batch_size(batch_size)
         progress = check_bool("progress", progress, none_ok=True)
         exclude_seen = check_bool("exclude_seen", exclude_seen)
         if top_k is not None:
             k = check_int("top_k", top_k, minimum=1)
-        single = not isinstance(users, (list, tuple))
+        single = not self.is_batch(users)
         ids = [users] if single else list(users)
         if not ids:
-            raise InvalidInputError("recommend: got an empty list of users; pass one user id or a non-empty list.")
+            return []  # as transformers' pipeline does
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InvalidInputError(f"k must be a positive integer, got {k!r}.")
         if unknown_items not in ("ignore", "error"):
@@ -177,7 +186,7 @@ class RecommendPipeline(Pipeline):
         if history is not None and not single and (not isinstance(history, (list, tuple)) or len(history) != len(ids)):
             raise InvalidInputError("for a list of users, history must be a list with one item list per user.")
         histories = [history] if single else list(history) if history is not None else [None] * len(ids)
-        requests = [self._request(u, h, unknown_items) for u, h in zip(ids, histories)]
+        requests = [self._request(u, h, unknown_items, index=i) for i, (u, h) in enumerate(zip(ids, histories))]
         results = []
         bar = self.progress_bar(len(requests), progress, unit="user")
         for start in range(0, len(requests), size):
@@ -196,11 +205,12 @@ class RecommendPipeline(Pipeline):
         bar.close()
         return results[0] if single else results
 
-    def _request(self, user: Any, history: Any, unknown_items: str) -> dict[str, Any]:
+    def _request(self, user: Any, history: Any, unknown_items: str, *, index: int | None = None) -> dict[str, Any]:
         try:  # the spelling training and saving used: rec(1), rec(1.0), rec("1") and rec(" 1 ") are one user
             user = normalize_id(user, "user id")
         except InvalidInputError as exc:
-            raise InvalidInputError(f"recommend: {user!r:.40} is not a user id ({exc}); pass a string or "
+            where = "" if index is None else f"input {index} "  # which request of a list (hub.testing's rule)
+            raise InvalidInputError(f"recommend: {where}{user!r:.40} is not a user id ({exc}); pass a string or "
                                     "integer id.") from None
         index = self.users.get(user)
         extra, unknown = self._item_indices(history, unknown_items)

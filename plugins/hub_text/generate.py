@@ -19,6 +19,7 @@ import torch
 from hub.data.padding import pad_sequences
 from hub.errors import InvalidInputError
 from hub.pipeline import Pipeline, check_batch_of
+from hub.results import Result
 from hub.validate import check_bool, check_keywords
 from hub_text.generation import GenerationConfig, generate_ids
 from hub_text.gpt import CausalLM
@@ -150,13 +151,16 @@ class TextGenerationPipeline(Pipeline):
 
     def __call__(self, inputs: Any, *, batch_size: int | None = None, progress: bool | None = None,
                  **params: Any) -> Any:
+        batch_size, progress, params = self.with_defaults(batch_size, progress, params)
+        if self.is_stream(inputs):  # a generator of prompts: results batch by batch (Pipeline)
+            return self.iter_results(inputs, batch_size=batch_size, **params)
         self.check_call_parameters(params)
         batch_size = self.resolve_batch_size(batch_size)
         progress = check_bool("progress", progress, none_ok=True)
-        single = not isinstance(inputs, (list, tuple))
+        single = not self.is_batch(inputs)
         prompts = [inputs] if single else list(inputs)
         if not prompts:
-            raise InvalidInputError("text-generate: got an empty list; pass a prompt or a list of prompts.")
+            return []  # as transformers' pipeline does
         self._check(prompts)
         config, stop, full = self._config(dict(params))
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
@@ -178,7 +182,8 @@ class TextGenerationPipeline(Pipeline):
                 text = self.tokenizer.decode(tokens, skip_special_tokens=True)
                 cut = _stop_at(text, stop)
                 text = text if cut is None else text[:cut]
-                results[index] = {"generated_text": prompts[index] + text if full else text}
+                results[index] = Result({"generated_text": prompts[index] + text if full else text},
+                                        metadata={"new_tokens": len(tokens)})  # every result has .metadata
             bar.update(len(chunk))
         bar.close()
         return results[0] if single else results

@@ -19,7 +19,7 @@ from torch import nn
 
 from hub.errors import ConfigError, InputTypeError, InvalidInputError, ModelLoadError
 from hub.modeling import load_model, wrong_model
-from hub.pipeline import Pipeline, default_device
+from hub.pipeline import Pipeline, default_device, shift_input_index
 from hub.validate import check_bool, check_int
 from hub_vision.images import load_images, max_image_pixels, to_pil
 from hub_vision.preprocess import (
@@ -143,10 +143,11 @@ class VisionPipeline(Pipeline):
 
     def __call__(self, inputs: Any, *, batch_size: int | None = None, progress: bool | None = None,
                  **params: Any) -> Any:
+        batch_size, progress, params = self.with_defaults(batch_size, progress, params)
         self.check_call_parameters(params)
         size = self.resolve_batch_size(batch_size)
         progress = check_bool("progress", progress, none_ok=True)
-        if isinstance(inputs, (list, tuple)) and len(inputs) > size * CHUNK_BATCHES:
+        if self.is_batch(inputs) and len(inputs) > size * CHUNK_BATCHES:
             step = size * CHUNK_BATCHES  # decoded images of one step at a time: bounded memory
             results: list[Any] = []
             with self.progress_bar(len(inputs), progress, unit="image") as bar:
@@ -155,7 +156,7 @@ class VisionPipeline(Pipeline):
                         results += super().__call__(list(inputs[start:start + step]), batch_size=size,
                                                     progress=False, **params)
                     except (InvalidInputError, InputTypeError) as exc:  # name the index in the whole list
-                        raise _shift_index(exc, start) from None
+                        raise shift_input_index(exc, start) from None
                     bar.update(min(step, len(inputs) - start))
             return results
         return super().__call__(inputs, batch_size=size, progress=progress, **params)
@@ -269,7 +270,7 @@ class VisionPipeline(Pipeline):
                 feature["label"] = index[label]
         frozen = []
         if freeze_backbone:
-            head = {id(p) for p in self.model.classifier().parameters()}
+            head = {id(p) for p in self.model.get_classifier().parameters()}
             frozen = [p for p in self.model.parameters() if id(p) not in head and p.requires_grad]
             for p in frozen:
                 p.requires_grad_(False)
@@ -302,7 +303,7 @@ class VisionPipeline(Pipeline):
             try:
                 features = self.preprocess(images[start:start + size * CHUNK_BATCHES])
             except (InvalidInputError, InputTypeError) as exc:
-                raise _shift_index(exc, start) from None
+                raise shift_input_index(exc, start) from None
             for first in range(0, len(features), size):
                 batch = {k: v.to(self.device) for k, v in self.collate(features[first:first + size]).items()}
                 with torch.inference_mode(), self.autocast():
@@ -341,10 +342,3 @@ def _check_indices(indices: Any) -> None:
         return
     raise InvalidInputError(f"indices must be None (every level), a positive integer k (the last k levels) or a "
                             f"non-empty list of level numbers, got {indices!r:.60}.")
-
-
-def _shift_index(exc: Exception, offset: int) -> Exception:
-    import re
-
-    message = re.sub(r"input (\d+)", lambda m: f"input {int(m.group(1)) + offset}", str(exc), count=1)
-    return type(exc)(message)

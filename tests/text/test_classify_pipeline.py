@@ -52,13 +52,16 @@ def test_alias_names_resolve(checkpoint):
 @pytest.mark.parametrize("bad, error, message", [
     ("", InvalidInputError, "empty string"),
     ("   ", InvalidInputError, "empty string"),
-    ([], InvalidInputError, "empty list"),
     (["fine", 3], InputTypeError, "input 1 is a int"),
     (None, InputTypeError, "expected a string"),
 ])
 def test_bad_inputs_raise_clear_errors(pipe, bad, error, message):
     with pytest.raises(error, match=message):
         pipe(bad)
+
+
+def test_an_empty_list_gives_an_empty_list(pipe):
+    assert pipe([]) == []  # issue 13: as transformers' pipeline (was an "empty list" error)
 
 
 def test_long_texts_windowed_by_default_truncated_on_request(pipe, caplog):
