@@ -52,7 +52,8 @@ class TrainResult:
 
     Attributes:
         best_metric, best_epoch, best_step: the best value of the monitored metric
-            (``metric_for_best`` of the evaluation, else the training loss) and where it was.
+            (``metric_for_best`` of the evaluation; without evaluation data the training
+            loss, lower being better) and where it was.
         epochs_run, steps: epochs begun and optimizer steps taken (a resumed run counts
             from the start of the original run).
         history: one record per evaluation (``step``, ``epoch``, ``train_loss``, ``eval_*``).
@@ -386,9 +387,15 @@ class Trainer:
         if self.eval_data is not None:
             metrics = self.evaluate()
             record.update({f"eval_{k}": v for k, v in metrics.items()})
-        monitored = record.get(f"eval_{args.metric_for_best}", record.get("train_loss"))
+        if self.eval_data is not None and args.metric_for_best not in metrics:
+            raise ConfigError(f"metric_for_best={args.metric_for_best!r} is not among the evaluation's metrics "
+                              f"({', '.join(sorted(metrics))}): name one of them, or pass compute_metrics that "
+                              "returns it.")
+        # no evaluation data: the training loss picks the best weights, and lower is better whatever the metric
+        monitored, greater = ((metrics[args.metric_for_best], bool(args.greater_is_better)) if self.eval_data is not None
+                              else (record.get("train_loss"), False))
         if monitored is not None:
-            if _improved(monitored, state.best_metric, bool(args.greater_is_better)):
+            if _improved(monitored, state.best_metric, greater):
                 state.best_metric, state.best_step, state.best_epoch = monitored, state.global_step, state.epoch + 1
                 state.evals_without_improvement = 0
                 self._keep_best()

@@ -189,3 +189,24 @@ def test_a_stop_at_an_epoch_end_is_checkpointed(tmp_path):
     result = trainer.train()
     assert result.steps == 4
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-00000003", "step-00000004"]
+
+
+def test_without_eval_data_the_lowest_training_loss_is_best_whatever_the_metric():
+    """Old code monitored the training loss with metric_for_best's direction: with
+    metric_for_best="accuracy" it kept (and restored) the epoch of the *highest* training loss."""
+    torch.manual_seed(0)
+    trainer = Trainer(ToyEncoderClassifier(0.0), args(epochs=3, metric_for_best="accuracy"),
+                      train_data=toy_data(48, 1), collate=collate)
+    result = trainer.train()
+    losses = [record["train_loss"] for record in result.history]
+    assert losses[-1] < losses[0]
+    assert result.best_metric == min(losses) and result.best_epoch == 1 + losses.index(min(losses))
+
+
+def test_a_metric_for_best_the_evaluation_does_not_produce_is_a_config_error():
+    """Old code fell back to the training loss in silence (with the metric's direction)."""
+    trainer = Trainer(ToyEncoderClassifier(0.0), args(metric_for_best="accuracy"), train_data=toy_data(16, 1),
+                      eval_data=toy_data(8, 2), collate=collate)
+    with pytest.raises(ConfigError, match=r"metric_for_best='accuracy' is not among the evaluation's metrics "
+                                          r"\(loss\).*compute_metrics"):
+        trainer.train()
