@@ -18,6 +18,7 @@ import torch
 
 from hub.errors import InvalidInputError, ModelLoadError
 from hub.pipeline import Pipeline, check_batch_of
+from hub.results import Result
 
 ARCHITECTURE = "text-stats"
 DEFAULTS: dict[str, Any] = {
@@ -38,6 +39,11 @@ class TextStatsPipeline(Pipeline):
         self.options = {**DEFAULTS, **options}
         self._words = re.compile(self.options["word_pattern"])
         self._sentences = re.compile(self.options["sentence_pattern"])
+
+    @classmethod
+    def conformance_example(cls) -> dict[str, Any]:
+        """Inputs for :func:`hub.testing.check_task` (the task has no weights, so no training)."""
+        return {"inputs": ["Hello world. How are you?", "", "one two three"]}
 
     @classmethod
     def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
@@ -88,13 +94,13 @@ class TextStatsPipeline(Pipeline):
         if not isinstance(k, int) or k < 0:
             raise InvalidInputError(f"top_words must be a non-negative integer, got {top_words!r}.")
         words, characters, sentences, letters = outputs[0].tolist()
-        return {
+        return Result({
             "words": words,
             "characters": characters,
             "sentences": sentences,
             "avg_word_length": round(letters / words, 3) if words else 0.0,
             "top_words": [w for w, _ in Counter(features[0]["words"]).most_common(k)] if k else [],
-        }
+        }, metadata={"length": features[0]["length"]})  # every result carries .metadata
 
     # -- saving: Pipeline.save (atomic folder, model card) calls this for the model itself
     can_quantize = False  # no weights: save(quantize=True) is refused with a clear error
