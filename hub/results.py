@@ -63,12 +63,36 @@ def ranked_labels(probs: Any, labels: list[str], top_k: int | None,
                        for s, i in zip(scores.tolist(), indices.tolist())], metadata=metadata)
 
 
-def weighted_mean_probabilities(logits: list[Any], weights: list[float]) -> Any:
-    """One probability vector for an input seen in pieces (text windows, audio chunks):
-    the mean of the pieces' softmaxes, weighted by their lengths."""
+#: how a classifier's logits become scores (transformers' ``function_to_apply``)
+SCORE_FUNCTIONS = ("softmax", "sigmoid", "none")
+
+
+def score_function(problem_type: str | None, num_labels: int) -> str:
+    """The scores a checkpoint means, as transformers' text-classification pipeline decides
+    them: ``"none"`` for regression, ``"sigmoid"`` for multi-label or single-logit models,
+    else ``"softmax"``."""
+    if problem_type == "regression":
+        return "none"
+    if problem_type == "multi_label_classification" or num_labels == 1:
+        return "sigmoid"
+    return "softmax"
+
+
+def apply_score_function(logits: Any, function: str) -> Any:
+    """``logits`` (..., L) as scores: softmax over the labels, sigmoid per label, or as they are."""
+    if function == "softmax":
+        return logits.softmax(-1)
+    if function == "sigmoid":
+        return logits.sigmoid()
+    return logits
+
+
+def weighted_mean_probabilities(logits: list[Any], weights: list[float], function: str = "softmax") -> Any:
+    """One score vector for an input seen in pieces (text windows, audio chunks): the mean
+    of the pieces' scores (:func:`apply_score_function`), weighted by their lengths."""
     import torch
 
-    probs = torch.stack(logits).softmax(-1)
+    probs = apply_score_function(torch.stack(logits), function)
     if len(logits) == 1:
         return probs[0]
     w = torch.tensor(weights, dtype=probs.dtype)

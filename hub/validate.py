@@ -127,8 +127,10 @@ def resolve_limit(name: str, value: Any, env: str, default: int) -> int:
 #: transformers' pipeline keywords Hub spells differently or does not offer: the Hub keyword
 #: that replaces it, what to say when the task takes that keyword, and what to say otherwise.
 TRANSFORMERS_KEYWORDS: dict[str, tuple[str | None, str, str]] = {
+    # text-classify takes return_all_scores, function_to_apply and truncation with their meaning;
+    # for the other tasks they are refused with these messages
     "return_all_scores": ("top_k", "pass top_k=None for every label's score", "it is not supported"),
-    "function_to_apply": (None, "", "Hub scores a classifier with softmax; it is not supported"),
+    "function_to_apply": (None, "", "this task scores with softmax; only text-classify takes it"),
     "truncation": ("long_inputs", "pass long_inputs='truncate' to keep the head of a long input ('window' "
                                   "reads all of it, 'error' refuses)", "it is not supported"),
     "max_length": ("max_new_tokens", "pass max_new_tokens= to bound the generated length",

@@ -14,8 +14,10 @@ from typing import Any
 
 import torch
 
-from hub.results import ranked_labels, weighted_mean_probabilities
-from hub.validate import check_int
+from hub.errors import InvalidInputError
+from hub.modeling import read_config
+from hub.results import SCORE_FUNCTIONS, ranked_labels, score_function, weighted_mean_probabilities
+from hub.validate import check_bool, check_choice, check_int
 from hub_text.bert import BertClassifier
 from hub_text.text_base import TextPipeline, load_task_model
 from hub_text.tokenizer import load_tokenizer
@@ -26,6 +28,23 @@ logger = logging.getLogger(__name__)
 class TextClassificationPipeline(TextPipeline):
     task = "text-classify"
     architecture = "bert-classifier"
+    # transformers' keywords taken with their meaning (parameters of preprocess/postprocess):
+    # function_to_apply ("softmax", "sigmoid", "none"; default: what the checkpoint's
+    # problem_type / label count mean), return_all_scores=True (= top_k=None), truncation=True
+    # (= long_inputs="truncate")
+
+    @property
+    def problem_type(self) -> str | None:
+        """The checkpoint's ``problem_type`` (transformers' config field), kept through saves."""
+        return self.metadata.get("problem_type")
+
+    @property
+    def function_to_apply(self) -> str:
+        """How logits become scores by default (transformers' rule, :func:`hub.results.score_function`)."""
+        return score_function(self.problem_type, len(self.labels))
+
+    def _config_extra(self) -> dict[str, Any]:
+        return {"problem_type": self.problem_type} if self.problem_type else {}
 
     @property
     def labels(self) -> list[str]:
@@ -40,16 +59,33 @@ class TextClassificationPipeline(TextPipeline):
             default_labels=["LABEL_0", "LABEL_1"],
             needs="a sequence classifier such as transformers' BertForSequenceClassification (or a bare "
                   "encoder to fine-tune)")
+        problem_type = read_config(Path(folder)).get("problem_type")  # transformers' and Hub's config.json
+        if problem_type:
+            metadata["problem_type"] = str(problem_type)
         return cls(model, load_tokenizer(folder), device=device, dtype=dtype, metadata=metadata)
 
     # -- inference -----------------------------------------------------------------
     def check_parameters(self, params: dict[str, Any]) -> None:
         super().check_parameters(params)
         check_int("top_k", params.get("top_k", 1), minimum=1, none_ok=True)
+        if params.get("function_to_apply") is not None:
+            check_choice("function_to_apply", str(params["function_to_apply"]).lower(), SCORE_FUNCTIONS)
+        if "return_all_scores" in params:
+            check_bool("return_all_scores", params["return_all_scores"])
+            if params["return_all_scores"] and params.get("top_k", 1) not in (1, None):
+                raise InvalidInputError("return_all_scores=True means top_k=None; pass one of them, not both.")
+        if "truncation" in params:
+            check_bool("truncation", params["truncation"])
+            if params["truncation"] and params.get("long_inputs") not in (None, "truncate"):
+                raise InvalidInputError(f"truncation=True means long_inputs='truncate', but long_inputs="
+                                        f"{params['long_inputs']!r} was given; pass one of them.")
 
     def preprocess(self, inputs: list[Any], *, long_inputs: str | None = None, stride: int | None = None,
-                   max_windows: int | None = None, **_: Any) -> list[dict[str, Any]]:
+                   max_windows: int | None = None, truncation: bool | None = None,
+                   **_: Any) -> list[dict[str, Any]]:
         self.check_texts(inputs)
+        if truncation:  # transformers' spelling of long_inputs="truncate"
+            long_inputs = "truncate"
         return self.encode(inputs, long_inputs=long_inputs, stride=stride, max_windows=max_windows)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -64,9 +100,13 @@ class TextClassificationPipeline(TextPipeline):
         return model(batch["input_ids"], batch["attention_mask"])["logits"].float()
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
-                    top_k: int | None = 1, **_: Any) -> Any:
-        # windows of a long text: the token-weighted mean of their probabilities
-        probs = weighted_mean_probabilities(outputs, [f["length"] for f in features])
+                    top_k: int | None = 1, function_to_apply: str | None = None,
+                    return_all_scores: bool | None = None, **_: Any) -> Any:
+        if return_all_scores:  # transformers' older spelling of top_k=None
+            top_k = None
+        function = self.function_to_apply if function_to_apply is None else str(function_to_apply).lower()
+        # windows of a long text: the token-weighted mean of their scores
+        probs = weighted_mean_probabilities(outputs, [f["length"] for f in features], function)
         ranked = ranked_labels(probs, self.labels, top_k, features[0]["meta"])
         return ranked[0] if top_k == 1 else ranked
 

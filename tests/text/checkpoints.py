@@ -25,8 +25,12 @@ def make_wordpiece_tokenizer(folder: Path, lowercase: bool = True):
 
 def make_bert_classifier(folder: Path, *, hidden: int = 32, layers: int = 2, heads: int = 4,
                          intermediate: int = 37, num_labels: int = 3, max_positions: int = 64,
-                         hidden_act: str = "gelu", seed: int = 0, safe: bool = True):
-    """Save a random BertForSequenceClassification + tokenizer; return the HF model."""
+                         hidden_act: str = "gelu", seed: int = 0, safe: bool = True,
+                         problem_type: str | None = None):
+    """Save a random BertForSequenceClassification + tokenizer; return the HF model.
+
+    ``problem_type`` ("multi_label_classification", "regression", ...) and ``num_labels=1``
+    make the checkpoints whose scores are not a softmax."""
     from transformers import BertConfig, BertForSequenceClassification
 
     tokenizer = make_wordpiece_tokenizer(folder)
@@ -35,7 +39,7 @@ def make_bert_classifier(folder: Path, *, hidden: int = 32, layers: int = 2, hea
                         num_attention_heads=heads, intermediate_size=intermediate,
                         max_position_embeddings=max_positions, hidden_act=hidden_act,
                         num_labels=num_labels, id2label={i: f"class_{i}" for i in range(num_labels)},
-                        label2id={f"class_{i}": i for i in range(num_labels)})
+                        label2id={f"class_{i}": i for i in range(num_labels)}, problem_type=problem_type)
     model = BertForSequenceClassification(config).eval()
     # perturb LayerNorms and biases so that parity tests cannot pass by symmetry
     with torch.no_grad():
