@@ -73,6 +73,25 @@ def label_name(value: Any) -> str:
     return str(int(value))
 
 
+def head_labels(labels: int | Sequence[Any], *, what: str = "reset_classifier") -> list[str]:
+    """The label names a new classification head is built for: ``labels`` as given (each
+    through :func:`label_name`), or, for an integer ``n``, ``LABEL_0 ... LABEL_{n-1}``
+    (transformers' names for unnamed classes). Every family's ``reset_classifier`` takes
+    either form, as timm's takes ``num_classes``."""
+    if isinstance(labels, numbers.Integral) and not isinstance(labels, bool):
+        if labels < 1:
+            raise InvalidInputError(f"{what}: the number of labels must be at least 1, got {labels}.")
+        return [f"LABEL_{i}" for i in range(int(labels))]
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence) or not labels:
+        raise InvalidInputError(f"{what}: give a number of labels or a non-empty list of label names, "
+                                f"got {labels!r:.60}.")
+    names = [label_name(label) for label in labels]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InvalidInputError(f"{what}: label names must be distinct; repeated: {', '.join(repeated)}.")
+    return names
+
+
 def head_is_trained(metadata: Mapping[str, Any]) -> bool:
     """Whether the pipeline's classification head holds trained weights worth protecting."""
     flag = metadata.get("head_initialized")

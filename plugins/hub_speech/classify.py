@@ -115,7 +115,7 @@ class AudioClassificationPipeline(AudioPipeline):
                                          current=self.labels, labels=labels, reset_head=reset_head,
                                          head_trained=head_is_trained(self.metadata))
         if rebuild:
-            self.replace_head(labels)
+            self.model.reset_classifier(labels)
         index = {label: i for i, label in enumerate(labels)}
         encode = lambda label: index[str(label)]
         train_features = self.training_features(train_rows, "label", encode)
@@ -129,16 +129,6 @@ class AudioClassificationPipeline(AudioPipeline):
         self.model.to(self.device).eval()
         self.metadata.update(labels=labels, head_initialized=True)
         return result
-
-    def replace_head(self, labels: list[str]) -> None:
-        """A fresh output layer for ``labels``, keeping the encoder."""
-        from hub.backbone import ClassificationHead
-
-        model = self.model
-        model.config["labels"] = list(labels)
-        model.labels = list(labels)
-        model.head = ClassificationHead(model.encoder.hidden_size, len(labels), pooling=model.config.get("pooling", "mean"),
-                                        pooler=False, dropout=model.config["backbone"]["dropout"]).to(self.device)
 
     def pretrain(self, data: Any, eval: Any = None, *, mask_prob: float = 0.065, span: int = 5,
                  **training_args: Any):

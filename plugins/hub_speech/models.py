@@ -171,6 +171,12 @@ class SpeechCTC(nn.Module):
         self.encoder = SpeechEncoder(self.config)
         self.head = CTCHead(self.encoder.hidden_size, len(self.config["vocab"]), blank=self.config.get("blank", 0))
 
+    def get_classifier(self) -> nn.Module:
+        """The CTC head (``head.*``), as timm's ``get_classifier``. There is no
+        ``reset_classifier``: the outputs are the vocabulary the transcripts are written in
+        (``config["vocab"]``, saved as ``vocab.json``), not class labels."""
+        return self.head
+
     sample_rate = property(lambda self: int(self.config["sample_rate"]))
     samples_per_frame = property(lambda self: self.encoder.samples_per_frame)
     min_samples = property(lambda self: self.config["n_fft"])
@@ -203,9 +209,29 @@ class AudioClassifier(nn.Module):
         self.config = full_config(config)
         self.labels = list(self.config["labels"])
         self.encoder = SpeechEncoder(self.config)
-        self.head = ClassificationHead(self.encoder.hidden_size, len(self.labels),
-                                       pooling=self.config.get("pooling", "mean"), pooler=False,
-                                       dropout=self.config["backbone"]["dropout"])
+        self.head = self._make_head(len(self.labels))
+
+    def _make_head(self, num_labels: int) -> ClassificationHead:
+        return ClassificationHead(self.encoder.hidden_size, num_labels,
+                                  pooling=self.config.get("pooling", "mean"), pooler=False,
+                                  dropout=self.config["backbone"]["dropout"])
+
+    def get_classifier(self) -> nn.Module:
+        """The head (mean pooling + linear layer; ``head.*`` in the state dict), as timm's
+        ``get_classifier``."""
+        return self.head
+
+    def reset_classifier(self, labels: int | list[str]) -> None:
+        """A new head for ``labels`` (names, or a count: ``LABEL_0 ...``), initialised as
+        ``nn.Linear`` initialises itself, on the encoder's device and dtype; the encoder is
+        untouched and the config's ``labels`` follow."""
+        from hub.data.labels import head_labels
+
+        labels = head_labels(labels)
+        reference = next(self.encoder.parameters())
+        self.config = {**self.config, "labels": labels}
+        self.labels = list(labels)
+        self.head = self._make_head(len(labels)).to(reference.device, reference.dtype)
 
     sample_rate = property(lambda self: int(self.config["sample_rate"]))
     samples_per_frame = property(lambda self: self.encoder.samples_per_frame)

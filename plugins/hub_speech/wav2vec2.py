@@ -81,6 +81,12 @@ class Wav2Vec2CTC(nn.Module):
         self.head = CTCHead(backbone.hidden_size, len(config["vocab"]), blank=config.get("blank", 0),
                             dropout=config.get("final_dropout", 0.0))
 
+    def get_classifier(self) -> nn.Module:
+        """The CTC head (``head.*``), as timm's ``get_classifier``. There is no
+        ``reset_classifier``: the outputs are the vocabulary the transcripts are written in
+        (``config["vocab"]``, saved as ``vocab.json``), not class labels."""
+        return self.head
+
     @property
     def sample_rate(self) -> int:
         return int(self.config.get("sample_rate", 16000))

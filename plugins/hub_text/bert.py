@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hub.backbone import (ClassificationHead, MaskedLMHead, TokenEmbedding, Transformer, TransformerConfig,
-                          init_weights)
+from hub.backbone import ClassificationHead, MaskedLMHead, TokenEmbedding, Transformer, TransformerConfig, init_weights
 from hub.backbone.config import ACTIVATIONS, ConfigReader
 from hub.errors import ConfigError
 
@@ -122,24 +121,55 @@ class _WithEncoder(nn.Module):
         with torch.device("meta"):
             model = cls(config)
         model.encoder = encoder
-        reference = next(encoder.parameters())
-        model.head = model.head.to_empty(device=reference.device).to(reference.dtype)
-        init_weights(model.head)
-        model._tie()
+        model._install_head(model.head)
         return model
+
+    def _install_head(self, head: nn.Module) -> None:
+        """Materialise a (meta) head on the encoder's device and dtype, initialise it as the
+        model was at creation (same draws as building it fresh) and tie it."""
+        reference = next(self.encoder.parameters())
+        self.head = head.to_empty(device=reference.device).to(reference.dtype)
+        init_weights(self.head)
+        self._tie()
 
     def _tie(self) -> None:
         """Re-establish weight ties after the encoder was replaced or loaded."""
 
 
-class BertClassifier(_WithEncoder):
+class _Classifier(_WithEncoder):
+    """timm's head vocabulary for the text classifiers: ``get_classifier()`` is the task head
+    (``head.*`` in the state dict: pooler + classifier for sequences, the tagging linear for
+    tokens), ``reset_classifier(labels)`` puts a freshly initialised one in its place."""
+
+    def _make_head(self, config: dict[str, Any]) -> nn.Module:
+        raise NotImplementedError
+
+    def get_classifier(self) -> nn.Module:
+        """The head that maps encoder states to label logits."""
+        return self.head
+
+    def reset_classifier(self, labels: int | list[str]) -> None:
+        """A new head for ``labels`` (names, or a count: ``LABEL_0 ...``); the encoder's
+        weights are untouched and the config's ``labels`` follow."""
+        from hub.data.labels import head_labels
+
+        self.config = {**self.config, "labels": head_labels(labels)}
+        with torch.device("meta"):
+            head = self._make_head(self.config)
+        self._install_head(head)
+
+
+class BertClassifier(_Classifier):
     """Sequence classification; returns ``{"logits", "loss"?}`` like transformers."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         check_encoder_config(config, "bert-classifier")
         _check_head_config(config, "bert-classifier", labels=True, classifier=True)
         super().__init__(config)
-        self.head = ClassificationHead(
+        self.head = self._make_head(config)
+
+    def _make_head(self, config: dict[str, Any]) -> nn.Module:
+        return ClassificationHead(
             config["backbone"]["hidden_size"], len(config["labels"]),
             pooling=config.get("pooling", "cls"), pooler=config.get("pooler", True),
             pooler_activation=config.get("pooler_activation", "tanh"),
@@ -172,14 +202,17 @@ class TokenClassificationHead(nn.Module):
         return self.classifier(self.dropout(hidden))
 
 
-class BertTokenClassifier(_WithEncoder):
+class BertTokenClassifier(_Classifier):
     """Per-token tagging; ``labels`` (B, T) uses -100 for positions without a tag."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         check_encoder_config(config, "bert-token-classifier")
         _check_head_config(config, "bert-token-classifier", labels=True)
         super().__init__(config)
-        self.head = TokenClassificationHead(
+        self.head = self._make_head(config)
+
+    def _make_head(self, config: dict[str, Any]) -> nn.Module:
+        return TokenClassificationHead(
             config["backbone"]["hidden_size"], len(config["labels"]),
             dropout=config.get("classifier_dropout", config["backbone"].get("dropout", 0.1)))
 

@@ -148,7 +148,7 @@ class TextClassificationPipeline(TextPipeline):
                                          labels=labels, reset_head=reset_head,
                                          head_trained=head_is_trained(self.metadata))
         if rebuild:
-            self.model = BertClassifier.from_encoder(self.model.encoder, labels)
+            self.model.reset_classifier(labels)
         index = {label: i for i, label in enumerate(labels)}
 
         def featurise(rows):

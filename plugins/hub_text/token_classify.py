@@ -411,7 +411,7 @@ class TokenClassificationPipeline(TextPipeline):
             current=self.labels, labels=labels, reset_head=reset_head, head_trained=head_is_trained(self.metadata),
             order=lambda found: sorted(found, key=lambda t: (t != "O", t)), what="tag")
         if rebuild:
-            self.model = BertTokenClassifier.from_encoder(self.model.encoder, labels)
+            self.model.reset_classifier(labels)
         index = {label: i for i, label in enumerate(labels)}
         train_features = self._featurise(train_rows, index, max_tokens)
         eval_features = self._featurise(eval_rows, index, max_tokens) if eval_rows else None

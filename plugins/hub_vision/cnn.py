@@ -118,14 +118,21 @@ class TimmModel(_Classifier):
         features = self.model.forward_head(hidden, pre_logits=True)  # (B, C)
         logits = None
         if self.num_classes > 0:  # in training, timm's own head (so its dropout applies)
-            logits = self.model.forward_head(hidden) if self.training else self.classifier()(features)
+            logits = self.model.forward_head(hidden) if self.training else self.get_classifier()(features)
         return self._outputs(features, logits, labels)
 
-    def classifier(self) -> nn.Module:
+    def get_classifier(self) -> nn.Module:
+        """timm's own head (``model.get_classifier()``)."""
         return self.model.get_classifier()
 
-    def reset_classifier(self, labels: list[str]) -> None:
+    def reset_classifier(self, labels: int | list[str]) -> None:
+        """timm's ``reset_classifier`` for ``labels`` (names, or a count: ``LABEL_0 ...``)."""
+        from hub.data.labels import head_labels
+
+        labels = head_labels(labels)
+        reference = next(self.model.parameters())
         self.model.reset_classifier(len(labels))
+        self.model.get_classifier().to(reference.device, reference.dtype)
         self.num_classes = len(labels)
         self.config = {**self.config, "num_classes": len(labels), "labels": list(labels)}
 
@@ -173,13 +180,20 @@ class TorchvisionResNet(_Classifier):
         logits = self.model.fc(features) if self.num_classes > 0 else None
         return self._outputs(features, logits, labels)
 
-    def classifier(self) -> nn.Module:
+    def get_classifier(self) -> nn.Module:
+        """torchvision's ``fc`` (an Identity when the model has no classifier)."""
         return self.model.fc
 
-    def reset_classifier(self, labels: list[str]) -> None:
+    def reset_classifier(self, labels: int | list[str]) -> None:
+        """A new ``fc`` for ``labels`` (names, or a count: ``LABEL_0 ...``), initialised as
+        torchvision initialises ``nn.Linear``; the backbone is untouched."""
+        from hub.data.labels import head_labels
+
+        labels = head_labels(labels)
         width = self.model.fc.in_features if isinstance(self.model.fc, nn.Linear) else \
             self.model.layer4[-1].conv1.in_channels
-        self.model.fc = nn.Linear(width, len(labels))
+        reference = self.model.conv1.weight
+        self.model.fc = nn.Linear(width, len(labels)).to(reference.device, reference.dtype)
         self.num_classes = len(labels)
         self.config = {**self.config, "num_classes": len(labels), "labels": list(labels)}
 

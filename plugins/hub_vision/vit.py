@@ -160,13 +160,17 @@ class VisionTransformer(nn.Module):
 
     channels_last = False  # a patch convolution then matmuls: NCHW is as fast
 
-    def classifier(self) -> nn.Module:
-        """The head (an Identity when the model has no classifier)."""
+    def get_classifier(self) -> nn.Module:
+        """The head (an Identity when the model has no classifier), as timm's ``get_classifier``."""
         return self.head if self.head is not None else nn.Identity()
 
-    def reset_classifier(self, labels: list[str]) -> None:
-        """A new linear head for ``labels``, initialised as timm initialises one (truncated normal,
-        std 0.02; a zero head would stop every gradient into a backbone trained from scratch)."""
+    def reset_classifier(self, labels: int | list[str]) -> None:
+        """A new linear head for ``labels`` (names, or a count: ``LABEL_0 ...``), initialised as
+        timm initialises one (truncated normal, std 0.02; a zero head would stop every gradient
+        into a backbone trained from scratch). The backbone is untouched."""
+        from hub.data.labels import head_labels
+
+        labels = head_labels(labels)
         width = self.embeddings.proj.out_channels
         head = nn.Linear(width, len(labels), device=self.embeddings.proj.weight.device,
                          dtype=self.embeddings.proj.weight.dtype)
