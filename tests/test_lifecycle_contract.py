@@ -101,3 +101,12 @@ def test_text_embed_returns_a_list_with_metadata(tmp_path):
     assert embed(["good tea"], normalize=True)[0].metadata["normalized"] is True
     ranked = hub.load("text-classify", model=str(tmp_path), device="cpu")("good tea", top_k=2)
     assert isinstance(ranked, ResultList) and ranked.metadata["windows"] == 1
+
+
+def test_quantize_is_offered_by_every_task_with_weights(tmp_path):
+    """image and recommend saves took no quantize= before the base owned save()."""
+    rec = hub.load("recommend", device="cpu")
+    again = hub.load("recommend", model=str(rec.save(tmp_path / "q", quantize=True)), device="cpu")
+    assert json.loads((tmp_path / "q" / "config.json").read_text())["weights_format"] != "float"
+    assert [r["item"] for r in again("1", k=3)] == [r["item"] for r in rec("1", k=3)]
+    assert (tmp_path / "q" / "ids.json").is_file() and (tmp_path / "q" / "history.safetensors").is_file()
