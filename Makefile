@@ -10,12 +10,13 @@ STAMP  := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt examples/third_party_plugin/pyproject.toml
+$(STAMP): pyproject.toml constraints.txt examples/third_party_plugin/pyproject.toml examples/forecast_plugin/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt torch torchvision torchaudio
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
 	$(BIN)/python -m pip install -q -e examples/third_party_plugin
+	$(BIN)/python -m pip install -q -e examples/forecast_plugin
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -76,8 +76,13 @@ def pipelines(tmp_path_factory):
     return build
 
 
+#: the second example plugin's task: it takes no call keyword of its own, so these checks do
+#: not apply; hub.testing checks its keywords (tests/test_second_plugin.py)
+EXAMPLE_TASKS = {"time-series-forecast"}
+
+
 def registered_tasks() -> list[str]:
-    return sorted(hub.get_registry().tasks)
+    return sorted(set(hub.get_registry().tasks) - EXAMPLE_TASKS)
 
 
 def test_every_registered_task_is_covered():
