@@ -156,7 +156,8 @@ class Trainer:
             training's (default: ``collate``).
 
     Raises:
-        ConfigError: ``args`` is not a TrainingArguments, or fp16 without CUDA.
+        ConfigError: ``args`` is not a TrainingArguments, fp16 without CUDA, or a
+            ``metric_for_best`` other than loss with ``eval_data`` but no ``compute_metrics``.
     """
 
     def __init__(self, model: nn.Module, args: TrainingArguments, *, train_data: Sequence[Any],
@@ -167,6 +168,9 @@ class Trainer:
                  eval_collate: Callable[[list[Any]], Batch] | None = None) -> None:
         if not isinstance(args, TrainingArguments):
             raise ConfigError(f"args must be a hub.train.TrainingArguments, got {type(args).__name__}.")
+        if eval_data is not None and compute_metrics is None and args.metric_for_best != "loss":
+            raise ConfigError(f"metric_for_best={args.metric_for_best!r} is not among the evaluation's metrics "
+                              "(loss): pass compute_metrics that returns it, or metric_for_best='loss'.")
         self.model, self.args = model, args
         self.train_data, self.eval_data = train_data, eval_data
         self.collate, self.compute_metrics, self.save_best = collate, compute_metrics, save_best

@@ -205,8 +205,13 @@ def test_without_eval_data_the_lowest_training_loss_is_best_whatever_the_metric(
 
 def test_a_metric_for_best_the_evaluation_does_not_produce_is_a_config_error():
     """Old code fell back to the training loss in silence (with the metric's direction)."""
-    trainer = Trainer(ToyEncoderClassifier(0.0), args(metric_for_best="accuracy"), train_data=toy_data(16, 1),
-                      eval_data=toy_data(8, 2), collate=collate)
     with pytest.raises(ConfigError, match=r"metric_for_best='accuracy' is not among the evaluation's metrics "
-                                          r"\(loss\).*compute_metrics"):
+                                          r"\(loss\).*compute_metrics"):  # before any training
+        Trainer(ToyEncoderClassifier(0.0), args(metric_for_best="accuracy"), train_data=toy_data(16, 1),
+                eval_data=toy_data(8, 2), collate=collate)
+    # compute_metrics that does not return it: at the first evaluation
+    trainer = Trainer(ToyEncoderClassifier(0.0), args(metric_for_best="accuracy"), train_data=toy_data(16, 1),
+                      eval_data=toy_data(8, 2), collate=collate, compute_metrics=lambda logits, labels: {"f1": 0.5})
+    with pytest.raises(ConfigError, match=r"metric_for_best='accuracy' is not among the evaluation's metrics "
+                                          r"\(f1, loss\): name one of them"):
         trainer.train()
