@@ -62,8 +62,7 @@ CHECKS: tuple[str, ...] = ("create", "single", "batch", "empty", "unknown_keywor
 #: the keyword no task takes (the unknown-keyword check)
 UNKNOWN_KEYWORD = "no_such_keyword_xyz"
 #: training keywords the ``train`` check passes unless the example or the caller overrides them
-TRAIN_ARGS: dict[str, Any] = {"max_steps": 2, "batch_size": 2, "progress": False, "save_checkpoints": False,
-                              "device": "cpu"}
+TRAIN_ARGS: dict[str, Any] = {"max_steps": 2, "batch_size": 2, "progress": False, "save_checkpoints": False}
 
 
 class ConformanceError(AssertionError):
@@ -163,7 +162,7 @@ class _Run:
 
     def __init__(self, task: str, *, inputs: Sequence[Any] | None, config: dict[str, Any] | None,
                  tokenizer: Any, train_data: Any, train_verb: str | None, train_args: dict[str, Any] | None,
-                 wrong_input: Any, pipeline: Any, tolerance: float, folder: Path) -> None:
+                 wrong_input: Any, pipeline: Any, tolerance: float, folder: Path, device: str) -> None:
         example = task_example(task)
         self.task = task
         self.inputs = list(inputs if inputs is not None else example.get("inputs", ()))
@@ -174,7 +173,8 @@ class _Run:
         self.tokenizer = tokenizer if tokenizer is not None else example.get("tokenizer")
         self.train_data = train_data if train_data is not None else example.get("train")
         self.train_verb = train_verb or example.get("train_verb")
-        self.train_args = {**TRAIN_ARGS, **example.get("train_args", {}), **(train_args or {})}
+        self.device = device
+        self.train_args = {**TRAIN_ARGS, "device": device, **example.get("train_args", {}), **(train_args or {})}
         self.wrong_input = wrong_input if wrong_input is not None else example.get("wrong_input", object())
         self.pipeline = pipeline if pipeline is not None else example.get("pipeline")
         self.tolerance = tolerance
@@ -192,9 +192,9 @@ class _Run:
         if self.pipeline is not None:
             self.pipe = self.pipeline() if callable(self.pipeline) and not hasattr(self.pipeline, "task") else self.pipeline
         elif "from_scratch" in cls.supported_verbs():
-            self.pipe = hub.create(self.task, config=self.config, tokenizer=self.tokenizer, device="cpu", seed=0)
+            self.pipe = hub.create(self.task, config=self.config, tokenizer=self.tokenizer, device=self.device, seed=0)
         else:
-            self.pipe = hub.load(self.task, device="cpu")
+            self.pipe = hub.load(self.task, device=self.device)
 
     def single(self) -> None:
         result = self.pipe(self.inputs[0])
@@ -248,7 +248,7 @@ class _Run:
 
     def save_load(self, name: str = "saved", check: str = "save_load") -> None:
         folder = self.pipe.save(self.folder / name)
-        again = hub.load(self.task, model=str(folder), device="cpu")
+        again = hub.load(self.task, model=str(folder), device=self.device)
         try:
             assert_same([again(item) for item in self.inputs], self.reference, tolerance=self.tolerance,
                         where="outputs after save and load")
@@ -276,7 +276,7 @@ def check_task(task: str, inputs: Sequence[Any] | None = None, *, config: dict[s
                tokenizer: Any = None, train_data: Any = None, train_verb: str | None = None,
                train_args: dict[str, Any] | None = None, wrong_input: Any = None,
                pipeline: Any = None, tolerance: float = 1e-5, checks: Sequence[str] | None = None,
-               folder: str | Path | None = None) -> ConformanceReport:
+               folder: str | Path | None = None, device: str = "cpu") -> ConformanceReport:
     """Run the conformance checks (:data:`CHECKS`) on ``task``; raise at the first failure.
 
     Args:
@@ -288,13 +288,15 @@ def check_task(task: str, inputs: Sequence[Any] | None = None, *, config: dict[s
         train_data: tiny training data for ``fine_tune`` / ``pretrain`` (default: the
             example's ``"train"``; without any, the ``train`` check is skipped).
         train_verb: ``"fine_tune"`` or ``"pretrain"`` (default: fine_tune where supported).
-        train_args: keywords of the training verb over :data:`TRAIN_ARGS` (two steps, CPU).
+        train_args: keywords of the training verb over :data:`TRAIN_ARGS` (two steps) and ``device``.
         wrong_input: an input of the wrong type (default ``object()``).
         pipeline: a pipeline (or a no-argument callable returning one) to check instead of
             ``hub.create``: for tasks that cannot be created from scratch.
         tolerance: how far floats may differ (batched vs alone, before vs after saving).
         checks: a subset of :data:`CHECKS` to run (the ones they need run too).
         folder: where to save (default: a temporary folder, removed afterwards).
+        device: where the model runs and trains (``"cuda"`` checks the GPU path; TF32 or
+            reduced precision there may need a larger ``tolerance``).
 
     Returns:
         A :class:`ConformanceReport` of the checks passed and skipped.
@@ -311,7 +313,7 @@ def check_task(task: str, inputs: Sequence[Any] | None = None, *, config: dict[s
     with tempfile.TemporaryDirectory(prefix="hub-conformance-") as tmp:
         run = _Run(task, inputs=inputs, config=config, tokenizer=tokenizer, train_data=train_data,
                    train_verb=train_verb, train_args=train_args, wrong_input=wrong_input, pipeline=pipeline,
-                   tolerance=tolerance, folder=Path(folder) if folder is not None else Path(tmp))
+                   tolerance=tolerance, folder=Path(folder) if folder is not None else Path(tmp), device=device)
         for check in CHECKS:
             if check in needed:
                 getattr(run, check)()
@@ -338,12 +340,13 @@ class TaskConformance:
     train_data: ClassVar[Any] = None
     train_verb: ClassVar[str | None] = None
     train_args: ClassVar[dict[str, Any] | None] = None
+    device: ClassVar[str] = "cpu"
 
     def run_checks(self, *checks: str) -> ConformanceReport:
         """Run ``checks`` (and those they need) with this class's attributes."""
         return check_task(self.task, self.inputs, config=self.config, tokenizer=self.tokenizer,
                           train_data=self.train_data, train_verb=self.train_verb, train_args=self.train_args,
-                          checks=checks)
+                          checks=checks, device=self.device)
 
     def test_single_result(self) -> None:
         self.run_checks("single")

@@ -86,7 +86,7 @@ def _recommender():
     """A recommender knows its users and items only once trained (an untrained one refuses to
     predict, by design): created from scratch, then fine-tuned for two steps."""
     rec = hub.create("recommend", config=RECSYS, device="cpu", seed=0)
-    rec.fine_tune(INTERACTIONS, **hub.testing.TRAIN_ARGS)
+    rec.fine_tune(INTERACTIONS, **hub.testing.TRAIN_ARGS, device="cpu")
     return rec
 
 
