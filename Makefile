@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -25,7 +25,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-test-fast: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test-fast: $(STAMP) lint
 	$(BIN)/python -m pytest -q -m "not slow and not data"
 
 bench: $(STAMP)

@@ -48,8 +48,9 @@ from common import (
 
 
 def run(args: argparse.Namespace) -> dict:
-    from hub_text.generation import GenerationConfig, generate_ids
     from transformers.utils import logging as hf_logging
+
+    from hub_text.generation import GenerationConfig, generate_ids
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
@@ -80,7 +81,8 @@ def run(args: argparse.Namespace) -> dict:
         ids = torch.randint(0, 50257, (batch, args.prompt_tokens), generator=gen).to(device)
         with torch.inference_mode():
             ref, got = call_theirs(ids), call_ours(ids)  # also the first warm-up
-            times = interleaved_times({"transformers": lambda: call_theirs(ids), "hub": lambda: call_ours(ids)},
+            times = interleaved_times({"transformers": lambda ids=ids: call_theirs(ids),
+                                       "hub": lambda ids=ids: call_ours(ids)},
                                       args.repeats, device, warmup=args.warmup - 1)
         assert ref.shape == got.shape == (batch, n), (ref.shape, got.shape)
         same = (ref == got)

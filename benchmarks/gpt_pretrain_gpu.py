@@ -45,6 +45,7 @@ from common import load_average, machine, machine_line, machine_tag, sync, write
 
 from hub.train.flops import peak_tflops, transformer_flops_per_token
 
+
 def gpt_config(args: argparse.Namespace) -> dict:
     if args.tiny:
         layers, hidden, heads = 2, 64, 2

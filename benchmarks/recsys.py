@@ -52,9 +52,8 @@ logger = logging.getLogger("benchmarks.recsys")
 
 # -- shared data ---------------------------------------------------------------------------
 def load_movielens():
-    from hub_recsys.data import read_interactions
-
     from examples.recsys_data_prep import movielens
+    from hub_recsys.data import read_interactions
 
     return read_interactions(movielens())
 
@@ -198,10 +197,9 @@ def _csr(data):
 
 # -- quality: rating prediction --------------------------------------------------------------
 def rating_table(data, device: str) -> list[dict[str, Any]]:
+    import hub
     from hub_recsys.data import random_split
     from hub_recsys.metrics import rating_metrics
-
-    import hub
 
     train, test = random_split(data, test_fraction=0.2, seed=0)
     rows = []
@@ -239,10 +237,9 @@ def _rm(metrics: dict[str, float]) -> dict[str, float]:
 
 # -- speed -----------------------------------------------------------------------------------
 def speed(data, device: str, repeats: int) -> dict[str, Any]:
+    import hub
     from hub_recsys.models import BPRMF
     from hub_recsys.training import PairBatches
-
-    import hub
 
     out: dict[str, Any] = {}
     epochs = 2
@@ -305,6 +302,7 @@ def retrieval_latency(data, device: str, repeats: int, users: int = 10_000) -> d
     """Top-10 for 10,000 users with their seen items excluded: MovieLens' 9,066 items, each
     synthetic user given the history of a real one (cycled), random factors (speed only)."""
     import scipy.sparse as sp
+
     from hub_recsys.data import IdMap
     from hub_recsys.models import BPRMF
     from hub_recsys.pipeline import RecommendPipeline

@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> dict:
 
         # warm-up: every config once on a slice with the data's spread of lengths
         warm = sorted(texts, key=len)[:: max(1, len(texts) // args.warmup_texts)][: args.warmup_texts]
-        for name, side, bs in configs:
+        for _name, side, bs in configs:
             call(side, bs, warm)
         sync(device)
 

@@ -61,10 +61,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     sys.path.insert(0, str(ROOT))
 
-    from hub_recsys.data import leave_one_out, read_interactions
-
     import hub
     from examples.recsys_data_prep import movielens
+    from hub_recsys.data import leave_one_out, read_interactions
 
     train, valid, test = leave_one_out(read_interactions(movielens()))
     rec = hub.create("recommend", config=CONFIG, device=args.device, seed=args.seed)

@@ -22,8 +22,8 @@ from importlib import resources
 from pathlib import Path
 
 import hub
-from hub.card import render_model_card
 from examples.data_prep import read_jsonl, reviews
+from hub.card import render_model_card
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "plugins" / "hub_text" / "weights" / "sentiment-minilm"

@@ -17,13 +17,28 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
          device: Any = None, dtype: Any = None, **call_defaults: Any) -> Any:
     """Load a pipeline for a task (``"text-classify"``) or a catalogue model.
 
-    ``model`` picks the weights: a catalogue name, a local folder (e.g. one written by
-    ``pipe.save``) or a Hugging Face repo id (``"org/name"``, pinned by ``revision``).
-    ``device`` defaults to CUDA when available, else CPU; ``dtype`` to float32. Any other
-    keyword is a default for every call (``hub.load("text-classify", top_k=2,
-    batch_size=16)``, as transformers' ``pipeline(...)`` takes them): checked against the
-    task's call keywords now (an unknown one is an InvalidInputError with the close match);
-    a call's own keyword wins.
+    Args:
+        name: a task name or alias (``"text-classify"``, ``"sentiment-analysis"``) or a
+            catalogue model name (``hub list`` shows them).
+        model: the weights, when ``name`` is a task: a catalogue name, a local folder (e.g.
+            one written by ``pipe.save``) or a Hugging Face repo id (``"org/name"``). Default:
+            the task's default model.
+        revision: branch, tag or commit of a Hugging Face model (pin a commit to know what
+            you run); the resolved commit is in ``pipe.metadata["commit"]``.
+        device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; default CUDA when available, else CPU.
+        dtype: ``"float32"`` (default), ``"bfloat16"``, ``"float16"`` or a torch dtype.
+        **call_defaults: defaults for every call (``hub.load("text-classify", top_k=2,
+            batch_size=16)``, as transformers' ``pipeline(...)`` takes them), checked against
+            the task's call keywords now; a call's own keyword wins.
+
+    Returns:
+        The task's :class:`hub.pipeline.Pipeline`, ready to call.
+
+    Raises:
+        UnknownNameError: an unknown name (with the closest matches), or a well-known task no
+            installed plugin provides.
+        InvalidInputError, InputTypeError: a bad argument (named), before any download.
+        ModelLoadError: the folder is not a loadable model (names the file and the problem).
     """
 
     from hub.registry import get_registry
@@ -92,10 +107,22 @@ def create(task: str, *, config: dict[str, Any] | None = None, tokenizer: Any = 
            device: Any = None, dtype: Any = None, seed: int | None = None) -> Any:
     """A pipeline for ``task`` holding a fresh, randomly initialised model, to pretrain.
 
-    ``config`` holds the model's sizes (what a task accepts is in its pipeline's
-    ``from_scratch``; e.g. ``{"num_layers": 4, "hidden_size": 256, "num_heads": 4}``),
-    ``tokenizer`` a tokenizer object or a folder holding one, ``seed`` makes the
-    initialisation reproducible. ``device`` defaults to CUDA when available.
+    Args:
+        task: a task name or alias whose pipeline implements ``from_scratch``.
+        config: the model's sizes (what a task accepts is in its pipeline's
+            ``from_scratch``; e.g. ``{"num_layers": 4, "hidden_size": 256, "num_heads": 4}``);
+            unknown keys are refused with the closest match. Default: the task's small default.
+        tokenizer: a tokenizer object or a folder holding one, for tasks that read text.
+        device: as for :func:`load`; default CUDA when available.
+        dtype: as for :func:`load`.
+        seed: makes the initialisation reproducible.
+
+    Returns:
+        The task's pipeline holding the new model (``pipe.pretrain(...)`` / ``fine_tune``).
+
+    Raises:
+        NotSupportedError: the task cannot be created from scratch (names those that can).
+        ConfigError: a config key or value the task does not take.
 
     >>> pipe = hub.create("text-generate", config={"num_layers": 4}, tokenizer=tok)  # doctest: +SKIP
     >>> pipe.pretrain("corpus.txt", block_size=128, epochs=1)                     # doctest: +SKIP

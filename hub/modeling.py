@@ -38,7 +38,8 @@ from torch import nn
 
 from hub.checkpoint import Checkpoint
 from hub.errors import ConfigError, HubError, InvalidInputError, ModelLoadError
-from hub.quantize import FORMAT as INT8_FORMAT, dequantize_state_dict, quantize_state_dict
+from hub.quantize import FORMAT as INT8_FORMAT
+from hub.quantize import dequantize_state_dict, quantize_state_dict
 from hub.specs import ConverterSpec
 
 CONFIG_NAME = "config.json"
@@ -205,7 +206,8 @@ def _check_quantized(state: dict[str, torch.Tensor], folder: Path) -> None:
         weight = state.get(name[:-len(SCALE_SUFFIX)])
         if (weight is None or weight.dtype != torch.int8 or weight.dim() != 2 or not scale.is_floating_point()
                 or tuple(scale.shape) != (weight.shape[0],)):
-            raise ModelLoadError(f"{str(folder)!r}: the int8 scale {name!r} {tuple(scale.shape)} does not fit its weight "
+            raise ModelLoadError(f"{str(folder)!r}: the int8 scale {name!r} {tuple(scale.shape)} does not fit "
+                                 "its weight "
                                  f"({'missing' if weight is None else f'{weight.dtype} {tuple(weight.shape)}'}); "
                                  "model.safetensors is corrupt. Save the model again.")
 
@@ -494,8 +496,10 @@ def load_model(folder: str | Path, *, device: str | torch.device | None = None,
             if type(exc) not in (ModelLoadError, ConfigError):
                 raise
             raise type(exc)(f"{str(folder / CONFIG_NAME)!r} ({model_type}): {exc}") from None
-        except (KeyError, TypeError, ValueError, IndexError, ArithmeticError) as exc:  # a converter indexing a bad config
-            what = f"missing {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args else f"{type(exc).__name__}: {exc}"
+        # a converter indexing a bad config
+        except (KeyError, TypeError, ValueError, IndexError, ArithmeticError) as exc:
+            what = (f"missing {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args
+                    else f"{type(exc).__name__}: {exc}")
             raise ModelLoadError(f"Cannot convert the {model_type} checkpoint in {str(folder)!r} ({what}): its "
                                  "config.json lacks a key or holds a value of the wrong type, or the weights "
                                  "lack a tensor that config asks for. Use the config.json saved with the "

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import sys
 import itertools
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -61,6 +61,17 @@ class Pipeline:
     @classmethod
     def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
                     metadata: dict[str, Any]) -> "Pipeline":
+        """Build the pipeline from a model folder (what ``hub.load`` calls); each task reads its
+        own extra files here.
+
+        Args:
+            folder: a local model folder (Hub's format or a converted foreign one).
+            device: where the model runs; dtype: its floating dtype (None: as stored).
+            metadata: what the loader knows (task, source, commit, catalogue entry).
+
+        Returns:
+            The pipeline, in eval mode.
+        """
         raise NotImplementedError
 
     def preprocess(self, inputs: list[Any], **params: Any) -> list[dict[str, Any]]:
@@ -99,14 +110,23 @@ class Pipeline:
     CARD_KEYS: ClassVar[tuple[str, ...]] = ("license", "model_name", "metrics", "base_model", "labels")
 
     def save(self, folder: str | Path, *, quantize: bool = False) -> Path:
-        """Write the model folder atomically (a crash leaves the old folder or nothing) and
-        return its absolute path: ``config.json`` + ``model.safetensors`` (:meth:`_save_model`),
-        the task's extra files (:meth:`_save_extra_files`: tokenizer, id maps...) and the model
-        card ``README.md`` (:meth:`card_data`). ``hub.load(task, model=folder)`` reads it back.
+        """Write the model folder atomically: ``config.json`` + ``model.safetensors``
+        (:meth:`_save_model`), the task's extra files (:meth:`_save_extra_files`: tokenizer, id
+        maps...) and the model card ``README.md`` (:meth:`card_data`). Subclasses override the
+        ``_``-methods, not this one. ``hub.load(task, model=folder)`` reads it back.
 
-        ``quantize=True`` stores large 2-D weights as int8 with one scale per row (about 4x
-        smaller; dequantised when loaded); a task that cannot says so (:attr:`can_quantize`).
-        Subclasses override the ``_``-methods, not this one.
+        Args:
+            folder: a new or empty folder, or one holding a model Hub saved and nothing else
+                (a crash leaves the old model or the new one; see :mod:`hub._fs`).
+            quantize: store large 2-D weights as int8 with one scale per row (about 4x
+                smaller; dequantised when loaded); a task that cannot says so
+                (:attr:`can_quantize`).
+
+        Returns:
+            The folder's absolute path.
+
+        Raises:
+            SaveTargetError: ``folder`` holds something Hub did not write.
         """
         from hub._fs import atomic_directory
         from hub.card import render_model_card
@@ -180,26 +200,56 @@ class Pipeline:
     def from_scratch(cls, config: dict[str, Any] | None = None, *, tokenizer: Any = None,
                      device: torch.device | str | None = None, dtype: torch.dtype | None = None,
                      seed: int | None = None) -> "Pipeline":
-        """A pipeline holding a freshly initialised model (``hub.create``). ``config``: the
-        model's sizes (keys are the task's); ``tokenizer``: for tasks that read text (others
-        refuse one); ``seed``: reproducible initialisation. Returns the pipeline."""
+        """A pipeline holding a freshly initialised model (what ``hub.create`` calls).
+
+        Args:
+            config: the model's sizes (keys are the task's; unknown ones are refused).
+            tokenizer: for tasks that read text (others refuse one).
+            device: where the model lives; dtype: its floating dtype.
+            seed: reproducible initialisation.
+
+        Returns:
+            The new pipeline. A task without it raises :class:`~hub.errors.NotSupportedError`.
+        """
         raise cls._not_supported("from_scratch")
 
     def fine_tune(self, train: Any, eval: Any = None, **training_args: Any) -> Any:
-        """Train on labelled ``train`` data (``eval``: held-out data for metrics and the best
-        epoch); ``training_args`` are the task's own keywords and
-        :class:`hub.train.TrainingArguments`. Returns the :class:`hub.train.TrainResult`; the
-        pipeline keeps the trained weights."""
+        """Train on labelled data; the pipeline keeps the trained (best) weights.
+
+        Args:
+            train: the task's training data (files, folders or lists; see the task's docs).
+            eval: held-out data for metrics and the best epoch.
+            **training_args: the task's own keywords and :class:`hub.train.TrainingArguments`.
+
+        Returns:
+            The :class:`hub.train.TrainResult`. A task without it raises
+            :class:`~hub.errors.NotSupportedError`.
+        """
         raise self._not_supported("fine_tune")
 
     def pretrain(self, data: Any, eval: Any = None, **training_args: Any) -> Any:
-        """Self-supervised (or from-scratch) training on ``data`` (``eval``: held-out data);
-        keywords as :meth:`fine_tune`. Returns the :class:`hub.train.TrainResult`."""
+        """Self-supervised (or from-scratch) training.
+
+        Args:
+            data: unlabelled training data in the task's format.
+            eval: held-out data.
+            **training_args: as for :meth:`fine_tune`.
+
+        Returns:
+            The :class:`hub.train.TrainResult`.
+        """
         raise self._not_supported("pretrain")
 
     def evaluate(self, data: Any, **options: Any) -> dict[str, float]:
-        """The task's metrics on labelled ``data`` (the inputs :meth:`fine_tune` takes), as a
-        ``{name: number}`` dict."""
+        """The task's metrics on held-out labelled data.
+
+        Args:
+            data: labelled data in the format :meth:`fine_tune` takes.
+            **options: the task's evaluation options.
+
+        Returns:
+            ``{metric name: number}``.
+        """
         raise self._not_supported("evaluate")
 
     # -- call keywords ---------------------------------------------------------------
@@ -318,15 +368,22 @@ class Pipeline:
     # -- shared machinery ------------------------------------------------------------
     def __call__(self, inputs: Any, *, batch_size: int | None = None, progress: bool | None = None,
                  **params: Any) -> Any:
-        """One input -> one result; a list -> a list of results in the same order (``[]`` ->
-        ``[]``); an iterable (a generator, a file) -> a generator of results, in order, read
-        batch by batch (:meth:`iter_results`). :meth:`is_batch` decides what is a batch.
+        """Run the task on one input, a list, or a stream.
 
-        ``batch_size``: inputs (or pieces of inputs) per forward pass (default: the task's);
-        ``progress``: a progress bar (``True``/``False``; default: on a terminal, for long
-        work). Other keywords are the task's (:meth:`accepted_call_parameters`); an unknown
-        one is an :class:`~hub.errors.InvalidInputError` naming the closest. Defaults given
-        at ``hub.load`` apply to keywords the call leaves out.
+        Args:
+            inputs: one input; a list (:meth:`is_batch` decides what is a batch); or an
+                iterable such as a generator or a file, read batch by batch.
+            batch_size: inputs (or pieces of inputs) per forward pass (default: the task's);
+                a positive integer.
+            progress: a progress bar (``True``/``False``; default: on a terminal, for long work).
+            **params: the task's keywords (:meth:`accepted_call_parameters`); an unknown one is
+                an :class:`~hub.errors.InvalidInputError` naming the closest. Defaults given at
+                ``hub.load`` apply to keywords the call leaves out.
+
+        Returns:
+            One result (a :class:`hub.results.Result` or :class:`~hub.results.ResultList`) for
+            one input; a list of results in the same order for a list (``[]`` -> ``[]``); a
+            generator of results, in order, for an iterable (:meth:`iter_results`).
         """
         batch_size, progress, params = self.with_defaults(batch_size, progress, params)
         if self.is_stream(inputs):

@@ -26,7 +26,8 @@ def quantize_state_dict(state: dict[str, torch.Tensor], *, min_numel: int = 1024
     return out
 
 
-def dequantize_state_dict(state: dict[str, torch.Tensor], dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+def dequantize_state_dict(state: dict[str, torch.Tensor],
+                          dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for name, tensor in state.items():
         if name.endswith(SCALE_SUFFIX):

@@ -8,9 +8,10 @@ Registration is *data*: plain frozen dataclasses whose implementations are named
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Mapping
+from functools import cache
+from typing import Any
 
 from hub.errors import PluginError
 
@@ -163,7 +164,7 @@ class ModelEntry:
         object.__setattr__(self, "labels", tuple(labels))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_object(ref: str) -> Any:
     """Import ``"package.module:attr"`` and return the attribute (cached).
 

@@ -128,8 +128,8 @@ def assert_same(actual: Any, expected: Any, *, tolerance: float = 1e-5, where: s
         expected = _to_list(expected)
     if isinstance(expected, Mapping):
         if not isinstance(actual, Mapping) or set(actual) != set(expected):
-            raise ConformanceError(f"{where}: expected keys {sorted(map(str, expected))}, got "
-                                   f"{sorted(map(str, actual)) if isinstance(actual, Mapping) else type(actual).__name__}.")
+            got = sorted(map(str, actual)) if isinstance(actual, Mapping) else type(actual).__name__
+            raise ConformanceError(f"{where}: expected keys {sorted(map(str, expected))}, got {got}.")
         for key in expected:
             assert_same(actual[key], expected[key], tolerance=tolerance, where=f"{where}[{key!r}]")
         return
@@ -190,7 +190,8 @@ class _Run:
     def create(self) -> None:
         cls = pipeline_class(self.task)
         if self.pipeline is not None:
-            self.pipe = self.pipeline() if callable(self.pipeline) and not hasattr(self.pipeline, "task") else self.pipeline
+            factory = callable(self.pipeline) and not hasattr(self.pipeline, "task")
+            self.pipe = self.pipeline() if factory else self.pipeline
         elif "from_scratch" in cls.supported_verbs():
             self.pipe = hub.create(self.task, config=self.config, tokenizer=self.tokenizer, device=self.device, seed=0)
         else:
@@ -229,7 +230,8 @@ class _Run:
                 raise self.fail("unknown_keyword", f"the error does not name the keyword: {exc}") from None
             return
         except Exception as exc:  # noqa: BLE001 - the wrong error type is the failure reported
-            raise self.fail("unknown_keyword", f"raised {type(exc).__name__}: {exc}; expected InvalidInputError.") from None
+            raise self.fail("unknown_keyword",
+                            f"raised {type(exc).__name__}: {exc}; expected InvalidInputError.") from None
         raise self.fail("unknown_keyword", f"{UNKNOWN_KEYWORD}=1 was accepted silently.")
 
     def wrong_type(self) -> None:
@@ -263,7 +265,7 @@ class _Run:
             self.report.skipped["train"] = "the task has neither fine_tune() nor pretrain()"
             return
         if self.train_data is None:
-            self.report.skipped["train"] = f"no training data given (train_data= or conformance_example()['train'])"
+            self.report.skipped["train"] = "no training data given (train_data= or conformance_example()['train'])"
             return
         args = dict(self.train_args)
         args.setdefault("output_dir", str(self.folder / "run"))

@@ -22,6 +22,7 @@ from hub.backbone.pooling import pool
 from hub.backbone.transformer import Transformer, TransformerBlock, build_attention_mask, init_weights
 
 __all__ = [
-    "ClassificationHead", "KVCache", "MaskedLMHead", "TokenEmbedding", "Transformer", "TransformerBlock", "TransformerConfig",
+    "ClassificationHead", "KVCache", "MaskedLMHead", "TokenEmbedding", "Transformer", "TransformerBlock",
+    "TransformerConfig",
     "build_attention_mask", "init_weights", "pool", "sinusoidal_positions",
 ]

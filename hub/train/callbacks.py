@@ -4,7 +4,8 @@ Each hook gets a :class:`~hub.train.contract.TrainerView` (the run's arguments, 
 model, optimizer, scheduler, device and process layout, read-only), never the Trainer
 itself, and the live :class:`~hub.train.TrainerState` (a hook may set
 ``state.should_stop``). Every process calls them (so a callback can take part in
-collectives); the writers check ``trainer.is_main`` before touching files or the terminal. ``on_log`` receives the record
+collectives); the writers check ``trainer.is_main`` before touching files or the terminal.
+``on_log`` receives the record
 about to be written and may add entries to it: the producers (learning rate, throughput)
 run before the writers (JSONL, TensorBoard, progress bar) because ``default_callbacks``
 orders them so.

@@ -133,8 +133,8 @@ def check_options(recipe: Recipe, pipeline_cls: type) -> None:
     if not callable(method):
         raise ConfigError(f"Task {recipe.task!r} does not support {recipe.mode!r}.")
     params = inspect.signature(method).parameters
-    accepted = [name for name, p in params.items()
-                if name not in ("self", "train", "data", "eval") and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    accepted = [name for name, p in params.items() if name not in ("self", "train", "data", "eval")
+                and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
     open_ended = any(p.kind is p.VAR_KEYWORD for p in params.values())  # the method checks the rest itself
     for key in recipe.options:
         if key in accepted:

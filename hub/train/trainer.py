@@ -396,8 +396,10 @@ class Trainer:
                               f"({', '.join(sorted(metrics))}): name one of them, or pass compute_metrics that "
                               "returns it.")
         # no evaluation data: the training loss picks the best weights, and lower is better whatever the metric
-        monitored, greater = ((metrics[args.metric_for_best], bool(args.greater_is_better)) if self.eval_data is not None
-                              else (record.get("train_loss"), False))
+        if self.eval_data is not None:
+            monitored, greater = metrics[args.metric_for_best], bool(args.greater_is_better)
+        else:
+            monitored, greater = record.get("train_loss"), False
         if monitored is not None:
             if _improved(monitored, state.best_metric, greater):
                 state.best_metric, state.best_step, state.best_epoch = monitored, state.global_step, state.epoch + 1

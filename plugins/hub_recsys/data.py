@@ -393,7 +393,8 @@ def _deduplicate(data: Interactions, policy: str, where: str) -> Interactions:
         unique, counts = np.unique(key, return_counts=True)
         if (counts > 1).any():
             dup = int(unique[counts > 1][0])
-            user, item = data.user_ids.ids[dup // max(1, data.num_items)], data.item_ids.ids[dup % max(1, data.num_items)]
+            width = max(1, data.num_items)
+            user, item = data.user_ids.ids[dup // width], data.item_ids.ids[dup % width]
             raise DataError(f"{where}: user {user!r} and item {item!r} appear in {int(counts[counts > 1][0])} rows "
                             "(duplicates='error'); pass duplicates='last', 'first' or 'keep'.")
         return data

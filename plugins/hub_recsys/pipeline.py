@@ -563,7 +563,8 @@ def _read_ids_and_history(ids_path: Path, history_path: Path, model: RecModel
         tensor = raw.get(name)
         if tensor is None:
             raise bad(history_path, f"lacks the tensor {name!r} (it holds {sorted(raw)}).")
-        if tensor.dtype != getattr(torch, dtype) or tensor.ndim != 1 or (shape is not None and tuple(tensor.shape) != shape):
+        wrong_shape = shape is not None and tuple(tensor.shape) != shape
+        if tensor.dtype != getattr(torch, dtype) or tensor.ndim != 1 or wrong_shape:
             expected = f"({shape[0]},)" if shape else "(N,)"
             raise bad(history_path, f"tensor {name!r} is {str(tensor.dtype).replace('torch.', '')} "
                                     f"{tuple(tensor.shape)}; expected {dtype} {expected} for {len(users)} users "

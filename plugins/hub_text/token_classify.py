@@ -42,8 +42,8 @@ import torch
 
 from hub.errors import InvalidInputError, ModelLoadError
 from hub.results import EntityList, Prediction  # EntityList: one text's entities, a ResultList
-from hub_text.bert import BertTokenClassifier
 from hub.validate import resolve_limit
+from hub_text.bert import BertTokenClassifier
 from hub_text.text_base import (
     DEFAULT_MAX_WINDOWS,
     LONG_INPUT_MODES,

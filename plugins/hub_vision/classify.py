@@ -90,7 +90,6 @@ def _get_torchvision_model(name: str, weights: Any) -> nn.Module:
     offline and not cached is an error saying where the file goes, never a raw URLError."""
     import os
     import pickle
-    import socket
     import urllib.error
     from pathlib import Path
     from urllib.parse import urlparse
@@ -102,7 +101,7 @@ def _get_torchvision_model(name: str, weights: Any) -> nn.Module:
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
     try:
         return torchvision.models.get_model(name, weights=weights)
-    except (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout) as exc:
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
         raise OfflineModelNotCachedError(
             f"torchvision's {weights} weights for {name!r} are not in torch's cache ({cached}) and cannot be "

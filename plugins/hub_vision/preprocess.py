@@ -9,7 +9,8 @@ inference, RandomResizedCrop + flip (+ whatever ``augment`` asks for) when train
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 PREPROCESS_KEYS = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std")
 IMAGENET = {"interpolation": "bicubic", "crop_pct": 0.875, "crop_mode": "center",

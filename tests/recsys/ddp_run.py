@@ -12,9 +12,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from hub_recsys.data import leave_one_out, read_interactions
-
 import hub
+from hub_recsys.data import leave_one_out, read_interactions
 from tests.recsys.test_pipeline import SEQUENTIAL, cyclic_rows
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from hub_recsys.__main__ import main
-
 from tests.recsys.test_pipeline import cyclic_rows
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hub_recsys.data import leave_one_out, random_split, read_interactions
 
 from hub.errors import DataError
+from hub_recsys.data import leave_one_out, random_split, read_interactions
 
 
 def test_csv_with_string_ids_and_header_spellings(tmp_path):

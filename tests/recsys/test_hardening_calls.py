@@ -27,7 +27,7 @@ def test_non_positive_batch_sizes_everywhere(rec, size, tmp_path):
     with pytest.raises(InvalidInputError, match="batch_size must be an integer >= 1"):
         rec.similar_items(rec.items.ids[0], batch_size=size)
     test = tmp_path / "test.csv"
-    test.write_text("user,item\n1,%s\n" % rec.items.ids[0])
+    test.write_text(f"user,item\n1,{rec.items.ids[0]}\n")
     with pytest.raises(InvalidInputError, match="batch_size must be an integer >= 1"):
         rec.evaluate(str(test), batch_size=size)
 

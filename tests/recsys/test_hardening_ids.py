@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from hub_recsys.data import IdMap, normalize_id, read_interactions
 from safetensors.torch import load_file, save_file
 
 import hub
 from hub.errors import DataError, InvalidInputError, ModelLoadError
+from hub_recsys.data import IdMap, normalize_id, read_interactions
 
 
 def bpr_rows() -> list[tuple]:

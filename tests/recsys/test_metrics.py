@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from hub_recsys.metrics import (
     evaluate_ranking,
     rating_metrics,

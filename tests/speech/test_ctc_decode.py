@@ -7,10 +7,10 @@ import math
 
 import pytest
 import torch
-from hub_speech.ctc_decode import CTCVocab, char_timestamps, word_timestamps
-from hub_speech.metrics import edit_distance, error_rate
 
 from hub.errors import InvalidInputError
+from hub_speech.ctc_decode import CTCVocab, char_timestamps, word_timestamps
+from hub_speech.metrics import edit_distance, error_rate
 
 VOCAB = CTCVocab(["<pad>", "<unk>", "|", "a", "b", "c"])
 

@@ -16,12 +16,12 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
-from hub_speech.audio import DEFAULT_MAX_AUDIO_SECONDS, MAX_RESAMPLE_KERNEL, load_audio
-from hub_speech.base import DEFAULT_MAX_CHUNKS
 
 import hub
 from hub.cli import main
 from hub.errors import InvalidInputError
+from hub_speech.audio import DEFAULT_MAX_AUDIO_SECONDS, MAX_RESAMPLE_KERNEL, load_audio
+from hub_speech.base import DEFAULT_MAX_CHUNKS
 from tests.speech.checkpoints import tone
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

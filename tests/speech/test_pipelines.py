@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hub_speech.recognize import SpeechRecognitionPipeline
 
 import hub
 from hub.errors import InvalidInputError
 from hub.modeling import build_module
+from hub_speech.recognize import SpeechRecognitionPipeline
 from tests.speech.checkpoints import tone
 
 

@@ -15,9 +15,18 @@ import torch
 
 import hub
 from hub.errors import ConfigError, DataError, HubError, UnknownNameError
-from hub_text.pretrain import (CausalLMCollator, LanguageModelForTraining, MaskedLMCollator,
-                               lm_metrics, pack_causal, pack_masked, read_texts, split_documents,
-                               tokenize_documents, train_tokenizer)
+from hub_text.pretrain import (
+    CausalLMCollator,
+    LanguageModelForTraining,
+    MaskedLMCollator,
+    lm_metrics,
+    pack_causal,
+    pack_masked,
+    read_texts,
+    split_documents,
+    tokenize_documents,
+    train_tokenizer,
+)
 
 
 def _corpus(n: int = 240, seed: int = 0) -> list[str]:

@@ -107,9 +107,8 @@ def test_same_config_under_torchrun_two_processes(tmp_path, tiny_bert):
 
 
 def test_pretrain_from_scratch_recipe(capsys, tmp_path):
-    from tests.text.test_pretrain import CORPUS, TINY
-
     from hub_text.pretrain import train_tokenizer as train_tok
+    from tests.text.test_pretrain import CORPUS, TINY
 
     train_tok(CORPUS, "bpe", vocab_size=320).save_pretrained(str(tmp_path / "tok"))
     (tmp_path / "corpus.txt").write_text("\n\n".join(CORPUS) + "\n")

@@ -11,11 +11,11 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from hub_vision.images import DEFAULT_MAX_PIXELS, to_pil
 from PIL import Image, ImageFile
 
 import hub
 from hub.errors import InvalidInputError
+from hub_vision.images import DEFAULT_MAX_PIXELS, to_pil
 from tests.vision.helpers import TINY_RESNET, make_timm, photo
 
 pytestmark = [pytest.mark.usefixtures("one_torch_thread"),

@@ -8,11 +8,11 @@ import io
 import numpy as np
 import pytest
 import torch
-from hub_vision.images import to_pil
 from PIL import Image
 
 import hub
 from hub.errors import InputTypeError, InvalidInputError
+from hub_vision.images import to_pil
 from tests.vision.helpers import TINY_RESNET, make_timm, photo
 
 
@@ -71,7 +71,7 @@ def test_modes_convert_as_documented():
     assert (out[0, 0] == 255).all() and out.shape == (70, 90, 3)
     cmyk = rgb.convert("CMYK")
     assert np.array_equal(np.asarray(to_pil(cmyk, 0)), np.asarray(cmyk.convert("RGB")))
-    deep = Image.fromarray((np.asarray(gray).astype(np.uint16) * 257))  # 16-bit grayscale
+    deep = Image.fromarray(np.asarray(gray).astype(np.uint16) * 257)  # 16-bit grayscale
     assert deep.mode.startswith("I")
     assert np.abs(np.asarray(to_pil(deep, 0), dtype=int) - np.asarray(gray.convert("RGB"), dtype=int)).max() <= 1
     assert to_pil(rgb, 0, mode="L").mode == "L"
