@@ -430,7 +430,7 @@ def main() -> None:
     tables = []
     if args.part in ("quality", "all"):
         from hub_recsys.data import leave_one_out
-        from hub_recsys.pipeline import _concat
+        from hub_recsys.fitting import _concat
 
         train, valid, test = leave_one_out(data)
         known = _concat(train, valid)  # what the baselines train on, and every user's seen items
