@@ -16,12 +16,15 @@ import itertools
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
 
 from hub.errors import InputTypeError, InvalidInputError, NotSupportedError
 from hub.validate import check_bool, check_int, check_keywords
+
+if TYPE_CHECKING:
+    from hub.modeling import LoadedModel
 
 #: call keywords the base itself handles, for every pipeline
 BASE_CALL_PARAMETERS = frozenset({"batch_size", "progress"})
@@ -57,12 +60,25 @@ class Pipeline:
         #: call keywords given at ``hub.load(task, top_k=2, ...)``, used when a call omits them
         self.call_defaults: dict[str, Any] = {}
 
-    # -- the steps a subclass provides -----------------------------------------------
+    # -- loading: written once, with small override points (huggingface_hub's ModelHubMixin:
+    #    the public from_pretrained calls the subclass's _from_pretrained), the mirror of save
+    #: the module type(s) this task runs; a folder holding another is refused by
+    #: :meth:`_model_from_loaded` with :func:`hub.modeling.wrong_model` (which names the task
+    #: the model is for). ``None``: any module.
+    model_types: ClassVar[type | tuple[type, ...] | None] = None
+    #: what that error says the task needs, e.g. "a causal language model (e.g. GPT2LMHeadModel)"
+    model_needs: ClassVar[str] = ""
+
     @classmethod
     def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
-                    metadata: dict[str, Any]) -> "Pipeline":
-        """Build the pipeline from a model folder (what ``hub.load`` calls); each task reads its
-        own extra files here.
+                    metadata: dict[str, Any]) -> Pipeline:
+        """Build the pipeline from a model folder (what ``hub.load`` calls): the model through
+        :meth:`_load_model` (:func:`hub.modeling.load_model`: Hub's format or a converted foreign
+        one, on ``device`` in ``dtype``), the module the task runs (:meth:`_model_from_loaded`,
+        which refuses another task's model), the pipeline's metadata (``architecture``,
+        ``converted_from``) and the pipeline itself (:meth:`_from_loaded`, which reads the task's
+        extra files through :meth:`_load_extra_files`). Subclasses override the ``_``-methods,
+        not this one.
 
         Args:
             folder: a local model folder (Hub's format or a converted foreign one).
@@ -71,9 +87,52 @@ class Pipeline:
 
         Returns:
             The pipeline, in eval mode.
-        """
-        raise NotImplementedError
 
+        Raises:
+            ModelLoadError: the folder cannot be read, or holds a model for another task.
+        """
+        folder = Path(folder)
+        loaded = cls._load_model(folder, device=device, dtype=dtype)
+        metadata = {**metadata, "architecture": loaded.architecture}
+        if loaded.converted_from:
+            metadata["converted_from"] = loaded.converted_from
+        model = cls._model_from_loaded(loaded, metadata)
+        return cls._from_loaded(model.eval(), folder, device=device, dtype=dtype, metadata=metadata)
+
+    @classmethod
+    def _load_model(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None) -> LoadedModel:
+        """Read the folder's model (default :func:`hub.modeling.load_model`); a task without
+        Hub-format weights returns its own :class:`hub.modeling.LoadedModel`."""
+        from hub.modeling import load_model
+
+        return load_model(folder, device=device, dtype=dtype)
+
+    @classmethod
+    def _model_from_loaded(cls, loaded: LoadedModel, metadata: dict[str, Any]) -> torch.nn.Module:
+        """The module the pipeline runs: ``loaded.module`` if it is one of :attr:`model_types`,
+        else the wrong-task error. An override may adapt the module (add a head, take the
+        encoder) and record what it learns in ``metadata`` (labels...), which it may change."""
+        from hub.modeling import wrong_model
+
+        if cls.model_types is not None and not isinstance(loaded.module, cls.model_types):
+            raise wrong_model(loaded, cls.task, cls.model_needs or f"a model of type {cls.model_types!r}")
+        return loaded.module
+
+    @classmethod
+    def _load_extra_files(cls, folder: Path, metadata: dict[str, Any]) -> dict[str, Any]:
+        """The task's files beside the weights (a tokenizer, id maps...) as keyword arguments of
+        the pipeline's constructor (default none); the mirror of :meth:`_save_extra_files`."""
+        return {}
+
+    @classmethod
+    def _from_loaded(cls, model: torch.nn.Module, folder: Path, *, device: torch.device,
+                     dtype: torch.dtype | None, metadata: dict[str, Any]) -> Pipeline:
+        """The pipeline from its module: ``cls(model, device=, dtype=, metadata=,
+        **_load_extra_files(folder, metadata))``; override when the constructor differs."""
+        extra = cls._load_extra_files(folder, metadata)
+        return cls(model, device=device, dtype=dtype, metadata=metadata, **extra)
+
+    # -- the steps a subclass provides -----------------------------------------------
     def preprocess(self, inputs: list[Any], **params: Any) -> list[dict[str, Any]]:
         """Turn the inputs into feature dicts with an integer ``"length"``.
 

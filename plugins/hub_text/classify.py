@@ -19,8 +19,7 @@ from hub.modeling import read_config
 from hub.results import SCORE_FUNCTIONS, ranked_labels, score_function, weighted_mean_probabilities
 from hub.validate import check_bool, check_choice, check_int
 from hub_text.bert import BertClassifier
-from hub_text.text_base import TextPipeline, load_task_model
-from hub_text.tokenizer import load_tokenizer
+from hub_text.text_base import TextPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +27,11 @@ logger = logging.getLogger(__name__)
 class TextClassificationPipeline(TextPipeline):
     task = "text-classify"
     architecture = "bert-classifier"
+    model_types = BertClassifier
+    head_for_encoder = BertClassifier
+    default_labels = ("LABEL_0", "LABEL_1")
+    model_needs = ("a sequence classifier such as transformers' BertForSequenceClassification (or a bare "
+                   "encoder to fine-tune)")
     # transformers' keywords taken with their meaning (parameters of preprocess/postprocess):
     # function_to_apply ("softmax", "sigmoid", "none"; default: what the checkpoint's
     # problem_type / label count mean), return_all_scores=True (= top_k=None), truncation=True
@@ -51,18 +55,12 @@ class TextClassificationPipeline(TextPipeline):
         return self.model.labels
 
     @classmethod
-    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
-                    metadata: dict[str, Any]) -> "TextClassificationPipeline":
-        model, metadata = load_task_model(
-            folder, task=cls.task, architecture=cls.architecture, device=device, dtype=dtype,
-            metadata=metadata, accepts=BertClassifier, head_for_encoder=BertClassifier,
-            default_labels=["LABEL_0", "LABEL_1"],
-            needs="a sequence classifier such as transformers' BertForSequenceClassification (or a bare "
-                  "encoder to fine-tune)")
-        problem_type = read_config(Path(folder)).get("problem_type")  # transformers' and Hub's config.json
+    def _load_extra_files(cls, folder: Path, metadata: dict[str, Any]) -> dict[str, Any]:
+        """The tokenizer, and the config's ``problem_type`` (transformers' and Hub's config.json)."""
+        problem_type = read_config(folder).get("problem_type")
         if problem_type:
             metadata["problem_type"] = str(problem_type)
-        return cls(model, load_tokenizer(folder), device=device, dtype=dtype, metadata=metadata)
+        return super()._load_extra_files(folder, metadata)
 
     # -- inference -----------------------------------------------------------------
     def check_parameters(self, params: dict[str, Any]) -> None:

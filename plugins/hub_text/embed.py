@@ -18,12 +18,11 @@ import torch
 
 from hub.backbone.pooling import pool
 from hub.errors import InvalidInputError
-from hub.modeling import load_model, read_config, wrong_model
+from hub.modeling import LoadedModel, read_config, wrong_model
 from hub.results import ResultList
 from hub.validate import check_bool
 from hub_text.bert import BertEncoder
 from hub_text.text_base import TextPipeline
-from hub_text.tokenizer import load_tokenizer
 
 POOLINGS = ("mean", "cls", "max")
 
@@ -69,17 +68,20 @@ class TextEmbeddingPipeline(TextPipeline):
         return min(limit, self.options["max_tokens"]) if self.options.get("max_tokens") else limit
 
     @classmethod
-    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
-                    metadata: dict[str, Any]) -> "TextEmbeddingPipeline":
-        loaded = load_model(folder, device=device, dtype=dtype)
+    def _model_from_loaded(cls, loaded: LoadedModel, metadata: dict[str, Any]) -> torch.nn.Module:
+        """The BERT-family encoder, alone or inside a task model (its ``.encoder``)."""
         encoder = loaded.module if isinstance(loaded.module, BertEncoder) else getattr(loaded.module, "encoder", None)
         if not isinstance(encoder, BertEncoder):  # e.g. an image model: say which task it is for
             raise wrong_model(loaded, cls.task, "a BERT-family encoder (bert, bert-classifier, bert-mlm, ...)")
-        options = read_embedding_options(Path(folder))
-        metadata = {**metadata, "architecture": cls.architecture, "converted_from": loaded.converted_from,
-                    "embedding": options}
-        return cls(encoder.eval(), load_tokenizer(folder), options=options, device=device, dtype=dtype,
-                   metadata=metadata)
+        metadata["architecture"] = cls.architecture
+        return encoder
+
+    @classmethod
+    def _load_extra_files(cls, folder: Path, metadata: dict[str, Any]) -> dict[str, Any]:
+        """The embedding options (``embedding.json`` or a sentence-transformers layout) and the tokenizer."""
+        options = read_embedding_options(folder)
+        metadata["embedding"] = options
+        return {"options": options, **super()._load_extra_files(folder, metadata)}
 
     def check_parameters(self, params: dict[str, Any]) -> None:
         super().check_parameters(params)

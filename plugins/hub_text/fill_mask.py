@@ -6,7 +6,6 @@ masks: one such list per mask. The checkpoint must carry a masked-LM head.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,23 +14,15 @@ from hub.errors import InvalidInputError
 from hub.results import Prediction, ResultList
 from hub.validate import check_int
 from hub_text.bert import BertMaskedLM
-from hub_text.text_base import TextPipeline, load_task_model
-from hub_text.tokenizer import load_tokenizer
+from hub_text.text_base import TextPipeline
 
 
 class FillMaskPipeline(TextPipeline):
     task = "fill-mask"
     architecture = "bert-mlm"
+    model_types = BertMaskedLM
+    model_needs = "a masked-language model (e.g. transformers' BertForMaskedLM)"
     default_long_inputs = "error"  # a window without the mask has nothing to fill
-
-    @classmethod
-    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
-                    metadata: dict[str, Any]) -> "FillMaskPipeline":
-        model, metadata = load_task_model(
-            folder, task=cls.task, architecture=cls.architecture, device=device, dtype=dtype,
-            metadata=metadata, accepts=BertMaskedLM,
-            needs="a masked-language model (e.g. transformers' BertForMaskedLM)")
-        return cls(model, load_tokenizer(folder), device=device, dtype=dtype, metadata=metadata)
 
     # -- pretraining ----------------------------------------------------------------
     @classmethod

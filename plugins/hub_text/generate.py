@@ -23,15 +23,16 @@ from hub.results import Result
 from hub.validate import check_bool, check_keywords
 from hub_text.generation import GenerationConfig, generate_ids
 from hub_text.gpt import CausalLM
-from hub_text.text_base import load_task_model
-from hub_text.tokenizer import load_tokenizer
+from hub_text.text_base import TextModelLoading
 
 _GENERATION_KEYS = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "repetition_penalty", "seed")
 
 
-class TextGenerationPipeline(Pipeline):
+class TextGenerationPipeline(TextModelLoading, Pipeline):
     task = "text-generate"
     architecture = "causal-lm"
+    model_types = CausalLM
+    model_needs = "a causal language model (e.g. transformers' GPT2LMHeadModel)"
     default_batch_size = 8
     call_parameters = frozenset({*_GENERATION_KEYS, "stop", "return_full_text"})
 
@@ -43,15 +44,6 @@ class TextGenerationPipeline(Pipeline):
         self.eos_token_id = eos if eos is not None else tokenizer.eos_token_id
         pad = tokenizer.pad_token_id
         self.pad_token_id = pad if pad is not None else (self.eos_token_id or 0)
-
-    @classmethod
-    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
-                    metadata: dict[str, Any]) -> "TextGenerationPipeline":
-        model, metadata = load_task_model(
-            folder, task=cls.task, architecture=cls.architecture, device=device, dtype=dtype,
-            metadata=metadata, accepts=CausalLM,
-            needs="a causal language model (e.g. transformers' GPT2LMHeadModel)")
-        return cls(model, load_tokenizer(folder), device=device, dtype=dtype, metadata=metadata)
 
     # -- pretraining ----------------------------------------------------------------
     @classmethod

@@ -19,10 +19,10 @@ import torch
 
 from hub.data.padding import pad_sequences
 from hub.errors import InvalidInputError
-from hub.modeling import load_model, wrong_model
+from hub.modeling import LoadedModel
 from hub.pipeline import Pipeline, check_batch_of
 from hub.validate import check_choice, check_int, resolve_limit
-from hub_text.tokenizer import model_max_tokens
+from hub_text.tokenizer import load_tokenizer, model_max_tokens
 
 logger = logging.getLogger(__name__)
 LONG_INPUT_MODES = ("window", "truncate", "error")
@@ -52,38 +52,45 @@ def check_window_count(task: str, index: int, windows: int, max_windows: int, to
             "split the text.")
 
 
-def load_task_model(folder: Path, *, task: str, architecture: str, device: torch.device,
-                    dtype: torch.dtype | None, metadata: dict[str, Any], accepts: type, needs: str,
-                    head_for_encoder: type | None = None, default_labels: list[str] | None = None
-                    ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Load ``folder`` for a text task: the model (in eval mode) and the pipeline's metadata.
+class TextModelLoading:
+    """How a text task reads a model folder (mixed into :class:`TextPipeline` and the
+    generation pipeline, in front of :class:`hub.pipeline.Pipeline`, whose ``from_folder``
+    calls these): a model of the task's :attr:`model_types` is used as it is; with
+    :attr:`head_for_encoder`, a bare encoder gets a freshly initialised head of that class
+    (to fine-tune); anything else is refused with the task's :attr:`model_needs`. The
+    tokenizer is the folder's extra file."""
 
-    A model of type ``accepts`` is used as it is; with ``head_for_encoder``, a bare encoder
-    gets a freshly initialised head of that class (to fine-tune); anything else is refused
-    with a message saying what the task ``needs``.
-    """
-    from hub_text.bert import BertEncoder
+    task: ClassVar[str]
+    architecture: ClassVar[str]
+    model_types: ClassVar[type | tuple[type, ...] | None]
+    #: a head class (``from_encoder(encoder, labels)``) that turns a bare encoder into this task's model
+    head_for_encoder: ClassVar[type | None] = None
+    #: the labels of such a new head when the catalogue names none
+    default_labels: ClassVar[tuple[str, ...]] = ()
 
-    loaded = load_model(folder, device=device, dtype=dtype)
-    metadata = {**metadata, "architecture": architecture}
-    if loaded.converted_from:
-        metadata["converted_from"] = loaded.converted_from
-    if head_for_encoder is not None and type(loaded.module) is BertEncoder:
-        labels = metadata.get("labels") or list(default_labels or [])
-        logger.warning("%s holds an encoder without a %s head; a new head for labels %s is initialised "
-                       "at random: fine-tune before use.", folder, task, labels)
-        model = head_for_encoder.from_encoder(loaded.module, labels)
-        metadata["head_initialized"] = False
-    elif isinstance(loaded.module, accepts):
-        model = loaded.module
-    else:
-        raise wrong_model(loaded, task, needs)
-    if "labels" in getattr(model, "config", {}):
-        metadata["labels"] = list(model.config["labels"])
-    return model.eval(), metadata
+    @classmethod
+    def _model_from_loaded(cls, loaded: LoadedModel, metadata: dict[str, Any]) -> torch.nn.Module:
+        from hub_text.bert import BertEncoder
+
+        metadata["architecture"] = cls.architecture
+        if cls.head_for_encoder is not None and type(loaded.module) is BertEncoder:
+            labels = metadata.get("labels") or list(cls.default_labels)
+            logger.warning("%s holds an encoder without a %s head; a new head for labels %s is initialised "
+                           "at random: fine-tune before use.", loaded.folder, cls.task, labels)
+            model = cls.head_for_encoder.from_encoder(loaded.module, labels)
+            metadata["head_initialized"] = False
+        else:
+            model = super()._model_from_loaded(loaded, metadata)  # type: ignore[misc]
+        if "labels" in getattr(model, "config", {}):
+            metadata["labels"] = list(model.config["labels"])
+        return model
+
+    @classmethod
+    def _load_extra_files(cls, folder: Path, metadata: dict[str, Any]) -> dict[str, Any]:
+        return {"tokenizer": load_tokenizer(folder)}
 
 
-class TextPipeline(Pipeline):
+class TextPipeline(TextModelLoading, Pipeline):
     """Base of the text pipelines; ``self.model`` has a ``BertEncoder`` at ``.encoder``."""
 
     __abstract__ = True

@@ -51,9 +51,7 @@ from hub_text.text_base import (
     TextPipeline,
     check_window_count,
     count_windows,
-    load_task_model,
 )
-from hub_text.tokenizer import load_tokenizer
 
 logger = logging.getLogger(__name__)
 AGGREGATION_STRATEGIES = ("none", "simple", "first", "average", "max")
@@ -87,6 +85,11 @@ def entity_spans(tags: list[str], outside: tuple[str, ...] = ("O",)) -> set[tupl
 class TokenClassificationPipeline(TextPipeline):
     task = "token-classify"
     architecture = "bert-token-classifier"
+    model_types = BertTokenClassifier
+    head_for_encoder = BertTokenClassifier
+    default_labels = ("O",)
+    model_needs = ("a token classifier such as transformers' BertForTokenClassification (or a bare "
+                   "encoder to fine-tune)")
     default_long_inputs = "truncate"
 
     @property
@@ -94,20 +97,13 @@ class TokenClassificationPipeline(TextPipeline):
         return self.model.labels
 
     @classmethod
-    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
-                    metadata: dict[str, Any]) -> "TokenClassificationPipeline":
-        model, metadata = load_task_model(
-            folder, task=cls.task, architecture=cls.architecture, device=device, dtype=dtype,
-            metadata=metadata, accepts=BertTokenClassifier, head_for_encoder=BertTokenClassifier,
-            default_labels=["O"],
-            needs="a token classifier such as transformers' BertForTokenClassification (or a bare "
-                  "encoder to fine-tune)")
-        tokenizer = load_tokenizer(folder)
-        if not getattr(tokenizer, "is_fast", False):
+    def _load_extra_files(cls, folder: Path, metadata: dict[str, Any]) -> dict[str, Any]:
+        """The tokenizer, which must be a fast one."""
+        extra = super()._load_extra_files(folder, metadata)
+        if not getattr(extra["tokenizer"], "is_fast", False):
             raise ModelLoadError(f"The tokenizer in {str(folder)!r} is not a fast (tokenizers-backed) one; "
                                  "token-classify needs character offsets, which only fast tokenizers give.")
-        model.eval()
-        return cls(model, tokenizer, device=device, dtype=dtype, metadata=metadata)
+        return extra
 
     # -- inference -----------------------------------------------------------------
     def preprocess(self, inputs: list[Any], *, long_inputs: str | None = None, stride: int | None = None,
