@@ -11,14 +11,13 @@ dtype (``dtype="bfloat16"``: bf16 weights on a CPU, bf16 autocast on CUDA).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from hub.errors import ConfigError, InputTypeError, InvalidInputError, ModelLoadError
-from hub.modeling import load_model, wrong_model
+from hub.modeling import LoadedModel, wrong_model
 from hub.pipeline import Pipeline, default_device, shift_input_index
 from hub.validate import check_bool, check_int
 from hub_vision.images import load_images, max_image_pixels, to_pil
@@ -107,16 +106,12 @@ class VisionPipeline(Pipeline):
         self.image_mode = "L" if model.in_chans == 1 else "RGB"
 
     @classmethod
-    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
-                    metadata: dict[str, Any]) -> "VisionPipeline":
-        loaded = load_model(folder, device=device, dtype=dtype)
+    def _model_from_loaded(cls, loaded: LoadedModel, metadata: dict[str, Any]) -> torch.nn.Module:
+        """Any vision model (one with ``feature_maps``: vit, timm, torchvision); its labels."""
         if not hasattr(loaded.module, "feature_maps"):
             raise wrong_model(loaded, cls.task, "a vision model (vit, timm or torchvision-resnet)")
-        metadata = {**metadata, "architecture": loaded.architecture}
-        if loaded.converted_from:
-            metadata["converted_from"] = loaded.converted_from
         metadata["labels"] = loaded.module.labels
-        return cls(loaded.module, device=device, dtype=dtype, metadata=metadata)
+        return loaded.module
 
     @classmethod
     def from_scratch(cls, config: dict[str, Any] | None = None, *, tokenizer: Any = None,
