@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,7 +20,6 @@ import torch
 
 from hub.data.padding import pad_sequences
 from hub.errors import InvalidInputError
-from hub.modeling import load_model, wrong_model
 from hub.pipeline import Pipeline
 from hub.validate import check_number, resolve_limit
 from hub_speech.audio import check_rate, load_audio, max_audio_seconds, normalize
@@ -33,24 +31,13 @@ DEFAULT_MAX_CHUNKS = 1024
 MAX_CHUNKS_ENV = "HUB_MAX_CHUNKS"
 
 
-def load_speech_model(folder: Path, *, device: torch.device, dtype: torch.dtype | None,
-                      metadata: dict[str, Any], accepts: tuple[type, ...], task: str, needs: str
-                      ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Load ``folder`` (Hub or transformers format). A converted wav2vec2 model's vocabulary
-    (``vocab.json``) and ``do_normalize`` (``preprocessor_config.json``) are read by its
-    converter, which sees the folder's side files (:class:`hub.checkpoint.Checkpoint`)."""
-    loaded = load_model(folder, device=device, dtype=dtype)
-    model = loaded.module
-    if not isinstance(model, accepts):
-        raise wrong_model(loaded, task, needs)
-    metadata = {**metadata, "architecture": loaded.architecture}
-    if loaded.converted_from:
-        metadata["converted_from"] = loaded.converted_from
-    return model.eval(), metadata
-
-
 class AudioPipeline(Pipeline):
-    """Base of the speech pipelines; ``self.model`` takes (B, S) waveforms + a sample mask."""
+    """Base of the speech pipelines; ``self.model`` takes (B, S) waveforms + a sample mask.
+
+    Loading is :meth:`hub.pipeline.Pipeline.from_folder` (Hub or transformers format; a converted
+    wav2vec2 model's vocabulary (``vocab.json``) and ``do_normalize``
+    (``preprocessor_config.json``) are read by its converter, which sees the folder's side
+    files, :class:`hub.checkpoint.Checkpoint`); each task names its ``model_types``."""
 
     __abstract__ = True
     architecture: ClassVar[str] = ""

@@ -8,23 +8,25 @@ below 1e-4) has nothing to classify and raises :class:`~hub.errors.InvalidInputE
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from hub.errors import ConfigError, HubError, InvalidInputError
+from hub.modeling import LoadedModel
 from hub.pipeline import default_device
 from hub.results import ranked_labels, weighted_mean_probabilities
 from hub.validate import check_int
 from hub_speech.augment import AugmentedClips
-from hub_speech.base import AudioPipeline, load_speech_model
+from hub_speech.base import AudioPipeline
 from hub_speech.models import AudioClassifier
 
 
 class AudioClassificationPipeline(AudioPipeline):
     task = "audio-classify"
     architecture = "audio-classifier"
+    model_types = AudioClassifier
+    model_needs = "an audio classifier (Hub's audio-classifier)"
     default_chunk_length_s = 10.0
 
     @property
@@ -32,13 +34,11 @@ class AudioClassificationPipeline(AudioPipeline):
         return self.model.labels
 
     @classmethod
-    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
-                    metadata: dict[str, Any]) -> AudioClassificationPipeline:
-        model, metadata = load_speech_model(folder, device=device, dtype=dtype, metadata=metadata,
-                                            accepts=(AudioClassifier,), task=cls.task,
-                                            needs="an audio classifier (Hub's audio-classifier)")
+    def _model_from_loaded(cls, loaded: LoadedModel, metadata: dict[str, Any]) -> torch.nn.Module:
+        """The audio classifier, its labels into the metadata."""
+        model = super()._model_from_loaded(loaded, metadata)
         metadata["labels"] = list(model.labels)
-        return cls(model, device=device, dtype=dtype, metadata=metadata)
+        return model
 
     @classmethod
     def from_scratch(cls, config: dict[str, Any] | None = None, *, tokenizer: Any = None,

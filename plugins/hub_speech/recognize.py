@@ -13,7 +13,6 @@ running the decoder; each result's ``metadata`` holds ``seconds``, ``chunks`` an
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,7 +22,7 @@ from hub.pipeline import default_device
 from hub.results import Prediction
 from hub.validate import check_choice, check_int
 from hub_speech.augment import AugmentedClips
-from hub_speech.base import AudioPipeline, load_speech_model
+from hub_speech.base import AudioPipeline
 from hub_speech.ctc_decode import CTCVocab, char_timestamps, word_timestamps
 from hub_speech.metrics import error_rate
 from hub_speech.models import SpeechCTC
@@ -39,19 +38,13 @@ TIMESTAMPS = (None, False, "word", "char")
 class SpeechRecognitionPipeline(AudioPipeline):
     task = "speech-recognize"
     architecture = "speech-ctc"
+    model_types = (SpeechCTC, Wav2Vec2CTC)
+    model_needs = "a CTC recogniser (Hub's speech-ctc or transformers' Wav2Vec2ForCTC)"
 
     @property
     def vocab(self) -> CTCVocab:
         config = self.model.config
         return CTCVocab(config["vocab"], blank=config.get("blank", 0), delimiter=config.get("word_delimiter", "|"))
-
-    @classmethod
-    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
-                    metadata: dict[str, Any]) -> SpeechRecognitionPipeline:
-        model, metadata = load_speech_model(
-            folder, device=device, dtype=dtype, metadata=metadata, accepts=(SpeechCTC, Wav2Vec2CTC),
-            task=cls.task, needs="a CTC recogniser (Hub's speech-ctc or transformers' Wav2Vec2ForCTC)")
-        return cls(model, device=device, dtype=dtype, metadata=metadata)
 
     @classmethod
     def from_scratch(cls, config: dict[str, Any] | None = None, *, tokenizer: Any = None,
