@@ -98,3 +98,15 @@ def test_forecasts_held_out_sine_waves_far_better_than_the_last_value(tmp_path):
     again = hub.load("time-series-forecast", model=str(fc.save(tmp_path / "forecaster")), device="cpu")
     assert again.evaluate(held_out) == scores
     assert again(held_out[0][:40]) == fc(held_out[0][:40])
+
+
+def test_another_tasks_folder_is_refused_by_the_base_loader(tmp_path):
+    """Loading is the base's from_folder; the plugin only names its module class (model_types)."""
+    from hub.errors import ModelLoadError
+
+    vit = {"img_size": 8, "patch_size": 4, "hidden_size": 8, "num_layers": 1, "num_heads": 2,
+           "intermediate_size": 16, "labels": ["a", "b"]}
+    folder = hub.create("image-classify", config=vit, device="cpu").save(tmp_path / "vit")
+    with pytest.raises(ModelLoadError, match=r"time-series-forecast needs a 'patch-forecaster' one \(saved by this "
+                                             r"plugin\)\. It is a model for image-classify"):
+        hub.load("time-series-forecast", model=str(folder), device="cpu")

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from hub.errors import ConfigError, DataError, InputTypeError, InvalidInputError, ModelLoadError
-from hub.modeling import build_module, load_model
+from hub.errors import ConfigError, DataError, InputTypeError, InvalidInputError
+from hub.modeling import build_module
 from hub.pipeline import Pipeline, default_device
 from hub.results import Result
 from hub_forecast.model import PatchForecaster
@@ -54,6 +53,9 @@ def as_series(value: Any, where: str, *, minimum: int) -> torch.Tensor:
 class ForecastPipeline(Pipeline):
     task = TASK
     architecture = ARCHITECTURE
+    # hub.load reads a folder through the base's from_folder: these name the module it takes
+    model_types = PatchForecaster
+    model_needs = f"a {ARCHITECTURE!r} one (saved by this plugin)"
     default_batch_size = 64
 
     def __init__(self, model: PatchForecaster, **kwargs: Any) -> None:
@@ -69,16 +71,6 @@ class ForecastPipeline(Pipeline):
         return self.model.config["horizon"]
 
     # -- building and loading -------------------------------------------------------------
-    @classmethod
-    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
-                    metadata: dict[str, Any]) -> "ForecastPipeline":
-        loaded = load_model(folder, device=device, dtype=dtype)
-        if not isinstance(loaded.module, PatchForecaster):
-            raise ModelLoadError(f"{str(folder)!r} holds a {loaded.architecture!r} model; {TASK} needs a "
-                                 f"{ARCHITECTURE!r} one (saved by this plugin).")
-        return cls(loaded.module, device=device, dtype=dtype,
-                   metadata={**metadata, "architecture": loaded.architecture})
-
     @classmethod
     def from_scratch(cls, config: dict[str, Any] | None = None, *, tokenizer: Any = None,
                      device: torch.device | str | None = None, dtype: torch.dtype | None = None,
