@@ -3,7 +3,9 @@
 It has no weights, yet it is a normal :class:`hub.pipeline.Pipeline`: it loads from a
 model folder (``config.json`` holds its options), batches like every other pipeline and
 saves back to a folder through the base's ``save`` (only :meth:`_save_model` is its
-own), so ``hub.load``, ``hub predict`` and ``pipe.save`` all work.
+own) and loads through the base's ``from_folder`` (only :meth:`_load_model`, which reads
+the options instead of weights, and :meth:`_from_loaded` are its own), so ``hub.load``,
+``hub predict`` and ``pipe.save`` all work.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import torch
 
 from hub.errors import InvalidInputError, ModelLoadError
+from hub.modeling import LoadedModel
 from hub.pipeline import Pipeline, check_batch_of
 from hub.results import Result
 
@@ -45,9 +48,11 @@ class TextStatsPipeline(Pipeline):
         """Inputs for :func:`hub.testing.check_task` (the task has no weights, so no training)."""
         return {"inputs": ["Hello world. How are you?", "", "one two three"]}
 
+    # -- loading: the base's from_folder (metadata, the pipeline) calls these two for a
+    #    folder without weights: the options come from config.json
     @classmethod
-    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
-                    metadata: dict[str, Any]) -> "TextStatsPipeline":
+    def _load_model(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None) -> LoadedModel:
+        """No weights to read: the options in config.json, checked (the "model" is an identity)."""
         path = Path(folder) / "config.json"
         if not path.is_file():
             raise ModelLoadError(f"{str(folder)!r} has no config.json; a text-stats model folder "
@@ -65,11 +70,18 @@ class TextStatsPipeline(Pipeline):
                 raise ModelLoadError(f"{str(path)!r}: unknown option {key!r}; known: {', '.join(_TYPES)}.")
             if not isinstance(value, _TYPES[key]):
                 raise ModelLoadError(f"{str(path)!r}: option {key!r} must be a {_TYPES[key].__name__}.")
+        identity = torch.nn.Identity()
+        identity.config = options  # what _from_loaded builds the pipeline from
+        return LoadedModel(identity, ARCHITECTURE, options, Path(folder))
+
+    @classmethod
+    def _from_loaded(cls, model: torch.nn.Module, folder: Path, *, device: torch.device,
+                     dtype: torch.dtype | None, metadata: dict[str, Any]) -> TextStatsPipeline:
+        """The pipeline from the options (``model.config``, set by :meth:`_load_model`)."""
         try:
-            return cls(options, device=device, dtype=dtype,
-                       metadata={**metadata, "architecture": ARCHITECTURE})
+            return cls(model.config, device=device, dtype=dtype, metadata=metadata)
         except re.error as exc:
-            raise ModelLoadError(f"{str(path)!r}: bad regular expression: {exc}") from None
+            raise ModelLoadError(f"{str(Path(folder) / 'config.json')!r}: bad regular expression: {exc}") from None
 
     def preprocess(self, inputs: list[Any], **_: Any) -> list[dict[str, Any]]:
         check_batch_of(inputs, str, "a string", self.task)
