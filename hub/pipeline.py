@@ -119,17 +119,19 @@ class Pipeline:
         return loaded.module
 
     @classmethod
-    def _load_extra_files(cls, folder: Path, metadata: dict[str, Any]) -> dict[str, Any]:
-        """The task's files beside the weights (a tokenizer, id maps...) as keyword arguments of
-        the pipeline's constructor (default none); the mirror of :meth:`_save_extra_files`."""
+    def _load_extra_files(cls, folder: Path, model: torch.nn.Module, metadata: dict[str, Any]) -> dict[str, Any]:
+        """The task's files beside the weights (a tokenizer, id maps...), read and checked
+        against ``model`` where they must agree, as keyword arguments of the pipeline's
+        constructor (default none); the mirror of :meth:`_save_extra_files`. It may add to
+        ``metadata``."""
         return {}
 
     @classmethod
     def _from_loaded(cls, model: torch.nn.Module, folder: Path, *, device: torch.device,
                      dtype: torch.dtype | None, metadata: dict[str, Any]) -> Pipeline:
         """The pipeline from its module: ``cls(model, device=, dtype=, metadata=,
-        **_load_extra_files(folder, metadata))``; override when the constructor differs."""
-        extra = cls._load_extra_files(folder, metadata)
+        **_load_extra_files(folder, model, metadata))``; override when the constructor differs."""
+        extra = cls._load_extra_files(folder, model, metadata)
         return cls(model, device=device, dtype=dtype, metadata=metadata, **extra)
 
     # -- the steps a subclass provides -----------------------------------------------

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from hub.errors import ConfigError, InvalidInputError, ModelLoadError
-from hub.modeling import load_model, wrong_model
 from hub.pipeline import Pipeline, default_device
 from hub.results import Recommendations  # one user's ranked items: a ResultList
 from hub.validate import check_bool, check_int
@@ -69,21 +68,21 @@ class RecommendPipeline(_ColdStartPolicy, _Fitting, Pipeline):
             self.model.to(self.device).eval()
 
     # -- construction ---------------------------------------------------------------------
+    # loading is the base's from_folder: the model must be a RecModel, ids.json and
+    # history.safetensors come beside it
+    model_types = RecModel
+    model_needs = f"one of {sorted(ARCHITECTURES)}"
+
     @classmethod
-    def from_folder(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None,
-                    metadata: dict[str, Any]) -> RecommendPipeline:
-        loaded = load_model(folder, device=device, dtype=dtype)
-        if not isinstance(loaded.module, RecModel):
-            raise wrong_model(loaded, cls.task, f"one of {sorted(ARCHITECTURES)}")
-        ids_path, history_path = Path(folder) / IDS_NAME, Path(folder) / HISTORY_NAME
+    def _load_extra_files(cls, folder: Path, model: torch.nn.Module, metadata: dict[str, Any]) -> dict[str, Any]:
+        """The user and item ids and every user's history, checked against the model."""
+        ids_path, history_path = folder / IDS_NAME, folder / HISTORY_NAME
         if not ids_path.is_file() or not history_path.is_file():
             raise ModelLoadError(f"{str(folder)!r} lacks {IDS_NAME} or {HISTORY_NAME}; a recommender folder is "
                                  "written by pipe.save(dir).")
-        users, items, history = read_ids_and_history(ids_path, history_path, loaded.module)
-        metadata = {**metadata, "architecture": loaded.architecture}
-        return cls(loaded.module, architecture=loaded.architecture, users=users,
-                   items=items, indptr=history["indptr"], seen=history["items"],
-                   popularity=history["popularity"], device=device, dtype=dtype, metadata=metadata)
+        users, items, history = read_ids_and_history(ids_path, history_path, model)
+        return {"architecture": metadata["architecture"], "users": users, "items": items,
+                "indptr": history["indptr"], "seen": history["items"], "popularity": history["popularity"]}
 
     @classmethod
     def from_scratch(cls, config: dict[str, Any] | None = None, *, tokenizer: Any = None,

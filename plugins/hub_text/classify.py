@@ -55,12 +55,12 @@ class TextClassificationPipeline(TextPipeline):
         return self.model.labels
 
     @classmethod
-    def _load_extra_files(cls, folder: Path, metadata: dict[str, Any]) -> dict[str, Any]:
+    def _load_extra_files(cls, folder: Path, model: torch.nn.Module, metadata: dict[str, Any]) -> dict[str, Any]:
         """The tokenizer, and the config's ``problem_type`` (transformers' and Hub's config.json)."""
         problem_type = read_config(folder).get("problem_type")
         if problem_type:
             metadata["problem_type"] = str(problem_type)
-        return super()._load_extra_files(folder, metadata)
+        return super()._load_extra_files(folder, model, metadata)
 
     # -- inference -----------------------------------------------------------------
     def check_parameters(self, params: dict[str, Any]) -> None:

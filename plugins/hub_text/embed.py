@@ -77,11 +77,11 @@ class TextEmbeddingPipeline(TextPipeline):
         return encoder
 
     @classmethod
-    def _load_extra_files(cls, folder: Path, metadata: dict[str, Any]) -> dict[str, Any]:
+    def _load_extra_files(cls, folder: Path, model: torch.nn.Module, metadata: dict[str, Any]) -> dict[str, Any]:
         """The embedding options (``embedding.json`` or a sentence-transformers layout) and the tokenizer."""
         options = read_embedding_options(folder)
         metadata["embedding"] = options
-        return {"options": options, **super()._load_extra_files(folder, metadata)}
+        return {"options": options, **super()._load_extra_files(folder, model, metadata)}
 
     def check_parameters(self, params: dict[str, Any]) -> None:
         super().check_parameters(params)

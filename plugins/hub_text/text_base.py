@@ -86,7 +86,7 @@ class TextModelLoading:
         return model
 
     @classmethod
-    def _load_extra_files(cls, folder: Path, metadata: dict[str, Any]) -> dict[str, Any]:
+    def _load_extra_files(cls, folder: Path, model: torch.nn.Module, metadata: dict[str, Any]) -> dict[str, Any]:
         return {"tokenizer": load_tokenizer(folder)}
 
 

@@ -97,9 +97,9 @@ class TokenClassificationPipeline(TextPipeline):
         return self.model.labels
 
     @classmethod
-    def _load_extra_files(cls, folder: Path, metadata: dict[str, Any]) -> dict[str, Any]:
+    def _load_extra_files(cls, folder: Path, model: torch.nn.Module, metadata: dict[str, Any]) -> dict[str, Any]:
         """The tokenizer, which must be a fast one."""
-        extra = super()._load_extra_files(folder, metadata)
+        extra = super()._load_extra_files(folder, model, metadata)
         if not getattr(extra["tokenizer"], "is_fast", False):
             raise ModelLoadError(f"The tokenizer in {str(folder)!r} is not a fast (tokenizers-backed) one; "
                                  "token-classify needs character offsets, which only fast tokenizers give.")
