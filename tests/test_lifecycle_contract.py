@@ -34,6 +34,30 @@ def test_save_is_written_once_in_the_base(pipelines):
         assert list(inspect.signature(cls.save).parameters) == ["self", "folder", "quantize"]
 
 
+def test_from_folder_is_written_once_in_the_base(pipelines):
+    """Loading mirrors save: tasks override _load_model / _model_from_loaded / _load_extra_files /
+    _from_loaded, never from_folder (each family used to carry its own loader)."""
+    for task, cls in pipelines.items():
+        owners = [klass.__name__ for klass in cls.__mro__ if klass is not Pipeline and "from_folder" in klass.__dict__]
+        assert owners == [], f"{task}: from_folder() overridden in {owners}; override _load_extra_files() etc."
+        assert list(inspect.signature(cls.from_folder).parameters) == ["folder", "device", "dtype", "metadata"]
+
+
+def test_the_base_loader_refuses_another_tasks_model_and_merges_metadata(tmp_path):
+    """model_types is checked by the base with wrong_model (naming the task the model is for);
+    the base adds the architecture to what the loader knew."""
+    from hub.errors import ModelLoadError
+
+    vit = {"img_size": 8, "patch_size": 4, "hidden_size": 8, "num_layers": 1, "num_heads": 2,
+           "intermediate_size": 16, "labels": ["a", "b"]}
+    folder = hub.create("image-classify", config=vit, device="cpu").save(tmp_path / "vit")
+    with pytest.raises(ModelLoadError, match=r"recommend needs one of .*It is a model for image-classify"):
+        hub.load("recommend", model=str(folder), device="cpu")
+    again = hub.load("image-classify", model=str(folder), device="cpu")
+    assert again.metadata["architecture"] == "vit" and again.metadata["labels"] == ["a", "b"]
+    assert "converted_from" not in again.metadata
+
+
 def test_every_verb_has_the_base_signature(pipelines):
     for task, cls in pipelines.items():
         scratch = inspect.signature(cls.from_scratch).parameters
