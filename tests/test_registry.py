@@ -210,7 +210,13 @@ def test_every_task_pipeline_resolves(spec):
     cls = load_object(spec.pipeline)
     assert isinstance(cls, type) and issubclass(cls, Pipeline), spec.pipeline
     assert cls.task == spec.name
-    assert cls.from_folder.__func__ is not Pipeline.from_folder.__func__, "must implement from_folder"
+    # loading is the base's from_folder; the task says which module it runs, so another
+    # task's model is refused (model_types, or its own _model_from_loaded / _load_model)
+    assert cls.from_folder.__func__ is Pipeline.from_folder.__func__, "override from_folder's _-hooks instead"
+    hooks = ("_load_model", "_model_from_loaded")
+    assert cls.model_types is not None or any(
+        getattr(cls, hook).__func__ is not getattr(Pipeline, hook).__func__ for hook in hooks), \
+        "set model_types (or override _model_from_loaded) so that another task's model is refused"
     assert get_registry().task(spec.name).spec == spec  # and it was accepted
 
 
