@@ -69,7 +69,7 @@ class MaskedImageModel(nn.Module):
         x = emb.dropout(x)
         return self.vit.norm_pre(x) if self.vit.norm_pre is not None else x
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, pixel_values: torch.Tensor) -> dict[str, torch.Tensor]:
         gh, gw = self.vit.embeddings.grid_size
         mask = self.random_mask(pixel_values.shape[0], gh * gw, pixel_values.device)
         hidden = self.vit.encoder(self.embed_masked(pixel_values, mask))[:, self.vit.num_prefix_tokens:]  # (B, N, C)
@@ -114,7 +114,7 @@ def pretrain(pipe: Any, data: Any, *, eval: Any = None, objective: str | None = 
 
     def collate(items: list[tuple[int, Any]]) -> dict[str, torch.Tensor]:
         pixels = torch.stack([augmenter(to_pil(image, n, "pretraining data", mode)) for n, image in items])
-        return {"pixel_values": pixels, "labels": torch.zeros(len(items), dtype=torch.long)}  # labels: unused
+        return {"pixel_values": pixels}  # no labels: the Trainer needs them only for compute_metrics
 
     def numbered(images: list[Any]) -> list[tuple[int, Any]]:
         return list(enumerate(images))
