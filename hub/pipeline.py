@@ -332,6 +332,28 @@ class Pipeline:
         cls._accepted_call_parameters = accepted  # type: ignore[attr-defined]
         return accepted
 
+    @classmethod
+    def _step_keywords(cls, step: str) -> frozenset[str] | None:
+        """The keywords ``preprocess`` or ``postprocess`` names (None: it takes ``**params``,
+        so it gets every call keyword). Steps receive only their own keywords, as
+        transformers' ``_sanitize_parameters`` routes them, so none needs a ``**_`` catch-all."""
+        cache = cls.__dict__.get("_step_keyword_cache")
+        if cache is None:
+            cache = {}
+            cls._step_keyword_cache = cache  # type: ignore[attr-defined]
+        if step not in cache:
+            parameters = inspect.signature(getattr(cls, step)).parameters.values()
+            if any(p.kind is p.VAR_KEYWORD for p in parameters):
+                cache[step] = None
+            else:
+                cache[step] = frozenset(p.name for p in parameters
+                                        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        return cache[step]
+
+    def _params_for(self, step: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        names = self._step_keywords(step)
+        return dict(params) if names is None else {k: v for k, v in params.items() if k in names}
+
     def check_call_parameters(self, params: Mapping[str, Any]) -> None:
         """Refuse unknown call keywords (with the close match), then let the task check the
         values of its own (:meth:`check_parameters`): all before any input is touched."""
@@ -456,7 +478,7 @@ class Pipeline:
         items = [inputs] if single else list(inputs)
         if not items:
             return []  # as transformers' pipeline does
-        features = self.preprocess(items, **params)
+        features = self.preprocess(items, **self._params_for("preprocess", params))
         order = sorted(range(len(features)), key=lambda i: features[i]["length"])
         outputs: list[Any] = [None] * len(features)
         unit = "piece" if len(features) != len(items) else "input"
@@ -472,7 +494,8 @@ class Pipeline:
         groups: list[list[int]] = [[] for _ in items]
         for index, feature in enumerate(features):
             groups[feature.get("input_index", index)].append(index)
-        results = [self.postprocess([outputs[i] for i in group], [features[i] for i in group], **params)
+        post_params = self._params_for("postprocess", params)
+        results = [self.postprocess([outputs[i] for i in group], [features[i] for i in group], **post_params)
                    for group in groups]
         return results[0] if single else results
 

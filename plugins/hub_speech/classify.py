@@ -63,7 +63,7 @@ class AudioClassificationPipeline(AudioPipeline):
 
     def preprocess(self, inputs: list[Any], *, sampling_rate: int | None = None, chunk_length_s: float | None = None,
                    stride_length_s: float | None = None, max_chunks: int | None = None,
-                   max_audio_seconds: int | None = None, **_: Any) -> list[dict[str, Any]]:
+                   max_audio_seconds: int | None = None) -> list[dict[str, Any]]:
         features = self.chunk(inputs, sampling_rate=sampling_rate, chunk_length_s=chunk_length_s,
                               stride_length_s=stride_length_s, max_chunks=max_chunks,
                               max_audio_seconds=max_audio_seconds)
@@ -77,7 +77,7 @@ class AudioClassificationPipeline(AudioPipeline):
         return self.model(**self.model_inputs(batch))["logits"].float()
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
-                    top_k: int | None = 1, **_: Any) -> Any:
+                    top_k: int | None = 1) -> Any:
         # chunks of a long clip: the length-weighted mean of their probabilities
         probs = weighted_mean_probabilities(outputs, [f["length"] for f in features])
         ranked = ranked_labels(probs, self.labels, top_k, features[0]["meta"])

@@ -74,7 +74,7 @@ class SpeechRecognitionPipeline(AudioPipeline):
     def preprocess(self, inputs: list[Any], *, sampling_rate: int | None = None, chunk_length_s: float | None = None,
                    stride_length_s: float | None = None, decoder: str = "greedy",
                    return_timestamps: Any = None, max_chunks: int | None = None,
-                   max_audio_seconds: int | None = None, **_: Any) -> list[dict[str, Any]]:
+                   max_audio_seconds: int | None = None) -> list[dict[str, Any]]:
         if decoder not in DECODERS:
             raise InvalidInputError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
         if return_timestamps not in TIMESTAMPS:
@@ -95,7 +95,7 @@ class SpeechRecognitionPipeline(AudioPipeline):
         return [log_probs[i, :n] for i, n in enumerate(frames)]
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *, decoder: str = "greedy",
-                    beam_width: int = 8, return_timestamps: Any = None, **_: Any) -> Prediction:
+                    beam_width: int = 8, return_timestamps: Any = None) -> Prediction:
         meta = features[0]["meta"]
         if meta["silent"]:
             return Prediction(text="", **({"chunks": []} if return_timestamps else {}), metadata=meta)

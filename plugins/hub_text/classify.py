@@ -79,8 +79,7 @@ class TextClassificationPipeline(TextPipeline):
                                         f"{params['long_inputs']!r} was given; pass one of them.")
 
     def preprocess(self, inputs: list[Any], *, long_inputs: str | None = None, stride: int | None = None,
-                   max_windows: int | None = None, truncation: bool | None = None,
-                   **_: Any) -> list[dict[str, Any]]:
+                   max_windows: int | None = None, truncation: bool | None = None) -> list[dict[str, Any]]:
         self.check_texts(inputs)
         if truncation:  # transformers' spelling of long_inputs="truncate"
             long_inputs = "truncate"
@@ -99,7 +98,7 @@ class TextClassificationPipeline(TextPipeline):
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
                     top_k: int | None = 1, function_to_apply: str | None = None,
-                    return_all_scores: bool | None = None, **_: Any) -> Any:
+                    return_all_scores: bool | None = None) -> Any:
         if return_all_scores:  # transformers' older spelling of top_k=None
             top_k = None
         function = self.function_to_apply if function_to_apply is None else str(function_to_apply).lower()

@@ -88,7 +88,7 @@ class TextEmbeddingPipeline(TextPipeline):
         check_bool("normalize", params.get("normalize"), none_ok=True)
 
     def preprocess(self, inputs: list[Any], *, long_inputs: str | None = None, stride: int | None = None,
-                   max_windows: int | None = None, **_: Any) -> list[dict[str, Any]]:
+                   max_windows: int | None = None) -> list[dict[str, Any]]:
         self.check_texts(inputs)
         return self.encode(inputs, long_inputs=long_inputs, stride=stride, max_windows=max_windows)
 
@@ -98,7 +98,7 @@ class TextEmbeddingPipeline(TextPipeline):
         return pool(hidden, mask, self.options["pooling"])  # (B, C)
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
-                    normalize: bool | None = None, **_: Any) -> ResultList:
+                    normalize: bool | None = None) -> ResultList:
         vectors = torch.stack(outputs)
         if len(outputs) > 1:
             weights = torch.tensor([float(f["length"]) for f in features])

@@ -76,7 +76,7 @@ class FillMaskPipeline(TextPipeline):
                                     "the mask has nothing to fill); pass long_inputs='truncate' or 'error'.")
         check_int("top_k", params.get("top_k", 5), minimum=1)
 
-    def preprocess(self, inputs: list[Any], *, long_inputs: str | None = None, **_: Any) -> list[dict[str, Any]]:
+    def preprocess(self, inputs: list[Any], *, long_inputs: str | None = None) -> list[dict[str, Any]]:
         self.check_texts(inputs)
         features = self.encode(inputs, long_inputs=long_inputs)
         mask_id = self.tokenizer.mask_token_id
@@ -97,7 +97,7 @@ class FillMaskPipeline(TextPipeline):
         return self.model(batch["input_ids"], batch["attention_mask"])["logits"].float()  # (B, T, V)
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
-                    top_k: int = 5, **_: Any) -> Any:
+                    top_k: int = 5) -> Any:
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
             raise InvalidInputError(f"top_k must be a positive integer, got {top_k!r}.")
         feature, logits = features[0], outputs[0]

@@ -108,7 +108,7 @@ class TokenClassificationPipeline(TextPipeline):
     # -- inference -----------------------------------------------------------------
     def preprocess(self, inputs: list[Any], *, long_inputs: str | None = None, stride: int | None = None,
                    aggregation_strategy: str | None = None, ignore_labels: Any = None,
-                   max_windows: int | None = None, **_: Any) -> list[dict[str, Any]]:
+                   max_windows: int | None = None) -> list[dict[str, Any]]:
         _strategy(aggregation_strategy)
         _ignored(ignore_labels)
         self.check_texts(inputs)
@@ -163,7 +163,7 @@ class TokenClassificationPipeline(TextPipeline):
         return self.model(batch["input_ids"], batch["attention_mask"])["logits"].float()  # (B, T, L)
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
-                    aggregation_strategy: str | None = None, ignore_labels: Any = None, **_: Any) -> EntityList:
+                    aggregation_strategy: str | None = None, ignore_labels: Any = None) -> EntityList:
         strategy, ignored = _strategy(aggregation_strategy), _ignored(ignore_labels)
         enc, meta = features[0]["encoding"], features[0]["meta"]
         probs, positions = self._token_probabilities(outputs, features)  # (K, L), content positions

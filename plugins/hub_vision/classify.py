@@ -20,7 +20,7 @@ class ImageClassificationPipeline(VisionPipeline):
         return self.model(self.pixels(batch))["logits"].float()  # (B, num_classes)
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
-                    top_k: int | None = 5, **_: Any) -> ResultList:
+                    top_k: int | None = 5) -> ResultList:
         return ranked_labels(outputs[0].softmax(-1), self.labels, top_k)
 
     @classmethod

@@ -22,7 +22,7 @@ class ImageEmbeddingPipeline(VisionPipeline):
         return self.model(self.pixels(batch))["features"].float()  # (B, C)
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
-                    normalize: bool = False, **_: Any) -> ResultList:
+                    normalize: bool = False) -> ResultList:
         vector = outputs[0]
         if normalize:
             vector = torch.nn.functional.normalize(vector, dim=0)

@@ -165,7 +165,7 @@ class VisionPipeline(Pipeline):
         if "normalize" in params:
             check_bool("normalize", params["normalize"])
 
-    def preprocess(self, inputs: list[Any], *, max_pixels: int | None = None, **_: Any) -> list[dict[str, Any]]:
+    def preprocess(self, inputs: list[Any], *, max_pixels: int | None = None) -> list[dict[str, Any]]:
         """Decode (at most ``max_pixels`` pixels per image, see :mod:`hub_vision.images`) and
         transform with the model's own preprocessing."""
         images = load_images(inputs, self.task, self.image_mode, max_pixels=max_pixels)
