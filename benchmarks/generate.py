@@ -13,7 +13,7 @@ the same prompts: ``--batch-sizes`` rows of ``--prompt-tokens`` random token ids
 lengths, so no padding). Decoding is greedy for exactly ``--new-tokens`` tokens on both
 sides (end-of-sequence stopping disabled, so both do the same amount of work):
 transformers ``model.generate(do_sample=False, max_new_tokens=N)`` with its KV cache,
-Hub ``hub_text.generation.generate_ids`` on its KV cache. Each configuration is
+Hub ``hub_text.models.generation.generate_ids`` on its KV cache. Each configuration is
 warmed up, then timed ``--repeats`` times interleaved; the median is reported as new
 tokens/s (batch x new tokens / seconds, prompt processing included). The generated
 ids of both sides are compared token by token (agreement is reported; exact match is
@@ -50,7 +50,7 @@ from common import (
 def run(args: argparse.Namespace) -> dict:
     from transformers.utils import logging as hf_logging
 
-    from hub_text.generation import GenerationConfig, generate_ids
+    from hub_text.models.generation import GenerationConfig, generate_ids
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

@@ -114,7 +114,7 @@ def saved_ranking(folder: Path, test, device: str) -> dict[str, Any]:
 
 def peer_rankings(known, test, seen) -> Iterator[dict[str, Any]]:
     """Popularity, item-kNN and the peer libraries, all scored by the same evaluation code."""
-    from hub_recsys.baselines import ItemKNN, popularity_scores
+    from hub_recsys.models.baselines import ItemKNN, popularity_scores
 
     start = time.perf_counter()
     pop = popularity_scores(known)
@@ -238,7 +238,7 @@ def _rm(metrics: dict[str, float]) -> dict[str, float]:
 # -- speed -----------------------------------------------------------------------------------
 def speed(data, device: str, repeats: int) -> dict[str, Any]:
     import hub
-    from hub_recsys.models import BPRMF
+    from hub_recsys.models.recommenders import BPRMF
     from hub_recsys.training import PairBatches
 
     out: dict[str, Any] = {}
@@ -304,8 +304,8 @@ def retrieval_latency(data, device: str, repeats: int, users: int = 10_000) -> d
     import scipy.sparse as sp
 
     from hub_recsys.data import IdMap
-    from hub_recsys.models import BPRMF
-    from hub_recsys.pipeline import RecommendPipeline
+    from hub_recsys.models.recommenders import BPRMF
+    from hub_recsys.pipelines.recommend import RecommendPipeline
 
     real = data.csr()
     indptr = [0]
@@ -430,7 +430,7 @@ def main() -> None:
     tables = []
     if args.part in ("quality", "all"):
         from hub_recsys.data import leave_one_out
-        from hub_recsys.fitting import _concat
+        from hub_recsys.pipelines.fitting import _concat
 
         train, valid, test = leave_one_out(data)
         known = _concat(train, valid)  # what the baselines train on, and every user's seen items

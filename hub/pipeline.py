@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 #: call keywords the base itself handles, for every pipeline
 BASE_CALL_PARAMETERS = frozenset({"batch_size", "progress"})
+_END = object()  # an exhausted iterator's next()
 ErrorT = TypeVar("ErrorT", bound=Exception)
 #: with ``progress=None`` a bar appears on a terminal only when the work lasts longer than this
 PROGRESS_DELAY_S = 2.0
@@ -44,6 +45,10 @@ class Pipeline:
     #: ``**kwargs`` or overrides ``__call__`` declares them here. Any other keyword is
     #: refused before work starts, with the closest accepted one.
     call_parameters: ClassVar[frozenset[str] | None] = None
+    #: call keywords that carry one value per input (recommend's ``history=``: one item list per
+    #: user). For a list they are lists of the same length; for a stream, any iterable read in
+    #: step with the inputs, a batch at a time, so neither is materialised.
+    per_input_parameters: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -409,17 +414,37 @@ class Pipeline:
         without reading the whole iterable first (a generator). Keywords as :meth:`__call__`."""
         self.check_call_parameters({k: v for k, v in params.items() if k != "progress"})
         size = self.resolve_batch_size(batch_size)
-        return self._iter_results(iter(inputs), size, params)
+        aligned = {}
+        for name in self.per_input_parameters & params.keys():
+            value = params.pop(name)
+            if value is None:
+                continue
+            if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+                raise InvalidInputError(f"For a stream of inputs, {name}= must be an iterable with one value per "
+                                        f"input, in the inputs' order (a list or a generator); got "
+                                        f"{type(value).__name__}.")
+            aligned[name] = iter(value)
+        return self._iter_results(iter(inputs), size, params, aligned)
 
-    def _iter_results(self, iterator: Iterator[Any], size: int, params: dict[str, Any]) -> Iterator[Any]:
+    def _iter_results(self, iterator: Iterator[Any], size: int, params: dict[str, Any],
+                      aligned: dict[str, Iterator[Any]] | None = None) -> Iterator[Any]:
         params = {**params, "progress": False}
+        aligned = aligned or {}
         offset = 0
         while True:
             chunk = list(itertools.islice(iterator, size))
+            per_input = {name: list(itertools.islice(values, len(chunk))) for name, values in aligned.items()}
+            for name, values in per_input.items():
+                if len(values) < len(chunk):
+                    raise InvalidInputError(f"{name}= ran out after {offset + len(values)} values but the inputs "
+                                            f"go on; give one {name} value per input.")
+                if not chunk and next(aligned[name], _END) is not _END:
+                    raise InvalidInputError(f"{name}= has more values than the {offset} inputs; give one "
+                                            f"{name} value per input.")
             if not chunk:
                 return
             try:
-                yield from self(chunk, batch_size=size, **params)
+                yield from self(chunk, batch_size=size, **params, **per_input)
             except (InvalidInputError, InputTypeError) as exc:  # name the index in the whole stream
                 raise shift_input_index(exc, offset) from None
             offset += len(chunk)

@@ -103,7 +103,7 @@ def test_reset_classifier_refuses_bad_labels(family, bad):
 def test_bert_reset_head_equals_a_head_built_on_the_encoder():
     """reset_classifier draws the new head exactly as from_encoder (used when a bare encoder
     is loaded for a task) does: one initialisation rule."""
-    from hub_text.bert import BertClassifier
+    from hub_text.models.bert import BertClassifier
 
     model, inputs = _build("bert-classifier")
     torch.manual_seed(1)

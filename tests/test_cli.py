@@ -142,7 +142,7 @@ def test_info_model_shows_every_field(capsys):
 def test_info_task_by_alias(capsys, catalogue_only_task):
     data = run_json(capsys, "info", "sentiment-analysis", "--json")
     assert data["kind"] == "task" and data["name"] == "text-classify"
-    assert data["pipeline"] == "hub_text.classify:TextClassificationPipeline"
+    assert data["pipeline"] == "hub_text.pipelines.classify:TextClassificationPipeline"
     assert data["default_model"] == "sentiment-minilm"
     assert {"sentiment-minilm", "distilbert-sst2"} <= set(data["models"])
     code, out, _ = run(capsys, "info", catalogue_only_task)

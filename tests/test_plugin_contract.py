@@ -264,7 +264,7 @@ def test_checkpoint_reads_only_its_own_files(tmp_path):
 
 
 def test_wav2vec2_side_files_are_read_by_the_converter(tmp_path):
-    from hub_speech.wav2vec2 import _side_files
+    from hub_speech.models.wav2vec2 import _side_files
 
     (tmp_path / "vocab.json").write_text(json.dumps({"a": 1, "<pad>": 0, "b": 2}))
     (tmp_path / "preprocessor_config.json").write_text(json.dumps({"do_normalize": False,

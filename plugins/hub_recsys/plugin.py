@@ -15,7 +15,7 @@ def hub_tasks() -> list[TaskSpec]:
     return [
         TaskSpec(
             name="recommend",
-            pipeline="hub_recsys.pipeline:RecommendPipeline",
+            pipeline="hub_recsys.pipelines.recommend:RecommendPipeline",
             description="Recommend items to users: [{'item', 'score'}] per user; similar_items; "
                         "cold start by popularity or the user's recent items.",
             aliases=("recommendation", "recsys"),
@@ -29,14 +29,14 @@ def hub_tasks() -> list[TaskSpec]:
 @hookimpl
 def hub_architectures() -> list[ArchitectureSpec]:
     return [
-        ArchitectureSpec("mf", "hub_recsys.models:build_mf",
+        ArchitectureSpec("mf", "hub_recsys.models.recommenders:build_mf",
                          "Biased matrix factorisation for explicit ratings (RMSE)."),
-        ArchitectureSpec("bpr", "hub_recsys.models:build_bpr",
+        ArchitectureSpec("bpr", "hub_recsys.models.recommenders:build_bpr",
                          "Matrix factorisation trained with the BPR pairwise loss (implicit feedback)."),
-        ArchitectureSpec("ncf", "hub_recsys.models:build_ncf",
+        ArchitectureSpec("ncf", "hub_recsys.models.recommenders:build_ncf",
                          "Neural collaborative filtering (NeuMF: GMF + MLP), implicit feedback."),
-        ArchitectureSpec("sasrec", "hub_recsys.models:build_sasrec",
+        ArchitectureSpec("sasrec", "hub_recsys.models.recommenders:build_sasrec",
                          "SASRec: causal self-attention over item histories on the shared backbone."),
-        ArchitectureSpec("bert4rec", "hub_recsys.models:build_bert4rec",
+        ArchitectureSpec("bert4rec", "hub_recsys.models.recommenders:build_bert4rec",
                          "BERT4Rec: bidirectional masked-item model on the shared backbone."),
     ]

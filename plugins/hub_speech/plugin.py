@@ -15,7 +15,7 @@ def hub_tasks() -> list[TaskSpec]:
     return [
         TaskSpec(
             name="speech-recognize",
-            pipeline="hub_speech.recognize:SpeechRecognitionPipeline",
+            pipeline="hub_speech.pipelines.recognize:SpeechRecognitionPipeline",
             description="Speech to text: {'text'} per audio (word/char timestamps optional); greedy or "
                         "beam-search CTC decoding; long audio chunked with overlap.",
             aliases=("automatic-speech-recognition", "asr"),
@@ -25,7 +25,7 @@ def hub_tasks() -> list[TaskSpec]:
         ),
         TaskSpec(
             name="audio-classify",
-            pipeline="hub_speech.classify:AudioClassificationPipeline",
+            pipeline="hub_speech.pipelines.classify:AudioClassificationPipeline",
             description="Classify audio clips (e.g. keyword spotting): top-k {'label', 'score'}.",
             aliases=("audio-classification", "keyword-spotting"),
             default_model="keywords-kws20",
@@ -38,11 +38,11 @@ def hub_tasks() -> list[TaskSpec]:
 @hookimpl
 def hub_architectures() -> list[ArchitectureSpec]:
     return [
-        ArchitectureSpec("speech-ctc", "hub_speech.models:build_speech_ctc",
+        ArchitectureSpec("speech-ctc", "hub_speech.models.encoder:build_speech_ctc",
                          "Log-mel front end + conv subsampling + shared pre-norm backbone (rotary) + CTC head."),
-        ArchitectureSpec("audio-classifier", "hub_speech.models:build_audio_classifier",
+        ArchitectureSpec("audio-classifier", "hub_speech.models.encoder:build_audio_classifier",
                          "Log-mel front end + conv subsampling + shared backbone + mean-pooled linear classifier."),
-        ArchitectureSpec("wav2vec2-ctc", "hub_speech.wav2vec2:build_wav2vec2_ctc",
+        ArchitectureSpec("wav2vec2-ctc", "hub_speech.models.wav2vec2:build_wav2vec2_ctc",
                          "wav2vec 2.0 conv feature encoder + conv positions + shared backbone + CTC head."),
     ]
 
@@ -51,6 +51,6 @@ def hub_architectures() -> list[ArchitectureSpec]:
 def hub_converters() -> list[ConverterSpec]:
     return [
         ConverterSpec(name="transformers-wav2vec2", source="transformers", model_types=("wav2vec2",),
-                      architecture="wav2vec2-ctc", convert="hub_speech.wav2vec2:convert_wav2vec2",
+                      architecture="wav2vec2-ctc", convert="hub_speech.models.wav2vec2:convert_wav2vec2",
                       description="transformers Wav2Vec2ForCTC (base layout and do_stable_layer_norm)."),
     ]

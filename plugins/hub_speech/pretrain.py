@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub_speech.models import MaskedFramePretrainer, SpeechEncoder
+from hub_speech.models.encoder import MaskedFramePretrainer, SpeechEncoder
 
 
 def pretrain_encoder(pipeline: Any, encoder: SpeechEncoder, data: Any, *, eval: Any = None,

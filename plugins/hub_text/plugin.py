@@ -15,7 +15,7 @@ def hub_tasks() -> list[TaskSpec]:
     return [
         TaskSpec(
             name="text-classify",
-            pipeline="hub_text.classify:TextClassificationPipeline",
+            pipeline="hub_text.pipelines.classify:TextClassificationPipeline",
             description="Classify texts (e.g. sentiment): {'label', 'score'} per text.",
             aliases=("text-classification", "sentiment-analysis"),
             default_model="sentiment-minilm",
@@ -24,7 +24,7 @@ def hub_tasks() -> list[TaskSpec]:
         ),
         TaskSpec(
             name="text-generate",
-            pipeline="hub_text.generate:TextGenerationPipeline",
+            pipeline="hub_text.pipelines.generate:TextGenerationPipeline",
             description="Continue prompts: greedy or sampled decoding, stop strings, streaming.",
             aliases=("text-generation",),
             default_model="gpt2",
@@ -33,7 +33,7 @@ def hub_tasks() -> list[TaskSpec]:
         ),
         TaskSpec(
             name="fill-mask",
-            pipeline="hub_text.fill_mask:FillMaskPipeline",
+            pipeline="hub_text.pipelines.fill_mask:FillMaskPipeline",
             description="Predict the tokens hidden behind [MASK]: top-k tokens with scores and filled text.",
             default_model="bert-base-uncased",
             modality="text",
@@ -41,7 +41,7 @@ def hub_tasks() -> list[TaskSpec]:
         ),
         TaskSpec(
             name="text-embed",
-            pipeline="hub_text.embed:TextEmbeddingPipeline",
+            pipeline="hub_text.pipelines.embed:TextEmbeddingPipeline",
             description="Sentence embeddings (mean/CLS/max pooling, optional L2 normalisation).",
             aliases=("feature-extraction", "sentence-similarity"),
             default_model="all-minilm-l6-v2",
@@ -50,7 +50,7 @@ def hub_tasks() -> list[TaskSpec]:
         ),
         TaskSpec(
             name="token-classify",
-            pipeline="hub_text.token_classify:TokenClassificationPipeline",
+            pipeline="hub_text.pipelines.token_classify:TokenClassificationPipeline",
             description="Tag tokens (NER): entities with label, score and character span per text.",
             aliases=("token-classification", "ner"),
             default_model="bert-base-ner",
@@ -63,15 +63,15 @@ def hub_tasks() -> list[TaskSpec]:
 @hookimpl
 def hub_architectures() -> list[ArchitectureSpec]:
     return [
-        ArchitectureSpec("bert", "hub_text.bert:build_encoder",
+        ArchitectureSpec("bert", "hub_text.models.bert:build_encoder",
                          "BERT-family encoder (post-norm) on the shared backbone."),
-        ArchitectureSpec("bert-classifier", "hub_text.bert:build_classifier",
+        ArchitectureSpec("bert-classifier", "hub_text.models.bert:build_classifier",
                          "BERT-family encoder + pooler + linear classification head."),
-        ArchitectureSpec("bert-token-classifier", "hub_text.bert:build_token_classifier",
+        ArchitectureSpec("bert-token-classifier", "hub_text.models.bert:build_token_classifier",
                          "BERT-family encoder + per-token classification head (tagging)."),
-        ArchitectureSpec("bert-mlm", "hub_text.bert:build_masked_lm",
+        ArchitectureSpec("bert-mlm", "hub_text.models.bert:build_masked_lm",
                          "BERT-family encoder + masked-language-model head tied to the embeddings."),
-        ArchitectureSpec("causal-lm", "hub_text.gpt:build_causal_lm",
+        ArchitectureSpec("causal-lm", "hub_text.models.gpt:build_causal_lm",
                          "GPT-style decoder (pre-norm, causal) with a tied LM head and a KV cache."),
     ]
 
@@ -81,13 +81,13 @@ def hub_converters() -> list[ConverterSpec]:
     return [
         ConverterSpec(name="transformers-bert-family", source="transformers",
                       model_types=("bert", "roberta", "distilbert"), architecture="bert",
-                      convert="hub_text.convert:convert",
+                      convert="hub_text.models.convert:convert",
                       description="transformers BERT, RoBERTa and DistilBERT: base models, sequence "
                                   "and token classification, masked LM."),
         ConverterSpec(name="transformers-gpt2", source="transformers", model_types=("gpt2",),
-                      architecture="causal-lm", convert="hub_text.gpt:convert_gpt2",
+                      architecture="causal-lm", convert="hub_text.models.gpt:convert_gpt2",
                       description="transformers GPT2Model / GPT2LMHeadModel."),
         ConverterSpec(name="transformers-llama", source="transformers", model_types=("llama",),
-                      architecture="causal-lm", convert="hub_text.gpt:convert_llama",
+                      architecture="causal-lm", convert="hub_text.models.gpt:convert_llama",
                       description="transformers LlamaForCausalLM (RMSNorm, SwiGLU, rotary positions)."),
     ]

@@ -14,13 +14,13 @@ from hub.specs import ArchitectureSpec, ConverterSpec, TaskSpec
 
 TIMM_VIT = ConverterSpec(
     name="timm-vit", source="timm", model_types=(), architecture="vit",
-    convert="hub_vision.vit:convert_timm_vit",
+    convert="hub_vision.models.vit:convert_timm_vit",
     description="timm VisionTransformer checkpoints in timm's Hugging Face Hub format (config.json with "
                 "architecture/model_args/pretrained_cfg): class and register tokens, token/avg/max pooling, "
                 "fc_norm, layer scale.")
 TIMM_CNN = ConverterSpec(
     name="timm-cnn", source="timm", model_types=(), architecture="timm",
-    convert="hub_vision.cnn:convert_timm",
+    convert="hub_vision.models.cnn:convert_timm",
     description="timm checkpoints in timm's Hugging Face Hub format (config.json + model.safetensors): "
                 "built by timm, preprocessing from pretrained_cfg (timm ViTs go to the shared backbone).")
 
@@ -28,11 +28,11 @@ TIMM_CNN = ConverterSpec(
 @hookimpl
 def hub_tasks() -> list[TaskSpec]:
     return [
-        TaskSpec(name="image-classify", pipeline="hub_vision.classify:ImageClassificationPipeline",
+        TaskSpec(name="image-classify", pipeline="hub_vision.pipelines.classify:ImageClassificationPipeline",
                  description="Classify images: the top-k {'label', 'score'} per image.",
                  aliases=("image-classification",), default_model="icon-context-resnet",
                  modality="vision", pipeline_tag="image-classification"),
-        TaskSpec(name="image-embed", pipeline="hub_vision.embed:ImageEmbeddingPipeline",
+        TaskSpec(name="image-embed", pipeline="hub_vision.pipelines.embed:ImageEmbeddingPipeline",
                  description="Image embeddings (pooled features); feature maps for downstream heads.",
                  aliases=("image-feature-extraction",), default_model="vit-base-patch16-224-features",
                  modality="vision", pipeline_tag="image-feature-extraction"),
@@ -42,12 +42,12 @@ def hub_tasks() -> list[TaskSpec]:
 @hookimpl
 def hub_architectures() -> list[ArchitectureSpec]:
     return [
-        ArchitectureSpec("vit", "hub_vision.vit:build_vit",
+        ArchitectureSpec("vit", "hub_vision.models.vit:build_vit",
                          "Vision Transformer (patch embedding + pre-norm shared backbone + pooled "
                          "linear classifier; num_classes=0 gives features)."),
-        ArchitectureSpec("timm", "hub_vision.cnn:build_timm",
+        ArchitectureSpec("timm", "hub_vision.models.cnn:build_timm",
                          "Any timm model by name (ResNet, ConvNeXt, EfficientNet, ...), timm's own code."),
-        ArchitectureSpec("torchvision-resnet", "hub_vision.cnn:build_torchvision_resnet",
+        ArchitectureSpec("torchvision-resnet", "hub_vision.models.cnn:build_torchvision_resnet",
                          "torchvision's ResNet, ResNeXt and Wide ResNet builders."),
     ]
 

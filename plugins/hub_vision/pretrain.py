@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hub.errors import ConfigError
-from hub_vision.vit import VisionTransformer
+from hub_vision.models.vit import VisionTransformer
 
 OBJECTIVES = ("supervised", "mim")
 

@@ -54,7 +54,7 @@ def test_an_unknown_pooling_is_refused_with_the_choices():
 
 def test_the_vit_global_pool_is_pool():
     """timm's global_pool names map onto pool() bit for bit (prefix tokens skipped or not)."""
-    from hub_vision.vit import pool_tokens
+    from hub_vision.models.vit import pool_tokens
 
     hidden = torch.randn(2, 7, 5)
     for timm_name, name in (("token", "cls"), ("avg", "mean"), ("max", "max"), ("avgmax", "avgmax")):

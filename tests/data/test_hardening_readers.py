@@ -131,7 +131,7 @@ def test_text_classify_fine_tune_and_evaluate_check_rows(tmp_path):
     ({"tokens": ["a"], "tags": "O"}, "'tokens' must be a list of words"),
 ])
 def test_token_classify_rows_name_file_line_and_position(tmp_path, record, message):
-    from hub_text.token_classify import TokenClassificationPipeline
+    from hub_text.pipelines.token_classify import TokenClassificationPipeline
 
     path = jsonl(tmp_path / "ner.jsonl", [{"tokens": ["a"], "tags": ["O"]}, record])
     pipe = object.__new__(TokenClassificationPipeline)  # the reader needs no model

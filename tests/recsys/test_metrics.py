@@ -61,8 +61,8 @@ def test_summaries_and_rating_metrics():
 
 
 def test_item_knn_and_popularity_by_hand():
-    from hub_recsys.baselines import ItemKNN, popularity_scores
     from hub_recsys.data import read_interactions
+    from hub_recsys.models.baselines import ItemKNN, popularity_scores
 
     data = read_interactions([("a", "x"), ("a", "y"), ("b", "x"), ("b", "y"), ("c", "x"), ("c", "z")])
     assert popularity_scores(data).tolist() == [3.0, 2.0, 1.0]

@@ -38,8 +38,8 @@ def test_shipped_default_reproduces_its_registry_figures(movielens):
     assert full["ndcg@10"] == pytest.approx(entry.metrics["ndcg@10_full"], abs=1e-4)
     assert sampled["hr@10"] == pytest.approx(entry.metrics["hr@10_sampled100"], abs=1e-4)
     # and it beats popularity, computed here by the same evaluation code
-    from hub_recsys.baselines import popularity_scores
     from hub_recsys.metrics import evaluate_ranking
+    from hub_recsys.models.baselines import popularity_scores
 
     assert rec.items.ids == movielens.item_ids.ids and rec.users.ids == movielens.user_ids.ids
     pop = popularity_scores(leave_one_out(movielens)[0])

@@ -109,6 +109,25 @@ def test_cold_start_policies(split, sasrec):
     assert nxt.metadata["policy"] == "history" and nxt[0]["item"] == "i8"
 
 
+def test_a_stream_of_users_reads_one_history_per_user_in_step(sasrec):
+    """issue 13: a generator of users with history= (a generator too) streams batch by batch, each
+    user with its own history, and equals the list call; lengths that differ are a clear error."""
+    users = ["stranger", "u0", "other", "u3", "new"]
+    histories = [["i5", "i6"], None, ["i1"], ["i9", "i10", "i11"], []]
+    expected = sasrec(users, history=histories, k=3, batch_size=2)
+    streamed = sasrec((u for u in users), history=(h for h in histories), k=3, batch_size=2)
+    assert not isinstance(streamed, list)  # a generator: nothing read before it is iterated
+    got = list(streamed)
+    assert got == expected and [r.metadata for r in got] == [r.metadata for r in expected]
+    assert got[0].metadata["policy"] == "history" and got[1].metadata["policy"] == "personal"
+    with pytest.raises(InvalidInputError, match=r"history= ran out after 4 values"):
+        list(sasrec(iter(users), history=iter(histories[:4]), batch_size=2))
+    with pytest.raises(InvalidInputError, match=r"history= has more values than the 5 inputs"):
+        list(sasrec(iter(users), history=iter([*histories, ["i1"]]), batch_size=2))
+    with pytest.raises(InvalidInputError, match=r"history= must be an iterable with one value per input"):
+        sasrec(iter(users), history=5)
+
+
 def test_unknown_history_items_are_ignored_or_refused(split, caplog):
     rec = train("bpr", split, epochs=2)
     result = rec("stranger", history=["i5", "no-such-item"], k=2)
@@ -150,7 +169,7 @@ def test_bert4rec_pretrain_is_the_cloze_task(split):
 
 @pytest.mark.parametrize("arch", ["sasrec", "bert4rec"])
 def test_sampled_softmax_scores_are_the_full_scores(arch):
-    from hub_recsys.models import ARCHITECTURES
+    from hub_recsys.models.recommenders import ARCHITECTURES
 
     torch.manual_seed(0)
     model = ARCHITECTURES[arch]({"num_items": 30, **SEQUENTIAL, "train_negatives": 7}).eval()

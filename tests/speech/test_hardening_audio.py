@@ -21,7 +21,7 @@ import hub
 from hub.cli import main
 from hub.errors import InvalidInputError
 from hub_speech.audio import DEFAULT_MAX_AUDIO_SECONDS, MAX_RESAMPLE_KERNEL, load_audio
-from hub_speech.base import DEFAULT_MAX_CHUNKS
+from hub_speech.pipelines.base import DEFAULT_MAX_CHUNKS
 from tests.speech.checkpoints import tone
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -8,7 +8,7 @@ import torch
 
 from hub.errors import ConfigError
 from hub_speech.augment import AugmentedClips, perturb
-from hub_speech.models import AudioClassifier, SpeechCTC, SpeechEncoder
+from hub_speech.models.encoder import AudioClassifier, SpeechCTC, SpeechEncoder
 from tests.speech.checkpoints import tone
 
 SMALL = {"backbone": {"num_layers": 1, "hidden_size": 32, "num_heads": 2, "rotary_dim": 16}}

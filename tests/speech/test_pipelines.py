@@ -9,7 +9,7 @@ import torch
 import hub
 from hub.errors import InvalidInputError
 from hub.modeling import build_module
-from hub_speech.recognize import SpeechRecognitionPipeline
+from hub_speech.pipelines.recognize import SpeechRecognitionPipeline
 from tests.speech.checkpoints import tone
 
 

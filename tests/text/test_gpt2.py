@@ -117,7 +117,7 @@ def test_llama_style_decoder_equals_transformers(tmp_path):
         assert (torch.cat(steps, 1) - reference(ids).logits).abs().max().item() <= 1e-4
         greedy = reference.generate(ids[:1, :4], attention_mask=torch.ones(1, 4, dtype=torch.long),
                                     max_new_tokens=30, do_sample=False, pad_token_id=0)
-    from hub_text.generation import GenerationConfig, generate_ids
+    from hub_text.models.generation import GenerationConfig, generate_ids
 
     tokens = list(generate_ids(ours, ids[:1, :4], torch.ones(1, 4, dtype=torch.long),
                                GenerationConfig(max_new_tokens=30), eos_token_id=None, pad_token_id=0))

@@ -13,7 +13,7 @@ import torch
 
 import hub
 from hub.errors import InvalidInputError
-from hub_text.text_base import DEFAULT_MAX_WINDOWS, count_windows
+from hub_text.pipelines.base import DEFAULT_MAX_WINDOWS, count_windows
 from tests.text.checkpoints import WORDS, make_bert_classifier, make_wordpiece_tokenizer
 from tests.text.gpt_checkpoints import make_gpt2
 
@@ -90,7 +90,7 @@ def test_max_windows_keyword_and_environment_raise_or_lower_the_cap(clf, monkeyp
 def test_many_windows_are_announced_once(clf, caplog):
     clf._warned_many_windows = False
     text, n = words(1200), count_windows(1200, 30, 8)  # 55 windows: more than the 32 that deserve a warning
-    with caplog.at_level(logging.WARNING, logger="hub_text.text_base"):
+    with caplog.at_level(logging.WARNING, logger="hub_text.pipelines.base"):
         first = clf(text)
         clf(text)
     assert first.metadata["windows"] == n

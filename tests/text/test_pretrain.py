@@ -95,7 +95,7 @@ def test_bad_text_sources_raise_data_errors_naming_file_and_line(tmp_path):
         read_texts(bad)
     latin = tmp_path / "latin.txt"
     latin.write_bytes("ok\nline two caf\xe9\n".encode("latin-1"))
-    with pytest.raises(DataError, match=r"latin\.txt, line 2: not valid UTF-8"):
+    with pytest.raises(DataError, match=r"latin\.txt, line 2, column [0-9]+: byte 0x[0-9a-f]{2} is not UTF-8"):
         read_texts(latin)
     with pytest.raises(DataError, match="item 1 is a int"):
         read_texts(["fine", 7])

@@ -141,7 +141,7 @@ def offline_torch_hub(tmp_path, monkeypatch):
 def test_from_torchvision_offline_says_where_the_weights_go(offline_torch_hub):
     import torchvision
 
-    from hub_vision.classify import ImageClassificationPipeline
+    from hub_vision.pipelines.classify import ImageClassificationPipeline
 
     weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
     with pytest.raises(OfflineModelNotCachedError) as info:
@@ -154,7 +154,7 @@ def test_from_torchvision_offline_says_where_the_weights_go(offline_torch_hub):
 
 
 def test_from_torchvision_takes_weights_by_name(offline_torch_hub):
-    from hub_vision.classify import ImageClassificationPipeline
+    from hub_vision.pipelines.classify import ImageClassificationPipeline
 
     with pytest.raises(OfflineModelNotCachedError, match=r"ResNet18_Weights\.IMAGENET1K_V1"):
         ImageClassificationPipeline.from_torchvision("resnet18", "DEFAULT", device="cpu")
@@ -167,7 +167,7 @@ def test_from_torchvision_takes_weights_by_name(offline_torch_hub):
     (5, None, InputTypeError, r"takes a torchvision ResNet \(a model object\) or a builder name"),
 ])
 def test_from_torchvision_checks_its_arguments(offline_torch_hub, model, weights, error, message):
-    from hub_vision.classify import ImageClassificationPipeline
+    from hub_vision.pipelines.classify import ImageClassificationPipeline
 
     with pytest.raises(error, match=message):
         ImageClassificationPipeline.from_torchvision(model, weights, device="cpu")
@@ -177,7 +177,7 @@ def test_from_torchvision_with_a_cached_file_needs_no_network(offline_torch_hub)
     """A weights file already in torch's cache is used offline (and a damaged one is named)."""
     import torchvision
 
-    from hub_vision.classify import ImageClassificationPipeline
+    from hub_vision.pipelines.classify import ImageClassificationPipeline
 
     weights = torchvision.models.ResNet18_Weights.IMAGENET1K_V1
     torch.manual_seed(0)

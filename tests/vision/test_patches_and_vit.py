@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hub.errors import ConfigError
-from hub_vision.patches import PatchEmbedding
+from hub_vision.models.patches import PatchEmbedding
 
 
 def test_patch_embedding_layout():
@@ -35,7 +35,7 @@ def test_patch_embedding_layout():
 
 
 def test_vit_from_scratch_trains_and_pools():
-    from hub_vision.vit import build_vit
+    from hub_vision.models.vit import build_vit
 
     config = {"img_size": 32, "patch_size": 8, "labels": ["a", "b", "c"], "global_pool": "token",
               "backbone": {"hidden_size": 24, "num_layers": 2, "num_heads": 3, "intermediate_size": 48}}
@@ -63,7 +63,7 @@ def test_vit_from_scratch_trains_and_pools():
     ({"backbone": {"hidden_size": 24, "num_heads": 3, "norm_position": "post"}}, "pre-norm"),
 ])
 def test_vit_config_errors(bad, match):
-    from hub_vision.vit import build_vit
+    from hub_vision.models.vit import build_vit
 
     config = {"img_size": 32, "patch_size": 8, "labels": ["a", "b", "c"],
               "backbone": {"hidden_size": 24, "num_layers": 1, "num_heads": 3, "intermediate_size": 48}}

@@ -129,7 +129,7 @@ def test_save_and_reload_round_trip(tmp_path):
 
 def test_torchvision_resnet_equals_torchvision(tmp_path):
     torchvision = pytest.importorskip("torchvision")
-    from hub_vision.classify import ImageClassificationPipeline
+    from hub_vision.pipelines.classify import ImageClassificationPipeline
 
     torch.manual_seed(0)
     model = perturb(torchvision.models.resnet18(num_classes=3))

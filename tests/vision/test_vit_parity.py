@@ -60,7 +60,7 @@ def pixels(model, batch: int = 3):
 
 
 def convert(folder):
-    from hub_vision.vit import convert_timm_vit
+    from hub_vision.models.vit import convert_timm_vit
 
     architecture, config, state = convert_timm_vit(read_config(folder), read_state_dict(folder))
     assert architecture == "vit"

@@ -39,8 +39,9 @@ split), :mod:`.objectives` (packing, masking, collators, per-token loss),
 importable from ``hub_text.pretrain``.
 """
 
+from hub_text.data import DOCUMENT_RULES, TEXT_SUFFIXES, read_texts, split_documents
+
 from .build import TINY_BACKBONE, build_fresh, causal_lm_config, masked_lm_config, new_pipeline, resolve_tokenizer
-from .corpus import DOCUMENT_RULES, TEXT_SUFFIXES, read_texts, split_documents
 from .loop import PRETRAIN_DEFAULTS, pretrain_language_model
 from .objectives import (
     BlockDataset,

@@ -8,8 +8,8 @@ import math
 from typing import Any
 
 from hub.errors import ConfigError, DataError
+from hub_text.data import read_texts, split_documents
 
-from .corpus import read_texts, split_documents
 from .objectives import (
     BlockDataset,
     CausalLMCollator,

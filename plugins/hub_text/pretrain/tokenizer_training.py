@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub.errors import ConfigError, DataError
-
-from .corpus import read_texts
+from hub_text.data import read_texts
 
 BPE_SPECIAL = "<|endoftext|>"
 WORDPIECE_SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")

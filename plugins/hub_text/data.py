@@ -1,5 +1,14 @@
-"""Reading corpora into lists of documents (:func:`read_texts`; the rules are in
-:mod:`hub_text.pretrain`) and the seeded hold-out split by document."""
+"""The text plugin's training data: corpora for pretraining and word-tagged records for tagging.
+
+* :func:`read_texts` reads a corpus into a list of documents (the rules are in
+  :mod:`hub_text.pretrain`); :func:`split_documents` is the seeded hold-out split by document.
+* :func:`read_tagged` reads word-level tagged records (``token-classify``'s ``fine_tune`` and
+  ``evaluate``), checked row by row so a bad record is named by file and line.
+
+Labelled texts (``text-classify``) need no reader of their own: :func:`hub.data.read_records`.
+Every file is decoded by :func:`hub.data.read_text` (UTF-8, byte-order mark dropped, errors
+naming file, line and column).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +18,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hub.data import read_records, read_text
+from hub.data.labels import label_name, label_problem
 from hub.errors import ConfigError, DataError
 
 TEXT_SUFFIXES = (".txt", ".jsonl", ".json")
 DOCUMENT_RULES = ("blank_line", "line")
 
 
-# -- reading corpora -------------------------------------------------------------------
+# -- corpora -------------------------------------------------------------------
 def read_texts(source: Any, *, text_field: str = "text", documents: str = "blank_line") -> list[str]:
     """The documents of a corpus (see the module docstring for the accepted sources)."""
     if documents not in DOCUMENT_RULES:
@@ -57,19 +68,10 @@ def read_texts(source: Any, *, text_field: str = "text", documents: str = "blank
     return texts
 
 
-def _decode(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not text
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise DataError(f"{path}, line {line}: not valid UTF-8 ({exc.reason} at byte {exc.start}).") from None
-
-
 def _read_file(path: Path, text_field: str, documents: str) -> list[str]:
     suffix = path.suffix.lower()
     if suffix == ".txt":
-        lines = _decode(path).splitlines()
+        lines = read_text(path).splitlines()
         if documents == "line":
             return [line for line in lines if line.strip()]
         blocks, current = [], []
@@ -82,7 +84,7 @@ def _read_file(path: Path, text_field: str, documents: str) -> list[str]:
         return blocks
     if suffix == ".jsonl":
         texts = []
-        for number, line in enumerate(_decode(path).splitlines(), start=1):
+        for number, line in enumerate(read_text(path).splitlines(), start=1):
             if not line.strip():
                 continue
             try:
@@ -93,7 +95,7 @@ def _read_file(path: Path, text_field: str, documents: str) -> list[str]:
         return texts
     if suffix == ".json":
         try:
-            data = json.loads(_decode(path))
+            data = json.loads(read_text(path))
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}).") from None
         if not isinstance(data, list):
@@ -130,3 +132,43 @@ def split_documents(texts: Sequence[str], val_fraction: float, seed: int = 0) ->
     random.Random(seed).shuffle(order)
     held = set(order[:count])
     return ([t for i, t in enumerate(texts) if i not in held], [t for i, t in enumerate(texts) if i in held])
+
+
+# -- word-tagged records ------------------------------------------------------------
+def read_tagged(data: Any, tokens_field: str = "tokens", tags_field: str = "tags") -> list[tuple[list[str], list[str]]]:
+    """Word-level records as ``(words, tags)`` pairs, checked row by row.
+
+    Args:
+        data: a jsonl/json/csv path or a list of dicts, as :func:`hub.data.read_records` reads.
+        tokens_field: the field holding each record's words (a list of non-empty strings).
+        tags_field: the field holding one tag per word.
+
+    Returns:
+        One ``(words, tags)`` pair per record, tags normalised by :func:`hub.data.labels.label_name`.
+
+    Raises:
+        DataError: a record is not a list of words with one valid tag each; the message names
+            the file and line (or list index) and the fix.
+    """
+    def check(record: dict[str, Any]) -> str | None:
+        words, tags = record[tokens_field], record[tags_field]
+        if not isinstance(words, (list, tuple)) or not isinstance(tags, (list, tuple)):
+            return (f"{tokens_field!r} must be a list of words (strings) and {tags_field!r} a list of tags, "
+                    f"got {words!r:.60} and {tags!r:.60}.")
+        for position, word in enumerate(words):
+            if not isinstance(word, str) or not word.strip():
+                return (f"{tokens_field!r}[{position}] is {word!r:.40}; every word must be a non-empty "
+                        "string. Fix or drop that row.")
+        if len(words) != len(tags):
+            return f"{len(words)} words but {len(tags)} tags; give one tag per word."
+        if not words:
+            return "no words."
+        for position, tag in enumerate(tags):
+            problem = label_problem(tag)
+            if problem:
+                return f"{tags_field!r}[{position}] {problem}. Fix or drop that row."
+        record[tags_field] = [label_name(tag) for tag in tags]
+        return None
+
+    records = read_records(data, fields=(tokens_field, tags_field), check=check)
+    return [(list(r[tokens_field]), list(r[tags_field])) for r in records]

@@ -70,7 +70,7 @@ class TextModelLoading:
 
     @classmethod
     def _model_from_loaded(cls, loaded: LoadedModel, metadata: dict[str, Any]) -> torch.nn.Module:
-        from hub_text.bert import BertEncoder
+        from hub_text.models.bert import BertEncoder
 
         metadata["architecture"] = cls.architecture
         if cls.head_for_encoder is not None and type(loaded.module) is BertEncoder:

@@ -66,7 +66,7 @@ def _labels(hf: dict[str, Any], num: int) -> list[str]:
 
 
 def hub_config(model_type: str, hf: dict[str, Any]) -> dict[str, Any]:
-    """transformers config.json -> the Hub BERT-family config (see hub_text.bert)."""
+    """transformers config.json -> the Hub BERT-family config (see hub_text.models.bert)."""
     if model_type == "distilbert":
         return {
             "vocab_size": hf["vocab_size"], "max_positions": hf.get("max_position_embeddings", 512),

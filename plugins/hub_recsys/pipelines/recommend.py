@@ -32,10 +32,10 @@ from hub.pipeline import Pipeline, default_device
 from hub.results import Recommendations  # one user's ranked items: a ResultList
 from hub.validate import check_bool, check_int
 from hub_recsys.data import IdMap
-from hub_recsys.files import HISTORY_NAME, IDS_NAME, read_ids_and_history, write_ids_and_history
-from hub_recsys.fitting import _Fitting
-from hub_recsys.models import ARCHITECTURES, RecModel, check_scratch_config
-from hub_recsys.policy import _ColdStartPolicy
+from hub_recsys.models.recommenders import ARCHITECTURES, RecModel, check_scratch_config
+from hub_recsys.pipelines.files import HISTORY_NAME, IDS_NAME, read_ids_and_history, write_ids_and_history
+from hub_recsys.pipelines.fitting import _Fitting
+from hub_recsys.pipelines.policy import _ColdStartPolicy
 
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "mf": {"factors": 64, "reg": 0.05, "init_std": 0.1},
@@ -50,6 +50,7 @@ class RecommendPipeline(_ColdStartPolicy, _Fitting, Pipeline):
     task = "recommend"
     default_batch_size = 256
     call_parameters = frozenset({"k", "top_k", "exclude_seen", "history", "unknown_items"})
+    per_input_parameters = frozenset({"history"})  # a stream of users reads one history per user in step
 
     def __init__(self, model: RecModel | None, *, architecture: str, config: dict[str, Any] | None = None,
                  users: IdMap | None = None, items: IdMap | None = None, indptr: np.ndarray | None = None,

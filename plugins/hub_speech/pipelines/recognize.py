@@ -7,7 +7,7 @@ Options per call: ``decoder="greedy"`` (best path, default) or ``"beam"`` (CTC p
 search, ``beam_width``); ``return_timestamps="word"`` or ``"char"`` adds ``"chunks"``:
 ``[{"text", "timestamp": (start_s, end_s)}, ...]`` as transformers' pipeline returns them;
 ``chunk_length_s`` / ``stride_length_s`` control how long audio is cut (see
-:mod:`hub_speech.base`). Silent audio (peak below 1e-4) gives ``{"text": ""}`` without
+:mod:`hub_speech.pipelines.base`). Silent audio (peak below 1e-4) gives ``{"text": ""}`` without
 running the decoder; each result's ``metadata`` holds ``seconds``, ``chunks`` and ``silent``.
 """
 
@@ -22,11 +22,11 @@ from hub.pipeline import default_device
 from hub.results import Prediction
 from hub.validate import check_choice, check_int
 from hub_speech.augment import AugmentedClips
-from hub_speech.base import AudioPipeline
 from hub_speech.ctc_decode import CTCVocab, char_timestamps, word_timestamps
 from hub_speech.metrics import error_rate
-from hub_speech.models import SpeechCTC
-from hub_speech.wav2vec2 import Wav2Vec2CTC
+from hub_speech.models.encoder import SpeechCTC
+from hub_speech.models.wav2vec2 import Wav2Vec2CTC
+from hub_speech.pipelines.base import AudioPipeline
 
 DEFAULT_VOCAB = ["<pad>", "<unk>", "|", *"abcdefghijklmnopqrstuvwxyz'"]
 DECODERS = ("greedy", "beam")
@@ -52,7 +52,7 @@ class SpeechRecognitionPipeline(AudioPipeline):
                      seed: int | None = None) -> SpeechRecognitionPipeline:
         """A randomly initialised ``speech-ctc`` model (character vocabulary unless
         ``config["vocab"]`` or ``tokenizer`` (a token list) says otherwise), to pretrain or fine-tune."""
-        from hub_speech.models import new_model
+        from hub_speech.models.encoder import new_model
 
         config = dict(config or {})
         config.setdefault("vocab", list(tokenizer) if tokenizer is not None else DEFAULT_VOCAB)
@@ -158,7 +158,7 @@ class SpeechRecognitionPipeline(AudioPipeline):
     def pretrain(self, data: Any, eval: Any = None, *, mask_prob: float = 0.065, span: int = 5,
                  **training_args: Any):
         """Masked-frame pretraining of the acoustic encoder on unlabelled audio (see
-        :class:`hub_speech.models.MaskedFramePretrainer`); the CTC head is left untouched."""
+        :class:`hub_speech.models.encoder.MaskedFramePretrainer`); the CTC head is left untouched."""
         from hub_speech.pretrain import pretrain_encoder
 
         if not isinstance(self.model, SpeechCTC):

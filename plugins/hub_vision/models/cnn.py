@@ -1,6 +1,6 @@
 """Convolutional networks behind Hub's vision pipelines: any timm model (ResNet, ConvNeXt,
 EfficientNet, MobileNet, ...) and torchvision's ResNet family, wrapped to the interface the
-pipelines use (shared with :class:`hub_vision.vit.VisionTransformer`):
+pipelines use (shared with :class:`hub_vision.models.vit.VisionTransformer`):
 
 * ``forward(pixel_values, labels=None) -> {"features": (B, C) pooled, "logits"?, "loss"?}``
 * ``labels``, ``num_classes``, ``in_chans``, ``config`` (with ``"preprocess"``)
@@ -29,8 +29,8 @@ from torch import nn
 
 from hub.backbone.config import ConfigReader
 from hub.errors import ConfigError, HubError, ModelLoadError
-from hub_vision.timm_args import check_model_args
-from hub_vision.vit import timm_labels_and_preprocess
+from hub_vision.models.timm_args import check_model_args
+from hub_vision.models.vit import timm_labels_and_preprocess
 
 TORCHVISION_RESNETS = ("resnet", "resnext", "wide_resnet")
 #: the keys of the ``timm`` and ``torchvision-resnet`` configs (``hub.create`` refuses others)
@@ -229,12 +229,12 @@ def convert_timm(hf: dict[str, Any], state: dict[str, torch.Tensor]
     """timm checkpoint (``config.json`` with ``architecture``, ``model_args``, ``num_classes``,
     ``pretrained_cfg``, ``label_names`` + ``model.safetensors``) -> Hub ``timm``.
 
-    timm Vision Transformers go to the shared backbone (:func:`hub_vision.vit.convert_timm_vit`);
+    timm Vision Transformers go to the shared backbone (:func:`hub_vision.models.vit.convert_timm_vit`);
     every other timm model is built by timm itself and the weights checked against it.
     """
     from timm.models.vision_transformer import VisionTransformer as TimmViT
 
-    from hub_vision.vit import _timm_reference, convert_timm_vit
+    from hub_vision.models.vit import _timm_reference, convert_timm_vit
 
     name, ref = _timm_reference(hf, state)
     if type(ref) is TimmViT:

@@ -7,7 +7,7 @@ sequence to continue, the factorisation models sum the cosine similarity of each
 history items' vectors) or, without one, by item popularity in the training data
 (``"popularity"``). ``exclude_seen`` masks the stored and the given history items.
 
-:class:`_ColdStartPolicy` is a mixin of :class:`~hub_recsys.pipeline.RecommendPipeline`,
+:class:`_ColdStartPolicy` is a mixin of :class:`~hub_recsys.pipelines.recommend.RecommendPipeline`,
 which provides the attributes annotated in :class:`_State`.
 """
 

@@ -13,8 +13,8 @@ import torch
 from hub.errors import InvalidInputError
 from hub.results import Prediction, ResultList
 from hub.validate import check_int
-from hub_text.bert import BertMaskedLM
-from hub_text.text_base import TextPipeline
+from hub_text.models.bert import BertMaskedLM
+from hub_text.pipelines.base import TextPipeline
 
 
 class FillMaskPipeline(TextPipeline):

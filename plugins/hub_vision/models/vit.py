@@ -39,8 +39,8 @@ from hub.backbone.layers import make_norm
 from hub.backbone.pooling import pool
 from hub.errors import ConfigError, HubError, ModelLoadError
 from hub.modeling import build_budget
-from hub_vision.patches import PatchEmbedding
-from hub_vision.timm_args import check_model_args
+from hub_vision.models.patches import PatchEmbedding
+from hub_vision.models.timm_args import check_model_args
 
 POOLS = ("token", "avg", "max", "avgmax", "")
 # timm's global_pool names -> hub.backbone.pooling's

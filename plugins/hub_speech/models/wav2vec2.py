@@ -1,9 +1,9 @@
 """wav2vec 2.0 CTC recognisers on the shared backbone, and the converter from transformers.
 
 The convolutional feature encoder and positional convolution come from
-:mod:`hub_speech.wav2vec2_layers`; the Transformer is Hub's backbone (post-norm for the
+:mod:`hub_speech.models.wav2vec2_layers`; the Transformer is Hub's backbone (post-norm for the
 wav2vec2-base layout, pre-norm + final norm for ``do_stable_layer_norm`` models such as
-large-lv60); the output layer is :class:`hub_speech.layers.CTCHead`.
+large-lv60); the output layer is :class:`hub_speech.models.layers.CTCHead`.
 
 Hub config (``config`` object of a Hub config.json)::
 
@@ -27,8 +27,8 @@ from hub.backbone.config import ACTIVATIONS, ConfigReader
 from hub.checkpoint import Checkpoint
 from hub.errors import ConfigError, ModelLoadError
 from hub.modeling import check_layer_count
-from hub_speech.layers import CTCHead, lengths_to_mask
-from hub_speech.wav2vec2_layers import ConvFeatureEncoder, ConvPositionalEmbedding, fold_weight_norm
+from hub_speech.models.layers import CTCHead, lengths_to_mask
+from hub_speech.models.wav2vec2_layers import ConvFeatureEncoder, ConvPositionalEmbedding, fold_weight_norm
 
 
 def check_wav2vec2_config(config: Any) -> TransformerConfig:

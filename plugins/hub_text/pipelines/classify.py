@@ -18,8 +18,8 @@ from hub.errors import InvalidInputError
 from hub.modeling import read_config
 from hub.results import SCORE_FUNCTIONS, ranked_labels, score_function, weighted_mean_probabilities
 from hub.validate import check_bool, check_choice, check_int
-from hub_text.bert import BertClassifier
-from hub_text.text_base import TextPipeline
+from hub_text.models.bert import BertClassifier
+from hub_text.pipelines.base import TextPipeline
 
 logger = logging.getLogger(__name__)
 

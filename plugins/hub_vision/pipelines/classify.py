@@ -10,7 +10,7 @@ from torch import nn
 
 from hub.errors import InputTypeError, InvalidInputError, ModelLoadError, OfflineModelNotCachedError
 from hub.results import ResultList, ranked_labels
-from hub_vision.vision_base import VisionPipeline
+from hub_vision.pipelines.base import VisionPipeline
 
 
 class ImageClassificationPipeline(VisionPipeline):
@@ -30,7 +30,7 @@ class ImageClassificationPipeline(VisionPipeline):
         builder name (``"resnet50"``) with ``weights`` (a torchvision ``Weights`` enum member,
         whose transforms and categories become the pipeline's preprocessing and labels)."""
         from hub.api import _torch_device, _torch_dtype
-        from hub_vision.cnn import TorchvisionResNet
+        from hub_vision.models.cnn import TorchvisionResNet
 
         torch_device, torch_dtype = _torch_device(device), _torch_dtype(dtype)  # before any download
         if isinstance(model, str):
@@ -60,7 +60,7 @@ class ImageClassificationPipeline(VisionPipeline):
 def _torchvision_builder(name: str) -> str:
     import torchvision
 
-    from hub_vision.cnn import TORCHVISION_RESNETS
+    from hub_vision.models.cnn import TORCHVISION_RESNETS
 
     known = sorted(n for n in torchvision.models.list_models(torchvision.models) if n.startswith(TORCHVISION_RESNETS))
     if name not in known:
@@ -118,7 +118,7 @@ def _get_torchvision_model(name: str, weights: Any) -> nn.Module:
 def _torchvision_name(model: nn.Module) -> str:
     import torchvision
 
-    from hub_vision.cnn import TORCHVISION_RESNETS
+    from hub_vision.models.cnn import TORCHVISION_RESNETS
 
     if not isinstance(model, torchvision.models.ResNet):
         raise InvalidInputError(f"from_torchvision takes a torchvision ResNet, got {type(model).__name__}.")

@@ -21,9 +21,9 @@ from hub.errors import InvalidInputError
 from hub.pipeline import Pipeline, check_batch_of
 from hub.results import Result
 from hub.validate import check_bool, check_keywords
-from hub_text.generation import GenerationConfig, generate_ids
-from hub_text.gpt import CausalLM
-from hub_text.text_base import TextModelLoading
+from hub_text.models.generation import GenerationConfig, generate_ids
+from hub_text.models.gpt import CausalLM
+from hub_text.pipelines.base import TextModelLoading
 
 _GENERATION_KEYS = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "repetition_penalty", "seed")
 

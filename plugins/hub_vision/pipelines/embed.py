@@ -2,7 +2,7 @@
 model's classifier sees them: timm's ``pre_logits``); ``normalize=True`` gives unit vectors.
 
 ``pipe.feature_maps(images)`` returns intermediate maps instead and ``pipe.features_only()``
-the model as a feature-map extractor (both on the base, :mod:`hub_vision.vision_base`).
+the model as a feature-map extractor (both on the base, :mod:`hub_vision.pipelines.base`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from hub.results import ResultList
-from hub_vision.vision_base import VisionPipeline
+from hub_vision.pipelines.base import VisionPipeline
 
 
 class ImageEmbeddingPipeline(VisionPipeline):

@@ -4,8 +4,8 @@ The interactions are read with :mod:`hub_recsys.data`, batched by :mod:`hub_recs
 and trained by the common :class:`hub.train.Trainer`; the model is sized to the data's users and
 items on first training, and the users' histories and item popularity are remembered for
 ``exclude_seen``, the sequential models and cold start. :class:`_Fitting` is a mixin of
-:class:`~hub_recsys.pipeline.RecommendPipeline`, which provides the attributes annotated here and
-in :class:`hub_recsys.policy._State`.
+:class:`~hub_recsys.pipelines.recommend.RecommendPipeline`, which provides the attributes annotated here and
+in :class:`hub_recsys.pipelines.policy._State`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import torch
 from hub.errors import InvalidInputError
 from hub_recsys.data import IdMap, Interactions, read_interactions
 from hub_recsys.metrics import PROTOCOLS, evaluate_ranking, rating_metrics
-from hub_recsys.models import RecModel, build_sized
-from hub_recsys.policy import _State
+from hub_recsys.models.recommenders import RecModel, build_sized
+from hub_recsys.pipelines.policy import _State
 
 #: training defaults per architecture (overridable by any TrainingArguments keyword)
 TRAINING_DEFAULTS: dict[str, dict[str, Any]] = {

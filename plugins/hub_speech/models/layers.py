@@ -8,7 +8,7 @@
   the converted wav2vec2 ones.
 
 wav2vec 2.0's own feature encoder and positional convolution are in
-:mod:`hub_speech.wav2vec2_layers`. Every front end also maps sample-level lengths to
+:mod:`hub_speech.models.wav2vec2_layers`. Every front end also maps sample-level lengths to
 frame-level lengths (``output_lengths``), from which the padding mask of the frames is
 made (:func:`lengths_to_mask`).
 """

@@ -3,7 +3,7 @@ batches with the model's own preprocessing, fast batched inference, saving, fine
 and from-scratch models.
 
 Models (``vit`` on the shared backbone, ``timm`` for timm's CNNs, ``torchvision-resnet``)
-share one interface (see :mod:`hub_vision.cnn`). Inference runs CNNs in channels-last
+share one interface (see :mod:`hub_vision.models.cnn`). Inference runs CNNs in channels-last
 memory format (oneDNN's and cuDNN's fast layout for convolutions) and in the pipeline's
 dtype (``dtype="bfloat16"``: bf16 weights on a CPU, bf16 autocast on CUDA).
 """
@@ -34,8 +34,8 @@ CHUNK_BATCHES = 8
 
 
 def architecture_of(model: nn.Module) -> str:
-    from hub_vision.cnn import TimmModel, TorchvisionResNet
-    from hub_vision.vit import VisionTransformer
+    from hub_vision.models.cnn import TimmModel, TorchvisionResNet
+    from hub_vision.models.vit import VisionTransformer
 
     for cls, name in ((VisionTransformer, "vit"), (TimmModel, "timm"), (TorchvisionResNet, "torchvision-resnet")):
         if isinstance(model, cls):
@@ -48,8 +48,8 @@ def scratch_config(config: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
     pick a CNN; otherwise a ViT, whose backbone sizes may be given at the top level
     (``num_layers``, ``hidden_size``, ``num_heads``, ``intermediate_size``)."""
     from hub.backbone.config import ConfigReader
-    from hub_vision.cnn import TIMM_KEYS, TORCHVISION_KEYS
-    from hub_vision.vit import VIT_KEYS
+    from hub_vision.models.cnn import TIMM_KEYS, TORCHVISION_KEYS
+    from hub_vision.models.vit import VIT_KEYS
 
     read = ConfigReader({} if config is None else config, "image model config")  # unknown keys: an error
     config = dict(config or {})

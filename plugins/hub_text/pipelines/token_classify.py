@@ -43,8 +43,9 @@ import torch
 from hub.errors import InvalidInputError, ModelLoadError
 from hub.results import EntityList, Prediction  # EntityList: one text's entities, a ResultList
 from hub.validate import resolve_limit
-from hub_text.bert import BertTokenClassifier
-from hub_text.text_base import (
+from hub_text.data import read_tagged
+from hub_text.models.bert import BertTokenClassifier
+from hub_text.pipelines.base import (
     DEFAULT_MAX_WINDOWS,
     LONG_INPUT_MODES,
     MAX_WINDOWS_ENV,
@@ -268,34 +269,6 @@ class TokenClassificationPipeline(TextPipeline):
         return result
 
     # -- word-level data -------------------------------------------------------------
-    def _read_tagged(self, data: Any, tokens_field: str, tags_field: str) -> list[tuple[list[str], list[str]]]:
-        """Word-level records as (words, tags); a bad record is named by file and line (or list index)."""
-        from hub.data import read_records
-        from hub.data.labels import label_name, label_problem
-
-        def check(record: dict[str, Any]) -> str | None:
-            words, tags = record[tokens_field], record[tags_field]
-            if not isinstance(words, (list, tuple)) or not isinstance(tags, (list, tuple)):
-                return (f"{tokens_field!r} must be a list of words (strings) and {tags_field!r} a list of tags, "
-                        f"got {words!r:.60} and {tags!r:.60}.")
-            for position, word in enumerate(words):
-                if not isinstance(word, str) or not word.strip():
-                    return (f"{tokens_field!r}[{position}] is {word!r:.40}; every word must be a non-empty "
-                            "string. Fix or drop that row.")
-            if len(words) != len(tags):
-                return f"{len(words)} words but {len(tags)} tags; give one tag per word."
-            if not words:
-                return "no words."
-            for position, tag in enumerate(tags):
-                problem = label_problem(tag)
-                if problem:
-                    return f"{tags_field!r}[{position}] {problem}. Fix or drop that row."
-            record[tags_field] = [label_name(tag) for tag in tags]
-            return None
-
-        records = read_records(data, fields=(tokens_field, tags_field), check=check)
-        return [(list(r[tokens_field]), list(r[tags_field])) for r in records]
-
     def _featurise(self, rows: list[tuple[list[str], list[str]]], index: dict[str, int] | None,
                    max_tokens: int | None = None) -> list[dict[str, Any]]:
         """Token ids of the words joined by spaces (exactly what inference sees), truncated to
@@ -346,7 +319,7 @@ class TokenClassificationPipeline(TextPipeline):
                  batch_size: int | None = None) -> dict[str, float]:
         """Word-level accuracy (each word's tag read off its first sub-token, as trained) and
         entity-level precision/recall/F1 (exact spans and types) on word-level records."""
-        rows = self._read_tagged(data, tokens_field, tags_field)
+        rows = read_tagged(data, tokens_field, tags_field)
         batch_size = self.resolve_batch_size(batch_size)
         features = self._featurise(rows, None)
         order = sorted(range(len(features)), key=lambda i: features[i]["length"])
@@ -400,8 +373,8 @@ class TokenClassificationPipeline(TextPipeline):
         from hub.train import Trainer, TrainingArguments
 
         args = TrainingArguments.from_kwargs(**training_args)
-        train_rows = self._read_tagged(train, tokens_field, tags_field)
-        eval_rows = self._read_tagged(eval, tokens_field, tags_field) if eval is not None else None
+        train_rows = read_tagged(train, tokens_field, tags_field)
+        eval_rows = read_tagged(eval, tokens_field, tags_field) if eval is not None else None
         labels, rebuild = resolve_labels(
             [t for _, tags in train_rows for t in tags], [t for _, tags in eval_rows or [] for t in tags],
             current=self.labels, labels=labels, reset_head=reset_head, head_trained=head_is_trained(self.metadata),

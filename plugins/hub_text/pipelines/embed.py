@@ -21,8 +21,8 @@ from hub.errors import InvalidInputError
 from hub.modeling import LoadedModel, read_config, wrong_model
 from hub.results import ResultList
 from hub.validate import check_bool
-from hub_text.bert import BertEncoder
-from hub_text.text_base import TextPipeline
+from hub_text.models.bert import BertEncoder
+from hub_text.pipelines.base import TextPipeline
 
 POOLINGS = ("mean", "cls", "max")
 

@@ -2,7 +2,7 @@
 
 ``ids.json`` holds the user and item id strings in index order and ``history.safetensors``
 every known user's items in time order (compressed rows: ``indptr`` + ``items``) and the item
-popularity counts. :class:`~hub_recsys.pipeline.RecommendPipeline` writes them on ``save`` and
+popularity counts. :class:`~hub_recsys.pipelines.recommend.RecommendPipeline` writes them on ``save`` and
 reads them, checked against each other and the model, in ``from_folder``.
 """
 
@@ -16,7 +16,7 @@ import torch
 
 from hub.errors import InvalidInputError, ModelLoadError
 from hub_recsys.data import IdMap
-from hub_recsys.models import RecModel
+from hub_recsys.models.recommenders import RecModel
 
 IDS_NAME, HISTORY_NAME = "ids.json", "history.safetensors"
 

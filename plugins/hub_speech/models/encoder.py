@@ -30,7 +30,7 @@ from hub.backbone import (
 )
 from hub.backbone.config import ConfigReader
 from hub.errors import ConfigError
-from hub_speech.layers import ConvSubsampling, CTCHead, LogMelFrontEnd, lengths_to_mask
+from hub_speech.models.layers import ConvSubsampling, CTCHead, LogMelFrontEnd, lengths_to_mask
 
 BACKBONE_DEFAULTS: dict[str, Any] = {
     "hidden_size": 144, "num_layers": 4, "num_heads": 4, "intermediate_size": 576, "norm_position": "pre",
@@ -157,7 +157,7 @@ def _lengths(mask: torch.Tensor | None, hidden: torch.Tensor) -> torch.Tensor:
 
 
 class SpeechCTC(nn.Module):
-    """A CTC recogniser: :class:`SpeechEncoder` + :class:`~hub_speech.layers.CTCHead`."""
+    """A CTC recogniser: :class:`SpeechEncoder` + :class:`~hub_speech.models.layers.CTCHead`."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()

@@ -18,8 +18,8 @@ from hub.pipeline import default_device
 from hub.results import ranked_labels, weighted_mean_probabilities
 from hub.validate import check_int
 from hub_speech.augment import AugmentedClips
-from hub_speech.base import AudioPipeline
-from hub_speech.models import AudioClassifier
+from hub_speech.models.encoder import AudioClassifier
+from hub_speech.pipelines.base import AudioPipeline
 
 
 class AudioClassificationPipeline(AudioPipeline):
@@ -45,7 +45,7 @@ class AudioClassificationPipeline(AudioPipeline):
                      device: torch.device | str | None = None, dtype: torch.dtype | None = None,
                      seed: int | None = None) -> AudioClassificationPipeline:
         """A randomly initialised ``audio-classifier``; ``config["labels"]`` names the classes."""
-        from hub_speech.models import new_model
+        from hub_speech.models.encoder import new_model
 
         if tokenizer is not None:
             raise ConfigError(f"{cls.task} models take no tokenizer; the labels come from config['labels'].")
