@@ -40,7 +40,8 @@ The checks, in order (:data:`CHECKS`):
 A task supplies its tiny example through an optional classmethod on its pipeline,
 ``conformance_example()``, returning a dict with any of ``"config"``, ``"tokenizer"``,
 ``"inputs"``, ``"wrong_input"``, ``"train"`` (data), ``"train_verb"`` (``"fine_tune"`` or
-``"pretrain"``), ``"train_args"`` (keywords of that verb); arguments given to
+``"pretrain"``), ``"train_args"`` (keywords of that verb), ``"call_defaults"`` (keywords every
+call needs, e.g. ``candidate_labels``); arguments given to
 :func:`check_task` win over it.
 """
 
@@ -162,7 +163,8 @@ class _Run:
 
     def __init__(self, task: str, *, inputs: Sequence[Any] | None, config: dict[str, Any] | None,
                  tokenizer: Any, train_data: Any, train_verb: str | None, train_args: dict[str, Any] | None,
-                 wrong_input: Any, pipeline: Any, tolerance: float, folder: Path, device: str) -> None:
+                 wrong_input: Any, pipeline: Any, tolerance: float, folder: Path, device: str,
+                 call_defaults: dict[str, Any] | None = None) -> None:
         example = task_example(task)
         self.task = task
         self.inputs = list(inputs if inputs is not None else example.get("inputs", ()))
@@ -177,6 +179,7 @@ class _Run:
         self.train_args = {**TRAIN_ARGS, "device": device, **example.get("train_args", {}), **(train_args or {})}
         self.wrong_input = wrong_input if wrong_input is not None else example.get("wrong_input", object())
         self.pipeline = pipeline if pipeline is not None else example.get("pipeline")
+        self.call_defaults = dict(call_defaults if call_defaults is not None else example.get("call_defaults", {}))
         self.tolerance = tolerance
         self.folder = folder
         self.pipe: Any = None
@@ -196,6 +199,8 @@ class _Run:
             self.pipe = hub.create(self.task, config=self.config, tokenizer=self.tokenizer, device=self.device, seed=0)
         else:
             self.pipe = hub.load(self.task, device=self.device)
+        if self.call_defaults:
+            self.pipe.set_call_defaults({**self.pipe.call_defaults, **self.call_defaults})
 
     def single(self) -> None:
         result = self.pipe(self.inputs[0])
@@ -250,7 +255,7 @@ class _Run:
 
     def save_load(self, name: str = "saved", check: str = "save_load") -> None:
         folder = self.pipe.save(self.folder / name)
-        again = hub.load(self.task, model=str(folder), device=self.device)
+        again = hub.load(self.task, model=str(folder), device=self.device, **self.call_defaults)
         try:
             assert_same([again(item) for item in self.inputs], self.reference, tolerance=self.tolerance,
                         where="outputs after save and load")
@@ -278,7 +283,8 @@ def check_task(task: str, inputs: Sequence[Any] | None = None, *, config: dict[s
                tokenizer: Any = None, train_data: Any = None, train_verb: str | None = None,
                train_args: dict[str, Any] | None = None, wrong_input: Any = None,
                pipeline: Any = None, tolerance: float = 1e-5, checks: Sequence[str] | None = None,
-               folder: str | Path | None = None, device: str = "cpu") -> ConformanceReport:
+               folder: str | Path | None = None, device: str = "cpu",
+               call_defaults: dict[str, Any] | None = None) -> ConformanceReport:
     """Run the conformance checks (:data:`CHECKS`) on ``task``; raise at the first failure.
 
     Args:
@@ -299,6 +305,9 @@ def check_task(task: str, inputs: Sequence[Any] | None = None, *, config: dict[s
         folder: where to save (default: a temporary folder, removed afterwards).
         device: where the model runs and trains (``"cuda"`` checks the GPU path; TF32 or
             reduced precision there may need a larger ``tolerance``).
+        call_defaults: call keywords every call needs (zero-shot-classify's
+            ``candidate_labels``), given as defaults at creation and at ``hub.load`` after
+            saving, as a user would (default: the example's ``"call_defaults"``).
 
     Returns:
         A :class:`ConformanceReport` of the checks passed and skipped.
@@ -315,7 +324,8 @@ def check_task(task: str, inputs: Sequence[Any] | None = None, *, config: dict[s
     with tempfile.TemporaryDirectory(prefix="hub-conformance-") as tmp:
         run = _Run(task, inputs=inputs, config=config, tokenizer=tokenizer, train_data=train_data,
                    train_verb=train_verb, train_args=train_args, wrong_input=wrong_input, pipeline=pipeline,
-                   tolerance=tolerance, folder=Path(folder) if folder is not None else Path(tmp), device=device)
+                   tolerance=tolerance, folder=Path(folder) if folder is not None else Path(tmp), device=device,
+                   call_defaults=call_defaults)
         for check in CHECKS:
             if check in needed:
                 getattr(run, check)()
@@ -343,12 +353,13 @@ class TaskConformance:
     train_verb: ClassVar[str | None] = None
     train_args: ClassVar[dict[str, Any] | None] = None
     device: ClassVar[str] = "cpu"
+    call_defaults: ClassVar[dict[str, Any] | None] = None
 
     def run_checks(self, *checks: str) -> ConformanceReport:
         """Run ``checks`` (and those they need) with this class's attributes."""
         return check_task(self.task, self.inputs, config=self.config, tokenizer=self.tokenizer,
                           train_data=self.train_data, train_verb=self.train_verb, train_args=self.train_args,
-                          checks=checks, device=self.device)
+                          checks=checks, device=self.device, call_defaults=self.call_defaults)
 
     def test_single_result(self) -> None:
         self.run_checks("single")

@@ -66,12 +66,13 @@ def _bert_pipeline(task: str, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp(task)
     tokenizer = make_wordpiece_tokenizer(folder)
-    labels = ["O", "B-PER", "I-PER"] if task == "token-classify" else ["neg", "pos"]
+    labels = {"token-classify": ["O", "B-PER", "I-PER"],
+              "zero-shot-classify": ["contradiction", "neutral", "entailment"]}.get(task, ["neg", "pos"])
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=64, num_labels=len(labels),
                         id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
     model_cls = {"text-classify": BertForSequenceClassification, "token-classify": BertForTokenClassification,
-                 "text-embed": BertModel}[task]
+                 "text-embed": BertModel, "zero-shot-classify": BertForSequenceClassification}[task]
     import torch
 
     torch.manual_seed(0)
@@ -103,6 +104,8 @@ def examples(tmp_path_factory) -> dict[str, dict]:
         "token-classify": dict(pipeline=lambda: _bert_pipeline("token-classify", tmp_path_factory), inputs=TEXTS,
                                train_data=[{"tokens": ["alice", "went"], "tags": ["B-PER", "O"]}] * 4),
         "text-embed": dict(pipeline=lambda: _bert_pipeline("text-embed", tmp_path_factory), inputs=TEXTS),
+        "zero-shot-classify": dict(pipeline=lambda: _bert_pipeline("zero-shot-classify", tmp_path_factory),
+                                   inputs=TEXTS, call_defaults={"candidate_labels": ["animals", "machines"]}),
         "audio-classify": dict(config={**SPEECH_TINY, "labels": ["low", "high"]}, inputs=CLIPS,
                                train_data=[(CLIPS[0], "low"), (CLIPS[1], "high")] * 2),
         "speech-recognize": dict(config={**SPEECH_TINY, "vocab": ["<pad>", "|", "a", "b", "c"]}, inputs=CLIPS,

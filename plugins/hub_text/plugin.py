@@ -57,6 +57,16 @@ def hub_tasks() -> list[TaskSpec]:
             modality="text",
             pipeline_tag="token-classification",
         ),
+        TaskSpec(
+            name="zero-shot-classify",
+            pipeline="hub_text.pipelines.zero_shot:ZeroShotClassificationPipeline",
+            description="Score texts against labels given at call time with an NLI model: "
+                        "{'sequence', 'labels', 'scores'} per text.",
+            aliases=("zero-shot-classification",),
+            default_model="distilbert-mnli",
+            modality="text",
+            pipeline_tag="zero-shot-classification",
+        ),
     ]
 
 

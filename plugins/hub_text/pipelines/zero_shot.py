@@ -1,0 +1,157 @@
+"""``zero-shot-classify``: texts scored against labels chosen at call time, with an NLI model.
+
+Each (text, candidate label) pair becomes a premise/hypothesis pair (``hypothesis_template``
+with the label in place of ``{}``, default ``"This example is {}."``) run through a sequence
+classifier trained on natural-language inference (e.g. ``facebook/bart-large-mnli``'s BERT-family
+cousins such as ``cross-encoder/nli-distilroberta-base``), exactly as transformers'
+``ZeroShotClassificationPipeline`` does (Yin et al., 2019):
+
+* one label, or ``multi_label=True``: each label's score is the softmax of its pair's
+  (contradiction, entailment) logits, independently;
+* otherwise: the softmax of the entailment logits over the candidate labels (scores sum to 1).
+
+The entailment class is the model label that starts with ``"entail"`` (any case); without one,
+the last class, and contradiction is the first (transformers' rule). The text is truncated
+(``only_first``) when a pair exceeds the model's maximum, and the result says so.
+
+Every candidate label is one pass of the model per text, so their number is bounded
+(``max_candidate_labels=``, ``HUB_MAX_CANDIDATE_LABELS``, default 256).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from hub.data.padding import pad_sequences
+from hub.errors import InvalidInputError
+from hub.results import Result
+from hub.validate import check_bool, resolve_limit
+from hub_text.models.bert import BertClassifier
+from hub_text.pipelines.base import TextPipeline
+
+DEFAULT_TEMPLATE = "This example is {}."
+MAX_CANDIDATES_ENV = "HUB_MAX_CANDIDATE_LABELS"
+DEFAULT_MAX_CANDIDATES = 256
+
+
+class ZeroShotClassificationPipeline(TextPipeline):
+    task = "zero-shot-classify"
+    architecture = "bert-classifier"
+    model_types = BertClassifier
+    head_for_encoder = None  # a random head cannot judge entailment: an NLI checkpoint is required
+    model_needs = ("a sequence classifier trained on NLI (entailment / neutral / contradiction), such as "
+                   "transformers' BertForSequenceClassification or RobertaForSequenceClassification fine-tuned "
+                   "on MNLI")
+
+    # -- which class means what --------------------------------------------------------
+    @property
+    def labels(self) -> list[str]:
+        """The NLI classes of the model (e.g. contradiction, neutral, entailment)."""
+        return self.model.labels
+
+    @property
+    def entailment_id(self) -> int:
+        """The index of the entailment class (transformers' rule: the first label starting
+        with "entail"; -1, the last class, when none does)."""
+        for index, label in enumerate(self.labels):
+            if str(label).lower().startswith("entail"):
+                return index
+        return -1
+
+    # -- inference -----------------------------------------------------------------
+    def check_parameters(self, params: dict[str, Any]) -> None:
+        """Candidate labels and template checked before any text is tokenised."""
+        super().check_parameters(params)
+        if "candidate_labels" in params:  # required, but defaults given at hub.load may leave it to the call
+            self._candidates(params["candidate_labels"], params.get("max_candidate_labels"))
+        if "hypothesis_template" in params:
+            self._template(params["hypothesis_template"])
+        if "multi_label" in params:
+            check_bool("multi_label", params["multi_label"])
+
+    @staticmethod
+    def _candidates(labels: Any, limit: int | None = None) -> list[str]:
+        """The candidate labels as a list of strings (a comma-separated string is split, as
+        transformers does); refused when missing, empty, blank, repeated or too many."""
+        if labels is None:
+            raise InvalidInputError("zero-shot-classify needs candidate_labels=[...], the labels to choose "
+                                    "from, e.g. pipe(text, candidate_labels=['sports', 'politics']).")
+        if isinstance(labels, str):
+            labels = [part.strip() for part in labels.split(",") if part.strip()]
+        if not isinstance(labels, (list, tuple)) or not labels:
+            raise InvalidInputError(f"candidate_labels must be a non-empty list of strings (or one comma-separated "
+                                    f"string), got {labels!r:.80}.")
+        for index, label in enumerate(labels):
+            if not isinstance(label, str) or not label.strip():
+                raise InvalidInputError(f"candidate_labels[{index}] is {label!r:.40}; every label must be a "
+                                        "non-empty string.")
+        if len(set(labels)) != len(labels):
+            repeated = sorted({label for label in labels if labels.count(label) > 1})
+            raise InvalidInputError(f"candidate_labels repeats {repeated}; give each label once.")
+        cap = resolve_limit("max_candidate_labels", limit, MAX_CANDIDATES_ENV, DEFAULT_MAX_CANDIDATES)
+        if len(labels) > cap:
+            raise InvalidInputError(f"{len(labels)} candidate labels, more than the limit of {cap} (each is a pass "
+                                    f"of the model per text); pass fewer, or raise max_candidate_labels= / "
+                                    f"{MAX_CANDIDATES_ENV}.")
+        return list(labels)
+
+    @staticmethod
+    def _template(template: Any) -> str:
+        if not isinstance(template, str) or "{}" not in template:
+            raise InvalidInputError(f"hypothesis_template must be a string holding '{{}}' where the label goes, "
+                                    f"e.g. {DEFAULT_TEMPLATE!r}; got {template!r:.80}.")
+        return template
+
+    def preprocess(self, inputs: list[Any], *, candidate_labels: Any = None,
+                   hypothesis_template: str = DEFAULT_TEMPLATE,
+                   max_candidate_labels: int | None = None) -> list[dict[str, Any]]:
+        """One feature per (text, candidate label) pair, in candidate order per text."""
+        self.check_texts(inputs)
+        labels = self._candidates(candidate_labels, max_candidate_labels)
+        template = self._template(hypothesis_template)
+        hypotheses = [template.format(label) for label in labels]
+        limit = self.max_tokens
+        alone = self.tokenizer(list(inputs), add_special_tokens=False, verbose=False)["input_ids"]
+        features = []
+        for index, text in enumerate(inputs):
+            try:
+                enc = self.tokenizer([text] * len(hypotheses), hypotheses, truncation="only_first",
+                                     max_length=limit, return_token_type_ids=True, verbose=False)
+            except Exception as exc:  # the hypothesis alone is longer than the model's maximum
+                raise InvalidInputError(f"zero-shot-classify: input {index} with hypothesis {hypotheses[0]!r:.60} "
+                                        f"cannot fit the model's {limit} tokens ({exc}); shorten the template "
+                                        "or the labels.") from None
+            full = len(alone[index]) + max(len(self.tokenizer(h, add_special_tokens=False)["input_ids"])
+                                           for h in hypotheses) + self.tokenizer.num_special_tokens_to_add(pair=True)
+            meta = {"num_tokens": len(alone[index]), "truncated": full > limit, "candidates": len(labels)}
+            for ids, types in zip(enc["input_ids"], enc["token_type_ids"]):
+                features.append({"input_ids": ids, "token_type_ids": types, "length": len(ids),
+                                 "input_index": index, "text": text, "labels": labels, "meta": meta})
+        return features
+
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        batch = super().collate(features)
+        batch["token_type_ids"] = pad_sequences([f["token_type_ids"] for f in features], value=0,
+                                                length=batch["input_ids"].shape[1])[0]
+        return batch
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])["logits"].float()
+
+    def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
+                    multi_label: bool = False) -> Result:
+        """``{"sequence", "labels", "scores"}``, labels best first (transformers' result)."""
+        labels = features[0]["labels"]
+        logits = torch.stack(outputs)  # (candidates, classes)
+        entail = self.entailment_id
+        if multi_label or len(labels) == 1:
+            contradiction = -1 if entail == 0 else 0
+            scores = logits[:, [contradiction, entail]].softmax(-1)[:, 1]
+        else:
+            scores = logits[:, entail].softmax(-1)
+        order = scores.argsort(descending=True, stable=True).tolist()
+        return Result(sequence=features[0]["text"], labels=[labels[i] for i in order],
+                      scores=[float(scores[i]) for i in order],
+                      metadata={**features[0]["meta"], "multi_label": bool(multi_label or len(labels) == 1)})
