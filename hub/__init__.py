@@ -18,8 +18,9 @@ from hub.hookspecs import hookimpl
 if TYPE_CHECKING:
     from hub.api import create, load
     from hub.registry import Registry
+    from hub.serving.server import serve
 
-__all__ = ["__version__", "create", "get_registry", "hookimpl", "list_models", "list_tasks", "load"]
+__all__ = ["__version__", "create", "get_registry", "hookimpl", "list_models", "list_tasks", "load", "serve"]
 
 
 def __getattr__(name: str) -> Any:
@@ -31,6 +32,10 @@ def __getattr__(name: str) -> Any:
         from hub.api import create
 
         return create
+    if name == "serve":  # FastAPI/uvicorn are imported only when a server is built
+        from hub.serving.server import serve
+
+        return serve
     raise AttributeError(f"module 'hub' has no attribute {name!r}")
 
 

@@ -348,6 +348,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve models over HTTP until SIGINT/SIGTERM (hub.serving; FastAPI + uvicorn imported here)."""
+    from hub.serving.errors import require_serve_deps
+    from hub.serving.settings import ServeSettings
+
+    require_serve_deps()  # before any model loads: a missing extra is one clear error
+    from hub.serving.server import serve
+
+    knobs = {key: value for key, value in (
+        ("host", args.host), ("port", args.port), ("api_key", args.api_key),
+        ("max_batch_size", args.max_batch_size), ("max_wait_ms", args.max_wait_ms),
+        ("max_batch_tokens", args.max_batch_tokens), ("max_queue", args.max_queue),
+        ("max_body_bytes", args.max_body_bytes), ("max_inputs_per_request", args.max_inputs_per_request),
+        ("request_timeout_s", args.request_timeout), ("log_level", args.log_level),
+    ) if value is not None}
+    if args.no_batching:
+        knobs["batching"] = False
+    # scale-out flags (--ray --replicas N) branch here, before the single-process serve
+    serve(args.models, ServeSettings(**knobs), device=args.device, dtype=args.dtype, revision=args.revision)
+    return EXIT_OK
+
+
 class _Unset:
     def __repr__(self) -> str:
         return "<pipeline default>"
@@ -405,6 +427,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", metavar="R", help="branch, tag or commit (default: main)")
     p.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: the HF cache)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("serve", cmd_serve, "Serve models over HTTP (native JSON, Open Inference Protocol v2, metrics).",
+            "Serve models over HTTP with dynamic batching: POST /models/NAME/predict (the Python call), "
+            "the Open Inference Protocol under /v2, GET /health and GET /metrics. Each MODEL is NAME, "
+            "NAME=MODEL or NAME=TASK:MODEL (a task, a catalogue model, a folder saved by Hub, or TASK:FOLDER / "
+            "TASK:ORG/REPO for other checkpoints). SIGTERM stops accepting and drains what is in flight. "
+            "Needs the serve extra: pip install 'hub-sdk[serve]'.")
+    p.add_argument("models", nargs="+", metavar="MODEL", help="NAME, NAME=MODEL or NAME=TASK:MODEL")
+    p.add_argument("--host", metavar="H", help="interface to bind (default 127.0.0.1; 0.0.0.0 for a network)")
+    p.add_argument("--port", type=int, metavar="P", help="TCP port (default 8000; 0: any free port)")
+    p.add_argument("--api-key", metavar="KEY",
+                   help="require 'Authorization: Bearer KEY' on every route but health (default: $HUB_API_KEY)")
+    p.add_argument("--max-batch-size", type=_positive_int, metavar="N", help="inputs per pipeline call (32)")
+    p.add_argument("--max-wait-ms", type=float, metavar="MS", help="how long a batch waits to fill (5)")
+    p.add_argument("--max-batch-tokens", type=_positive_int, metavar="N", help="token budget of a text batch (16384)")
+    p.add_argument("--max-queue", type=_positive_int, metavar="N", help="waiting requests per model before 503 (256)")
+    p.add_argument("--max-body-bytes", type=_positive_int, metavar="N", help="largest request body (32 MiB)")
+    p.add_argument("--max-inputs-per-request", type=_positive_int, metavar="N", help="inputs per request (1024)")
+    p.add_argument("--request-timeout", type=float, metavar="S", help="seconds from arrival to answer (60)")
+    p.add_argument("--no-batching", action="store_true", help="one pipeline call per request")
+    p.add_argument("--device", metavar="D", help="cpu, cuda or cuda:N (default: CUDA if available)")
+    p.add_argument("--dtype", metavar="DTYPE", help="float32 (default), bfloat16 or float16")
+    p.add_argument("--revision", metavar="R", help="branch, tag or commit (HF models)")
+    p.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), help="default info")
 
     p = add("train", cmd_train, "Fine-tune or pretrain from a config file or flags, and save.",
             "Train from CONFIG.yaml (task, model, data, options, training arguments, output; see "
