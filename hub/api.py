@@ -14,7 +14,7 @@ ALLOWED_DTYPES = ("float32", "bfloat16", "float16", "float64")
 
 
 def load(name: str, *, model: str | None = None, revision: str | None = None,
-         device: Any = None, dtype: Any = None, **call_defaults: Any) -> Any:
+         device: Any = None, dtype: Any = None, quantize: Any = None, **call_defaults: Any) -> Any:
     """Load a pipeline for a task (``"text-classify"``) or a catalogue model.
 
     Args:
@@ -27,6 +27,11 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
             you run); the resolved commit is in ``pipe.metadata["commit"]``.
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; default CUDA when available, else CPU.
         dtype: ``"float32"`` (default), ``"bfloat16"``, ``"float16"`` or a torch dtype.
+        quantize: ``"int8"`` (or True): every Linear layer computes with int8 weights and
+            dynamically quantised int8 activations, on the CPU (:mod:`hub.int8_compute`);
+            False: float compute; None (default, ``"auto"``): int8 for a folder saved with
+            ``save(quantize=True)`` (the shipped text default) on the CPU when no ``dtype`` is
+            given, float otherwise. ``pipe.metadata["compute"]`` says what runs and why.
         **call_defaults: defaults for every call (``hub.load("text-classify", top_k=2,
             batch_size=16)``, as transformers' ``pipeline(...)`` takes them), checked against
             the task's call keywords now; a call's own keyword wins.
@@ -54,6 +59,9 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
         raise InputTypeError(f"hub.load(revision=...) must be a branch, tag or commit string, got "
                              f"{type(revision).__name__} {revision!r:.60}.")
     torch_device, torch_dtype = _torch_device(device), _torch_dtype(dtype)  # before any download
+    from hub.int8_compute import apply_quantize, check_quantize_request
+
+    check_quantize_request(quantize, device=torch_device, dtype=torch_dtype)
     registry = get_registry()
     task, entry = registry.resolve(name.strip())
     if task.spec is None:
@@ -66,10 +74,10 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
         if entry is not None:
             raise InvalidInputError(f"{name!r} already names a model; pass a task as the first "
                                     "argument when you choose the model with model=.")
+        # A catalogue model of another task loads as its folder would (a classifier's backbone
+        # embeds, a bare encoder gets a task head): the pipeline's loader decides, and refuses
+        # a module it cannot run naming the task that can (see _load_other_task below).
         entry, resolved = resolve_model_argument(model, registry.models, revision=revision)
-        if entry is not None and registry.task(entry.task).name != task.name:
-            raise InvalidInputError(f"Model {entry.name!r} is a {entry.task!r} model, "
-                                    f"not a {task.name!r} one.")
     else:
         if entry is None:
             entry = registry.default_model_entry(task)  # no default: says so, lists the task's models
@@ -78,10 +86,45 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
     metadata = {"task": task.name, **resolved.metadata}
     if entry is not None:
         metadata.update(model_name=entry.name, license=entry.license, labels=list(entry.labels))
-    pipe = pipeline_cls.from_folder(resolved.folder, device=torch_device, dtype=torch_dtype, metadata=metadata)
+    if entry is not None and registry.task(entry.task).name != task.name:
+        metadata["model_task"] = entry.task
+        pipe = _load_other_task(pipeline_cls, entry, task.name, resolved.folder, device=torch_device,
+                                dtype=torch_dtype, metadata=metadata)
+    else:
+        pipe = pipeline_cls.from_folder(resolved.folder, device=torch_device, dtype=torch_dtype, metadata=metadata)
+    apply_quantize(pipe, quantize, stored_int8=_stored_int8(resolved.folder))
     if call_defaults:
         pipe.set_call_defaults(call_defaults)
     return pipe
+
+
+def _load_other_task(pipeline_cls: Any, entry: Any, task: str, folder: Any, **kwargs: Any) -> Any:
+    """Load catalogue model ``entry`` (listed for another task) with ``task``'s pipeline.
+
+    The same folder loads by path, so the name must too (``hub.load("image-embed",
+    model="icon-context-resnet")`` embeds with the classifier's backbone). When the pipeline
+    cannot run the module, its :class:`~hub.errors.ModelLoadError` is re-raised naming the
+    catalogue model, its task and the load that works.
+    """
+    from hub.errors import ModelLoadError
+
+    try:
+        return pipeline_cls.from_folder(folder, **kwargs)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"Catalogue model {entry.name!r} is listed for task {entry.task!r} and {task} "
+                             f"cannot run it (load it with hub.load({entry.task!r}, model={entry.name!r})): "
+                             f"{exc}") from exc
+
+
+def _stored_int8(folder: Any) -> bool:
+    """Whether the folder's weights were saved as int8 rows (``save(quantize=True)``)."""
+    from hub.modeling import read_config
+    from hub.quantize import FORMAT
+
+    try:
+        return read_config(folder).get("weights_format") == FORMAT
+    except (HubError, OSError, TypeError):
+        return False
 
 
 def _check_model_argument(model: Any) -> str | None:
@@ -104,7 +147,7 @@ def _check_model_argument(model: Any) -> str | None:
 
 
 def create(task: str, *, config: dict[str, Any] | None = None, tokenizer: Any = None,
-           device: Any = None, dtype: Any = None, seed: int | None = None) -> Any:
+           device: Any = None, dtype: Any = None, seed: int | None = None, quantize: Any = None) -> Any:
     """A pipeline for ``task`` holding a fresh, randomly initialised model, to pretrain.
 
     Args:
@@ -116,6 +159,8 @@ def create(task: str, *, config: dict[str, Any] | None = None, tokenizer: Any = 
         device: as for :func:`load`; default CUDA when available.
         dtype: as for :func:`load`.
         seed: makes the initialisation reproducible.
+        quantize: ``"int8"`` (or True): the new model's Linear layers compute in int8 on the
+            CPU (as for :func:`load`; e.g. to measure speed); default float.
 
     Returns:
         The task's pipeline holding the new model (``pipe.pretrain(...)`` / ``fine_tune``).
@@ -142,10 +187,14 @@ def create(task: str, *, config: dict[str, Any] | None = None, tokenizer: Any = 
     if entry.spec is None:
         raise HubError(f"Task {entry.name!r} is in the catalogue but no installed plugin provides "
                        "it yet; `hub plugins` lists what is installed.")
+    from hub.int8_compute import apply_quantize, check_quantize_request
+
+    torch_device, torch_dtype = _torch_device(device), _torch_dtype(dtype)
+    check_quantize_request(quantize, device=torch_device, dtype=torch_dtype)
     pipeline_cls = load_object(entry.spec.pipeline)
     # Pipeline.from_scratch: a task without it raises NotSupportedError naming the tasks that have it
-    return pipeline_cls.from_scratch(config, tokenizer=tokenizer, device=_torch_device(device),
-                                     dtype=_torch_dtype(dtype), seed=seed)
+    pipe = pipeline_cls.from_scratch(config, tokenizer=tokenizer, device=torch_device, dtype=torch_dtype, seed=seed)
+    return apply_quantize(pipe, quantize)
 
 
 def _torch_dtype(dtype: Any):
@@ -158,7 +207,7 @@ def _torch_dtype(dtype: Any):
         if str(dtype).removeprefix("torch.") in ALLOWED_DTYPES:
             return dtype
         raise InvalidInputError(f"dtype {dtype} cannot hold a model's weights; use one of {allowed} "
-                                "(or the torch.dtype of one; weights stored as int8 are dequantized on load).")
+                                "(or the torch.dtype of one); for int8 compute pass quantize='int8'.")
     if isinstance(dtype, str) and dtype.strip().lower().removeprefix("torch.") in _DTYPES:
         return getattr(torch, _DTYPES[dtype.strip().lower().removeprefix("torch.")])
     raise InvalidInputError(f"dtype {dtype!r} is not understood; use one of {allowed} (or a torch.dtype).")
