@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 from hub.errors import ConfigError
 
-Activation = Literal["gelu", "gelu_tanh", "relu", "silu", "swiglu"]
+Activation = Literal["gelu", "gelu_tanh", "relu", "silu", "swiglu", "geglu"]
 NormPosition = Literal["pre", "post"]
 Norm = Literal["layernorm", "rmsnorm"]
-ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu", "swiglu")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu", "swiglu", "geglu")
 NORMS = ("layernorm", "rmsnorm")
 
 
@@ -23,6 +23,16 @@ class TransformerConfig:
 
     ``norm_position="post"`` is BERT's layout (normalise after each residual add);
     ``"pre"`` is GPT-2/ViT's (normalise before each sub-layer, plus a final norm).
+
+    Encoder-decoder fields: ``cross_attention`` gives every block a second attention
+    sub-layer whose keys and values come from an encoder's output (the ``memory`` the stack
+    is called with: BART's, T5's, Whisper's decoders); ``relative_attention_buckets`` > 0
+    adds T5's bucketed relative-position bias to every self-attention logit (one table for
+    the whole stack, bidirectional unless ``causal``); ``attention_scale`` replaces
+    1/sqrt(head_dim) (T5 uses 1.0: its scaling is folded into the weights);
+    ``attention_head_dim`` > 0 decouples the head width from hidden_size / num_heads (T5
+    v1.1: 6 heads of 64 on a 512-wide model). ``activation="geglu"`` is the gated GELU
+    (tanh approximation) feed-forward of T5 v1.1 / Flan-T5, as ``"swiglu"`` is LLaMA's.
     """
 
     hidden_size: int = 768
@@ -42,6 +52,11 @@ class TransformerConfig:
     rotary_dim: int = 0  # channels per head rotated by RoPE; 0 = no rotary positions
     rotary_base: float = 10000.0
     gradient_checkpointing: bool = False  # recompute blocks in backward to save memory
+    cross_attention: bool = False  # each block also attends to an encoder's memory (decoders)
+    relative_attention_buckets: int = 0  # T5 relative-position bias buckets; 0 = none
+    relative_attention_max_distance: int = 128  # offsets beyond share the last bucket
+    attention_scale: float | None = None  # None: 1 / sqrt(head_dim)
+    attention_head_dim: int = 0  # 0: hidden_size / num_heads
 
     def __post_init__(self) -> None:
         """Check every field's type and range, so a bad config is one ConfigError naming the
@@ -55,13 +70,21 @@ class TransformerConfig:
         read.choice("norm", NORMS)
         read.float("norm_eps", above=0.0, maximum=1.0)
         read.choice("norm_position", ("pre", "post"))
-        for flag in ("qkv_bias", "out_bias", "mlp_bias", "causal", "gradient_checkpointing"):
+        for flag in ("qkv_bias", "out_bias", "mlp_bias", "causal", "gradient_checkpointing", "cross_attention"):
             read.bool(flag)
+        read.int("relative_attention_buckets", minimum=0, maximum=4096)
+        read.int("relative_attention_max_distance")
+        if self.attention_scale is not None:
+            read.float("attention_scale", above=0.0)
+        read.int("attention_head_dim", minimum=0)
         read.float("dropout", minimum=0.0, below=1.0)
         read.float("attention_dropout", minimum=0.0, below=1.0)
         read.int("rotary_dim", minimum=0)
         read.float("rotary_base", above=0.0)
-        if self.hidden_size % self.num_heads:
+        if self.relative_attention_buckets and self.relative_attention_buckets < (2 if self.causal else 4):
+            raise ConfigError(f"backbone config: relative_attention_buckets ({self.relative_attention_buckets}) "
+                              f"must be at least {2 if self.causal else 4} (T5 uses 32), or 0 for none.")
+        if not self.attention_head_dim and self.hidden_size % self.num_heads:
             raise ConfigError(f"backbone config: hidden_size ({self.hidden_size}) must be divisible by "
                               f"num_heads ({self.num_heads}); choose num_heads among "
                               f"{_divisors(self.hidden_size)}.")
@@ -71,7 +94,12 @@ class TransformerConfig:
 
     @property
     def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
+        return self.attention_head_dim or self.hidden_size // self.num_heads
+
+    @property
+    def attention_dim(self) -> int:
+        """Width of the concatenated heads (hidden_size unless ``attention_head_dim`` says otherwise)."""
+        return self.num_heads * self.head_dim
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

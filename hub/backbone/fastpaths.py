@@ -12,7 +12,12 @@ arithmetic, up to float rounding; ``tests/backbone/test_equivalence.py`` holds t
   hidden state is wanted (the [CLS] token a classifier reads), so the last block computes
   that one query; its keys and values still come from every token.
 * **cache** (:class:`~hub.backbone.cache.KVCache`): decoding appends the new tokens'
-  keys/values to those of earlier calls instead of recomputing them.
+  keys/values to those of earlier calls instead of recomputing them; a cross-attention
+  stack also computes the encoder memory's keys/values once and reuses them every step.
+
+Unpad applies to self-attention stacks without rotary positions, relative-position bias
+or cross-attention (packed rows carry none of them); elsewhere ``unpad=True`` runs the
+padded layout, which computes the same thing.
 
 :func:`fast_forward` is the stack's loop for these; the blocks receive ``packing=``,
 ``select=`` and ``cache=`` and hand them to attention, which calls back in here.
@@ -42,21 +47,25 @@ class _Stack(Protocol):
     final_norm: nn.Module
 
     def mask_for(self, padding_mask: torch.Tensor | None, length: int, device: torch.device,
-                 past: int = 0) -> torch.Tensor | None: ...
+                 past: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor | None: ...
 
     def rope_for(self, position_ids: torch.Tensor | None, length: int, x: torch.Tensor,
                  past: int = 0) -> Rope | None: ...
 
     def run_block(self, layer: nn.Module, x: torch.Tensor, attn_mask: torch.Tensor | None,
                   rope: Rope | None, *, cache: KVCache | None = None, packing: Packing | None = None,
-                  select: int | None = None) -> torch.Tensor: ...
+                  select: int | None = None, memory: torch.Tensor | None = None,
+                  memory_mask: torch.Tensor | None = None) -> torch.Tensor: ...
 
 
 def fast_forward(stack: _Stack, x: torch.Tensor, padding_mask: torch.Tensor | None = None,
                  output_hidden_states: bool = False, *, unpad: bool = False, select: int | None = None,
-                 cache: KVCache | None = None, position_ids: torch.Tensor | None = None
+                 cache: KVCache | None = None, position_ids: torch.Tensor | None = None,
+                 memory: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None
                  ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-    """``stack.forward`` with ``unpad`` / ``select`` / ``cache`` (arguments as there)."""
+    """``stack.forward`` with ``unpad`` / ``select`` / ``cache`` (arguments as there, but
+    ``memory_mask`` already the (B, 1, 1, S) SDPA mask or None)."""
+
     batch, length, _ = x.shape  # (B, T, C)
     past = cache.length if cache is not None else 0
     if cache is not None and (unpad or select is not None):
@@ -68,17 +77,20 @@ def fast_forward(stack: _Stack, x: torch.Tensor, padding_mask: torch.Tensor | No
         if not -length <= select < length:
             raise ValueError(f"select={select} is outside the {length} positions.")
         select %= length
-    attn_mask = stack.mask_for(padding_mask, length, x.device, past)  # (B, 1, T|1, past + T) or None
-    rope = stack.rope_for(position_ids, length, x, past)              # (cos, sin) or None
+    attn_mask = stack.mask_for(padding_mask, length, x.device, past, x.dtype)  # (B|1, 1|H, T|1, past + T)
+    rope = stack.rope_for(position_ids, length, x, past)                       # (cos, sin) or None
     packing = None
-    if unpad and attn_mask is not None and rope is None:  # nothing to unpad without padding;
-        packing = Packing(padding_mask, batch, length, stack.config.causal)  # packed rows carry no rope
+    # nothing to unpad without padding; packed rows carry no positions, bias or memory
+    plain_rows = rope is None and memory is None and not stack.config.relative_attention_buckets
+    if unpad and attn_mask is not None and plain_rows:
+        packing = Packing(padding_mask, batch, length, stack.config.causal)
         x = packing.unpad(x)  # (N, C)
     hidden = [x]
     last = len(stack.layers) - 1
     for index, layer in enumerate(stack.layers):
         x = stack.run_block(layer, x, attn_mask, rope, packing=packing, cache=cache,
-                            select=select if index == last else None)  # (B, T, C) | (N, C) | last: (B, C)
+                            select=select if index == last else None, memory=memory,
+                            memory_mask=memory_mask)  # (B, T, C) | (N, C) | last: (B, C)
         hidden.append(x)
     if cache is not None:
         cache.advance(length)

@@ -14,7 +14,7 @@ def activation_fn(name: str):
         return F.silu
     if name == "gelu":
         return F.gelu
-    if name == "gelu_tanh":
+    if name in ("gelu_tanh", "geglu"):
         return lambda x: F.gelu(x, approximate="tanh")
     if name == "relu":
         return F.relu
@@ -62,10 +62,15 @@ def linear(layer: nn.Module, x: torch.Tensor, activation: str | None = None) -> 
     return activation_fn(activation)(y) if activation is not None else y
 
 
+#: gated feed-forwards: activation name -> the gate's activation
+_GATE_ACTIVATIONS = {"swiglu": "silu", "geglu": "gelu_tanh"}
+
+
 class FeedForward(nn.Module):
     """Position-wise MLP: Linear -> activation -> Linear.
 
-    Gated (``activation="swiglu"``): ``fc2(silu(gate(x)) * fc1(x))``, as LLaMA does.
+    Gated (``activation="swiglu"``): ``fc2(silu(gate(x)) * fc1(x))``, as LLaMA does;
+    ``"geglu"`` is the same with GELU (tanh approximation), T5 v1.1's gated-gelu.
     """
 
     def __init__(self, config: TransformerConfig) -> None:
@@ -73,12 +78,12 @@ class FeedForward(nn.Module):
         bias = config.mlp_bias
         self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
         self.gate = (nn.Linear(config.hidden_size, config.intermediate_size, bias=bias)
-                     if config.activation == "swiglu" else None)
+                     if config.activation in _GATE_ACTIVATIONS else None)
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size, bias=bias)
         self.activation = config.activation
         self.act = activation_fn(config.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gate is not None:
-            return linear(self.fc2, linear(self.gate, x, "silu") * linear(self.fc1, x))
+            return linear(self.fc2, linear(self.gate, x, _GATE_ACTIVATIONS[self.activation]) * linear(self.fc1, x))
         return linear(self.fc2, linear(self.fc1, x, self.activation))

@@ -5,9 +5,13 @@ packing, no cache, no recomputation. The fast paths promise the same arithmetic 
 less work, so each must agree with it (fp32, max abs difference <= 1e-5) for every
 block layout the backbone offers:
 
-    norm position {pre, post} x rotary {on, off} x causal {on, off}
+    norm position {pre, post} x positions {rotary, none, T5 relative bias} x causal {on, off}
+    x cross-attention {off, on (an encoder memory with its own padding)}
     x {unpad, select, unpad + select, cache (prefill + token-by-token decode, causal
        only), gradient checkpointing alone and with unpad / select / cache}
+
+(rotary with cross-attention is left out: no family combines them, and each is covered
+apart.) With cross-attention the cache also holds the memory's keys/values, computed once.
 
 Inference paths run in eval mode under ``no_grad`` (where ``linear`` takes its oneDNN
 route); gradient checkpointing runs in train mode (dropout 0) and must give the same
@@ -26,17 +30,21 @@ from hub.backbone import KVCache, Transformer, TransformerConfig
 
 BATCH, LENGTH, HIDDEN, HEADS, LAYERS = 3, 7, 32, 4, 2
 LENGTHS = (7, 5, 3)     # right padding: row b has LENGTHS[b] real tokens
+MEMORY_LENGTHS = (5, 2, 4)  # the encoder memory of cross-attention cases: its own padding
 SELECT = 2              # a real token in every row, not the first (so causal masking matters)
 PREFILL = 3             # cache: tokens of the first call, then one token per call
 TOLERANCE = 1e-5
 
 INFERENCE_MODES = ("unpad", "select", "unpad+select", "cache")
 MODES = INFERENCE_MODES + ("checkpointing", "checkpointing+unpad", "checkpointing+select", "checkpointing+cache")
+POSITIONS = ("rope", "norope", "relbias")
 CASES = [
-    pytest.param(norm, rotary, causal, mode, id=f"{norm}-{'rope' if rotary else 'norope'}-"
-                                               f"{'causal' if causal else 'bidir'}-{mode}")
-    for norm, rotary, causal, mode in itertools.product(("pre", "post"), (True, False), (True, False), MODES)
-    if causal or "cache" not in mode  # a KV cache only exists for causal decoding
+    pytest.param(norm, positions, causal, cross, mode,
+                 id=f"{norm}-{positions}-{'causal' if causal else 'bidir'}-{'cross-' if cross else ''}{mode}")
+    for norm, positions, causal, cross, mode in itertools.product(("pre", "post"), POSITIONS, (True, False),
+                                                                 (False, True), MODES)
+    if (causal or "cache" not in mode)  # a KV cache only exists for causal decoding
+    and not (cross and positions == "rope")
 ]
 
 
@@ -45,13 +53,18 @@ def _one_thread(one_torch_thread):
     yield
 
 
-def make_model(norm_position: str, rotary: bool, causal: bool, checkpointing: bool = False) -> Transformer:
+def make_model(norm_position: str, rotary: str | bool, causal: bool, checkpointing: bool = False,
+               cross: bool = False) -> Transformer:
     """A tiny stack with seeded, perturbed weights (non-trivial norms, so that pre- and
-    post-norm differ); the same arguments but ``checkpointing`` give identical weights."""
+    post-norm differ); the same arguments but ``checkpointing`` give identical weights.
+    ``rotary``: the positions, "rope", "norope" or "relbias" (True/False: rope/norope)."""
+    positions = ("rope" if rotary else "norope") if isinstance(rotary, bool) else rotary
     torch.manual_seed(0)
     config = TransformerConfig(hidden_size=HIDDEN, num_layers=LAYERS, num_heads=HEADS, intermediate_size=48,
                                norm_position=norm_position, norm_eps=1e-5, dropout=0.0, attention_dropout=0.0,
-                               causal=causal, rotary_dim=4 if rotary else 0,
+                               causal=causal, rotary_dim=4 if positions == "rope" else 0,
+                               relative_attention_buckets=8 if positions == "relbias" else 0,
+                               relative_attention_max_distance=6, cross_attention=cross,
                                gradient_checkpointing=checkpointing)
     model = Transformer(config)
     with torch.no_grad():
@@ -67,23 +80,32 @@ def inputs() -> tuple[torch.Tensor, torch.Tensor]:
     return x, mask
 
 
-def run(model: Transformer, mode: str, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def memory_inputs() -> dict[str, torch.Tensor]:
+    """An encoder memory (B, S, C) and its padding mask (B, S), for cross-attention stacks."""
+    gen = torch.Generator().manual_seed(3)
+    longest = max(MEMORY_LENGTHS)
+    return {"memory": torch.randn(BATCH, longest, HIDDEN, generator=gen),
+            "memory_mask": torch.tensor([[1] * n + [0] * (longest - n) for n in MEMORY_LENGTHS])}
+
+
+def run(model: Transformer, mode: str, x: torch.Tensor, mask: torch.Tensor, **memory: torch.Tensor
+        ) -> torch.Tensor:
     """The model's output in ``mode``, laid out as the plain pass's (B, T, C) or, with
     select, (B, C)."""
     if mode == "plain":
-        return model(x, mask)
+        return model(x, mask, **memory)
     if mode == "unpad":
-        return model(x, mask, unpad=True)
+        return model(x, mask, unpad=True, **memory)
     if mode == "select":
-        return model(x, mask, select=SELECT)
+        return model(x, mask, select=SELECT, **memory)
     if mode == "unpad+select":
-        return model(x, mask, unpad=True, select=SELECT)
+        return model(x, mask, unpad=True, select=SELECT, **memory)
     assert mode == "cache", mode
     config = model.config
     cache = KVCache(config.num_layers, BATCH, config.num_heads, LENGTH, config.head_dim)
-    steps = [model(x[:, :PREFILL], mask[:, :PREFILL], cache=cache)]  # prefill: (B, PREFILL, C)
+    steps = [model(x[:, :PREFILL], mask[:, :PREFILL], cache=cache, **memory)]  # prefill: (B, PREFILL, C)
     for t in range(PREFILL, LENGTH):  # decode: one (B, 1, C) step each
-        steps.append(model(x[:, t:t + 1], mask[:, :t + 1], cache=cache))
+        steps.append(model(x[:, t:t + 1], mask[:, :t + 1], cache=cache, **memory))
     return torch.cat(steps, 1)
 
 
@@ -99,23 +121,24 @@ def max_diff(got: torch.Tensor, want: torch.Tensor, mask: torch.Tensor) -> float
     return (got - want).abs().max().item()
 
 
-@pytest.mark.parametrize("norm_position,rotary,causal,mode", CASES)
-def test_fast_path_equals_plain_pass(norm_position, rotary, causal, mode):
+@pytest.mark.parametrize("norm_position,positions,causal,cross,mode", CASES)
+def test_fast_path_equals_plain_pass(norm_position, positions, causal, cross, mode):
     x, mask = inputs()
+    memory = memory_inputs() if cross else {}
     base = mode.removeprefix("checkpointing").lstrip("+") or "plain"
     if not mode.startswith("checkpointing"):
-        model = make_model(norm_position, rotary, causal).eval()
+        model = make_model(norm_position, positions, causal, cross=cross).eval()
         with torch.no_grad():
-            want = reference(model(x, mask), base)
-            got = run(model, base, x, mask)
+            want = reference(model(x, mask, **memory), base)
+            got = run(model, base, x, mask, **memory)
         assert max_diff(got, want, mask) <= TOLERANCE
         return
 
-    plain = make_model(norm_position, rotary, causal).train()
-    checkpointed = make_model(norm_position, rotary, causal, checkpointing=True).train()
+    plain = make_model(norm_position, positions, causal, cross=cross).train()
+    checkpointed = make_model(norm_position, positions, causal, checkpointing=True, cross=cross).train()
     x_plain, x_checkpointed = x.clone().requires_grad_(), x.clone().requires_grad_()
-    want = reference(plain(x_plain, mask), base)
-    got = run(checkpointed, base, x_checkpointed, mask)
+    want = reference(plain(x_plain, mask, **memory), base)
+    got = run(checkpointed, base, x_checkpointed, mask, **memory)
     assert max_diff(got, want, mask) <= TOLERANCE
     weight = torch.randn(want.shape, generator=torch.Generator().manual_seed(2))
     if want.ndim == 3:
@@ -165,3 +188,61 @@ def test_gradient_checkpointing_keeps_the_cache():
     plain = make_model("pre", rotary=True, causal=True).train()
     checkpointed = make_model("pre", rotary=True, causal=True, checkpointing=True).train()
     assert max_diff(run(checkpointed, "cache", x, mask), plain(x, mask), mask) <= TOLERANCE
+
+
+# -- cross-attention: the memory's keys/values, the cache and beam reordering ---------------
+def test_cross_attention_cache_computes_the_memory_keys_once():
+    """Decoding with a cache computes each layer's memory keys/values on the prefill and
+    reuses them for every later step (the outputs equal the plain pass: the matrix above)."""
+    model = make_model("pre", "relbias", causal=True, cross=True).eval()
+    x, mask = inputs()
+    calls = []
+    for layer in model.layers:
+        original = layer.cross.memory_kv
+        layer.cross.memory_kv = lambda memory, original=original: calls.append(1) or original(memory)
+    with torch.no_grad():
+        run(model, "cache", x, mask, **memory_inputs())
+    assert len(calls) == LAYERS  # once per layer, not once per step
+
+
+def test_cache_reorder_follows_the_chosen_rows():
+    """Beam search continues each beam from the row it came from: after ``reorder(rows)`` the
+    next steps equal a plain pass over the inputs whose prefixes were reordered."""
+    model = make_model("post", "relbias", causal=True, cross=True).eval()
+    x, mask = inputs()
+    memory = memory_inputs()
+    rows = torch.tensor([2, 0, 0])
+    config = model.config
+    cache = KVCache(config.num_layers, BATCH, config.num_heads, LENGTH, config.head_dim)
+    with torch.no_grad():
+        model(x[:, :PREFILL], mask[:, :PREFILL], cache=cache, **memory)
+        cache.reorder(rows)
+        steps = [model(x[:, t:t + 1], torch.ones(BATCH, t + 1), cache=cache,
+                       memory=memory["memory"][rows], memory_mask=memory["memory_mask"][rows])
+                 for t in range(PREFILL, LENGTH)]
+        mixed = torch.cat([x[rows, :PREFILL], x[:, PREFILL:]], 1)
+        want = model(mixed, None, memory=memory["memory"][rows], memory_mask=memory["memory_mask"][rows])
+    assert (torch.cat(steps, 1) - want[:, PREFILL:]).abs().max().item() <= TOLERANCE
+
+
+def test_relative_bias_is_one_table_for_the_stack_and_matches_t5_buckets():
+    """The T5 bucket function on known offsets (the values transformers' ``_relative_position_bucket``
+    gives),
+    and one bias table for the whole stack (T5 keeps it in the first layer only)."""
+    from hub.backbone.relative_position import relative_position_bucket
+
+    offsets = torch.tensor([-200, -20, -3, -1, 0, 1, 3, 20, 200])
+    assert relative_position_bucket(offsets, bidirectional=True, num_buckets=32, max_distance=128).tolist() == \
+        [15, 10, 3, 1, 0, 17, 19, 26, 31]
+    assert relative_position_bucket(offsets, bidirectional=False, num_buckets=32, max_distance=128).tolist() == \
+        [31, 17, 3, 1, 0, 0, 0, 0, 0]
+    model = make_model("pre", "relbias", causal=False)
+    tables = [n for n, _ in model.named_parameters() if "relative" in n]
+    assert tables == ["relative_bias.embedding.weight"]
+
+
+def test_cross_attention_block_needs_memory():
+    model = make_model("pre", "norope", causal=True, cross=True)
+    x, mask = inputs()
+    with pytest.raises(ValueError, match="memory="):
+        model(x, mask)
