@@ -18,6 +18,11 @@ TIMM_VIT = ConverterSpec(
     description="timm VisionTransformer checkpoints in timm's Hugging Face Hub format (config.json with "
                 "architecture/model_args/pretrained_cfg): class and register tokens, token/avg/max pooling, "
                 "fc_norm, layer scale.")
+TRANSFORMERS_CLIP = ConverterSpec(
+    name="transformers-clip", source="transformers", model_types=("clip",), architecture="clip",
+    convert="hub_vision.models.clip:convert_transformers_clip",
+    description="transformers' CLIPModel (openai/clip-vit-*): both towers, projections and logit_scale; "
+                "image preprocessing from preprocessor_config.json.")
 TIMM_CNN = ConverterSpec(
     name="timm-cnn", source="timm", model_types=(), architecture="timm",
     convert="hub_vision.models.cnn:convert_timm",
@@ -49,13 +54,17 @@ def hub_architectures() -> list[ArchitectureSpec]:
                          "Any timm model by name (ResNet, ConvNeXt, EfficientNet, ...), timm's own code."),
         ArchitectureSpec("torchvision-resnet", "hub_vision.models.cnn:build_torchvision_resnet",
                          "torchvision's ResNet, ResNeXt and Wide ResNet builders."),
+        ArchitectureSpec("clip", "hub_vision.models.clip:build_clip",
+                         "CLIP: a ViT image tower and a causal text tower on the shared backbone, projected "
+                         "into one embedding space, with a learnable temperature."),
     ]
 
 
 @hookimpl
 def hub_converters() -> list[ConverterSpec]:
-    """No ``model_types``: timm's configs have none; :func:`hub_select_converter` picks these."""
-    return [TIMM_VIT, TIMM_CNN]
+    """timm's configs have no ``model_type``: :func:`hub_select_converter` picks those two;
+    transformers' CLIP checkpoints say ``model_type: clip``."""
+    return [TIMM_VIT, TIMM_CNN, TRANSFORMERS_CLIP]
 
 
 @hookimpl
