@@ -83,6 +83,7 @@ def _task_record(task: "Task", registry: "Registry") -> dict[str, Any]:
         "pipeline_tag": task.pipeline_tag,
         "description": task.description,
         "models": [m.name for m in registry.models.values() if m.task == task.name],
+        "default_offline": _offline(registry.models.get(task.default_model or "")),
     }
 
 
@@ -98,7 +99,15 @@ def _model_record(entry: "ModelEntry") -> dict[str, Any]:
         "labels": list(entry.labels),
         "metrics": dict(entry.metrics),
         "origin": entry.origin,
+        "offline": _offline(entry),
     }
+
+
+def _offline(entry: "ModelEntry | None") -> str | None:
+    """How a model works offline: 'shipped', 'cached', 'local' or None (hub.cache; no torch)."""
+    from hub.cache import offline_status
+
+    return offline_status(entry) if entry is not None else None
 
 
 def _plugin_health_hint(registry: "Registry | None" = None) -> None:
@@ -144,12 +153,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         if tasks:
             print("Tasks")
-            _table([(t.name, ", ".join(t.aliases) or "-", t.default_model or "-", t.plugin or NO_PLUGIN)
-                    for t in tasks], ("NAME", "ALIASES", "DEFAULT MODEL", "PLUGIN"))
+            _table([(t.name, ", ".join(t.aliases) or "-", t.default_model or "-",
+                     _offline(registry.models.get(t.default_model or "")) or "-", t.plugin or NO_PLUGIN)
+                    for t in tasks], ("NAME", "ALIASES", "DEFAULT MODEL", "OFFLINE", "PLUGIN"))
         if models:
             print("\nModels" if tasks else "Models")
-            _table([(m.name, m.task, m.source, m.license or "-") for m in models],
-                   ("NAME", "TASK", "SOURCE", "LICENSE"))
+            _table([(m.name, m.task, _offline(m) or "-", m.source, m.license or "-") for m in models],
+                   ("NAME", "TASK", "OFFLINE", "SOURCE", "LICENSE"))
+            print("\nOFFLINE: shipped (in an installed package), cached (in the Hugging Face cache: `hub cache`), "
+                  "local (a folder); '-' needs a download.")
         if not tasks and not models:
             sys.stderr.write(f"No task or model matches {args.pattern!r}.\n")
     _plugin_health_hint(registry)
@@ -302,6 +314,72 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    """List the models in the Hugging Face cache with sizes, or delete some by name (hub.cache)."""
+    from pathlib import Path
+
+    from hub import cache
+    from hub.errors import InvalidInputError
+    from hub.hf import default_cache_dir
+    from hub.registry import get_registry
+
+    registry = get_registry()
+    folder = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
+    if args.action == "list":
+        if args.names or args.yes or args.revision:
+            raise InvalidInputError("`hub cache list` takes no names, --yes or --revision; to delete, run "
+                                    "`hub cache delete NAME... --yes`.")
+        models = cache.scan(registry, folder)
+        total = sum(m.size_on_disk for m in models)
+        if args.json:
+            _print_json({"cache_dir": str(folder), "size_on_disk": total, "models": [m.record() for m in models]})
+            return EXIT_OK
+        print(f"Hugging Face cache {folder}: {len(models)} model(s), {cache.human_size(total)}")
+        if models:
+            _table([(m.repo_id, ", ".join(m.names) or "-", cache.human_size(m.size_on_disk),
+                     ", ".join(c[:8] + (f" ({', '.join(refs)})" if refs else "") for c, refs in m.commits.items()),
+                     m.record()["last_accessed"]) for m in models],
+                   ("REPO", "CATALOGUE", "SIZE", "COMMITS", "LAST ACCESSED"))
+        return EXIT_OK
+    plan = cache.delete(args.names, registry, revision=args.revision, cache=folder)
+    what = ", ".join(m.repo_id for m in plan.repos)
+    scope = f"commit {args.revision}" if args.revision else f"{len(plan.commits)} commit(s)"
+    if not args.yes:
+        sys.stderr.write(f"Would delete {what} ({scope}, {cache.human_size(plan.freed)}) from {folder}. "
+                         "Nothing deleted: rerun with --yes to delete.\n")
+        return EXIT_ERROR
+    plan.execute()
+    print(f"Deleted {what} ({scope}, {cache.human_size(plan.freed)} freed) from {folder}.")
+    return EXIT_OK
+
+
+def cmd_freeze(args: argparse.Namespace) -> int:
+    """Write a registry overlay pinning cached catalogue models to their resolved commits."""
+    import time
+    from pathlib import Path
+
+    from hub import cache
+    from hub._fs import atomic_write_text
+    from hub.hf import default_cache_dir
+    from hub.registry import get_registry
+
+    folder = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
+    overlay, skipped = cache.freeze(get_registry(), args.names or None, folder)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    header = (f"Registry overlay written by `hub freeze` (hub {__version__}) at {stamp}: the catalogue's Hugging\n"
+              f"Face models pinned to the commits in the cache {folder}.\n"
+              "Use it with HUB_REGISTRY=THIS_FILE (or as ~/.config/hub/registry.yaml).")
+    text = cache.overlay_text(overlay, header)
+    if args.output:
+        atomic_write_text(args.output, text)
+        sys.stderr.write(f"Pinned {len(overlay['models'])} model(s) in {args.output}.\n")
+    else:
+        sys.stdout.write(text)
+    if skipped:
+        sys.stderr.write(f"Not cached, so not pinned: {', '.join(skipped)} (`hub download` them first).\n")
+    return EXIT_OK
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     """Fetch a model's files into the HF cache; prints where they are and the commit."""
     from hub.errors import InvalidInputError
@@ -421,6 +499,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=_top_k, default=_UNSET, metavar="K",
                    help="return the K best labels (or 'all') where the task supports it")
     p.add_argument("--batch-size", type=_positive_int, metavar="N", help="inputs per forward pass")
+
+    p = add("cache", cmd_cache, "List the models in the Hugging Face cache with sizes, or delete some.",
+            "`hub cache` (or `hub cache list`) lists the model repositories in the Hugging Face cache "
+            "($HF_HUB_CACHE, else $HF_HOME/hub) with their sizes, commits and the catalogue names that use them. "
+            "`hub cache delete NAME... --yes` deletes them (catalogue names or org/name repo ids; only "
+            "Hugging Face cache repositories: shipped and local models are never touched); without --yes "
+            "it says what it would delete and deletes nothing.")
+    p.add_argument("action", nargs="?", choices=("list", "delete"), default="list", help="list (default) or delete")
+    p.add_argument("names", nargs="*", metavar="NAME", help="models to delete (catalogue name or org/name)")
+    p.add_argument("--revision", metavar="COMMIT", help="delete only this cached commit of the model")
+    p.add_argument("--yes", action="store_true", help="really delete")
+    p.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: the HF cache)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("freeze", cmd_freeze, "Pin cached catalogue models to their commits in a registry overlay.",
+            "Write a registry overlay (YAML, the format of registry.yaml) in which every catalogue model from "
+            "the Hugging Face Hub that is in the cache (or each NAME) has its source pinned to the commit the "
+            "cache resolved, so a deployment loads exactly those: HUB_REGISTRY=frozen.yaml.")
+    p.add_argument("names", nargs="*", metavar="NAME", help="only these catalogue models (default: every cached one)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the overlay here (default: stdout)")
+    p.add_argument("--cache-dir", metavar="DIR", help="cache folder (default: the HF cache)")
 
     p = add("download", cmd_download, "Download a model from the Hugging Face Hub into the cache.")
     p.add_argument("repo_id", metavar="REPO_ID", help="'org/name', 'org/name@rev' or 'hf://...'")
