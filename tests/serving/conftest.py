@@ -22,34 +22,70 @@ def _one_torch_thread(one_torch_thread):
     yield
 
 
+class _Folders:
+    """Model folders made on first use (a test of one model does not pay for the others)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._made: dict[str, Path] = {}
+
+    def __getitem__(self, name: str) -> Path:
+        if name not in self._made:
+            self._made[name] = getattr(self, f"_make_{name}")(self.root / name)
+        return self._made[name]
+
+    @staticmethod
+    def _make_clf(folder: Path) -> Path:
+        from tests.text.checkpoints import make_bert_classifier
+
+        make_bert_classifier(folder, num_labels=3, max_positions=32, layers=1)
+        return folder
+
+    @staticmethod
+    def _make_emb(folder: Path) -> Path:
+        import torch
+        from transformers import BertConfig, BertModel
+
+        from tests.text.checkpoints import make_wordpiece_tokenizer
+
+        tokenizer = make_wordpiece_tokenizer(folder)
+        torch.manual_seed(0)
+        BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                             intermediate_size=37, max_position_embeddings=32)).save_pretrained(str(folder))
+        return folder
+
+    @staticmethod
+    def _make_img(folder: Path) -> Path:
+        import hub
+
+        hub.create("image-classify", config=IMAGE_CONFIG, device="cpu", seed=0).save(folder)
+        return folder
+
+
 @pytest.fixture(scope="session")
-def folders(tmp_path_factory) -> dict[str, Path]:
-    """text-classify (a random BERT classifier), text-embed (a random BERT encoder) and
-    image-classify (a ViT from hub.create) folders."""
-    import torch
-    from transformers import BertConfig, BertModel
+def folders(tmp_path_factory) -> _Folders:
+    """``folders["clf"]``: a random BERT classifier (text-classify); ``["emb"]``: a random BERT
+    encoder (text-embed); ``["img"]``: a ViT from hub.create (image-classify)."""
+    return _Folders(tmp_path_factory.mktemp("served"))
 
-    import hub
-    from tests.text.checkpoints import make_bert_classifier, make_wordpiece_tokenizer
 
-    root = tmp_path_factory.mktemp("served")
-    make_bert_classifier(root / "clf", num_labels=3, max_positions=32, layers=1)
-    tokenizer = make_wordpiece_tokenizer(root / "emb")
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                         intermediate_size=37, max_position_embeddings=32)).save_pretrained(str(root / "emb"))
-    hub.create("image-classify", config=IMAGE_CONFIG, device="cpu", seed=0).save(root / "img")
-    return {"clf": root / "clf", "emb": root / "emb", "img": root / "img"}
+class _Pipes:
+    """The in-process pipelines on the same folders (the reference for every answer), loaded on
+    first use."""
+
+    def __init__(self, folders: _Folders) -> None:
+        self.folders = folders
+        self._loaded: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._loaded:
+            self._loaded[name] = fresh(self.folders, name)
+        return self._loaded[name]
 
 
 @pytest.fixture(scope="session")
-def pipes(folders) -> dict[str, Any]:
-    """The in-process pipelines on the same folders (the reference for every answer)."""
-    import hub
-
-    return {"clf": hub.load("text-classify", model=str(folders["clf"]), device="cpu"),
-            "emb": hub.load("text-embed", model=str(folders["emb"]), device="cpu"),
-            "img": hub.load("image-classify", model=str(folders["img"]), device="cpu")}
+def pipes(folders) -> _Pipes:
+    return _Pipes(folders)
 
 
 @contextlib.contextmanager
@@ -74,3 +110,58 @@ def png_bytes(seed: int, size: tuple[int, int] = (20, 24)) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def fresh(folders, name: str) -> Any:
+    """A pipeline of its own for a server (a pipeline is not shared between the server's
+    inference thread and the test's reference calls: fast tokenizers are not thread-safe)."""
+    import hub
+
+    task = {"clf": "text-classify", "emb": "text-embed", "img": "image-classify"}[name]
+    return hub.load(task, model=str(folders[name]), device="cpu")
+
+
+class Recorder:
+    """A ``predict`` that records each call's inputs and options, then runs the pipeline;
+    ``fail_on``: an input that makes the call raise ``error(items)``."""
+
+    def __init__(self, pipe: Any, fail_on: Any = None, error: Any = None) -> None:
+        self.pipe, self.fail_on, self.error = pipe, fail_on, error
+        self.calls: list[tuple[list[Any], dict[str, Any]]] = []
+
+    def __call__(self, items: list[Any], **options: Any) -> Any:
+        self.calls.append((list(items), dict(options)))
+        if self.fail_on is not None and self.fail_on in items:
+            raise self.error(items)
+        return self.pipe(items, **options)
+
+
+def run_concurrently(url: str, requests: list[tuple[str, Any]], concurrency: int = 32,
+                     headers: dict[str, str] | None = None) -> list[Any]:
+    """POST each ``(path, json body or raw bytes)`` from ``concurrency`` threads, each with its
+    own keep-alive httpx client (several times faster than one AsyncClient's pool here); the
+    responses in order."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    local = threading.local()
+    clients: list[httpx.Client] = []
+
+    def one(request: tuple[str, Any]) -> Any:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(base_url=url, timeout=60, headers=headers)
+            clients.append(client)
+        path, body = request
+        if isinstance(body, bytes):
+            return client.post(path, content=body, headers={"content-type": "application/json"})
+        return client.post(path, json=body)
+
+    try:
+        with ThreadPoolExecutor(concurrency) as pool:
+            return list(pool.map(one, requests))
+    finally:
+        for client in clients:
+            client.close()
