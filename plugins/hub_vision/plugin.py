@@ -39,7 +39,7 @@ def hub_tasks() -> list[TaskSpec]:
                  modality="vision", pipeline_tag="image-classification"),
         TaskSpec(name="image-embed", pipeline="hub_vision.pipelines.embed:ImageEmbeddingPipeline",
                  description="Image embeddings (pooled features); feature maps for downstream heads.",
-                 aliases=("image-feature-extraction",), default_model="vit-base-patch16-224-features",
+                 aliases=("image-feature-extraction",), default_model="icon-context-features",
                  modality="vision", pipeline_tag="image-feature-extraction"),
     ]
 
