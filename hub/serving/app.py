@@ -345,6 +345,7 @@ def build_app(models: Iterable[ServedModel | str] | Mapping[str, Any], settings:
         finally:
             state.draining = True
             await asyncio.gather(*(m.batcher.close() for m in state.models.values() if m.batcher is not None))
+            logger.warning("stopped: every request in flight was answered")
 
     app = FastAPI(title="Hub model server", version=__version__, lifespan=lifespan,
                   description="Every Hub task over HTTP: native JSON routes, the Open Inference Protocol (v2), "

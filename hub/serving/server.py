@@ -4,13 +4,16 @@
 The socket is bound here, before uvicorn starts, so ``port=0`` gives a free port whose number
 is known (printed by :func:`serve`, ``.port`` of the background server). uvicorn handles
 ``SIGINT``/``SIGTERM``: it stops accepting connections, lets in-flight requests finish (at most
-``graceful_timeout_s``), then runs the app's shutdown, which drains the batchers. The app is
-marked draining (``/v2/health/ready`` answers 503) as soon as the signal arrives.
+``graceful_timeout_s``), then runs the app's shutdown, which drains the batchers, and finally
+re-raises the signal, so the process ends as terminated by it (exit status 143 for SIGTERM),
+as supervisors expect. The app is marked draining (``/v2/health/ready`` answers 503) as soon
+as the signal arrives.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import sys
 import threading
@@ -43,7 +46,13 @@ def _uvicorn_server(app: Any, settings: ServeSettings) -> Any:
 
     class _Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:  # readiness turns false at once
-            app.state.hub.draining = True
+            state = app.state.hub
+            if not state.draining:
+                inflight = int(state.metrics.sample("hub_inflight_requests") or 0)
+                logging.getLogger("hub.serving").warning(
+                    "%s: no longer accepting connections; finishing %d request(s) in flight",
+                    signal.Signals(sig).name, inflight)
+            state.draining = True
             super().handle_exit(sig, frame)
 
     config = uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False, lifespan="on",
