@@ -109,6 +109,11 @@ class ServedModel:
             if key in OPERATOR_LIMITS:
                 raise InvalidInputError(f"option {key!r} is a resource limit only the server's operator sets "
                                         f"(environment variable {OPERATOR_LIMITS[key]} of `hub serve`); drop it.")
+        accepted = getattr(self.pipeline, "accepted_call_parameters", None)
+        if callable(accepted):  # unknown keywords: the close match among those a request may set
+            from hub.validate import check_keywords
+
+            check_keywords(self.task, options, set(accepted()) - SERVER_OPTIONS - set(OPERATOR_LIMITS))
         check = getattr(self.pipeline, "check_call_parameters", None)
         if callable(check):
             check(options)

@@ -149,3 +149,12 @@ def test_import_hub_and_help_stay_free_of_the_serving_libraries():
                                text=True, timeout=120).stdout
     for flag in ("--host", "--port", "--api-key", "--max-batch-size", "--max-wait-ms", "--no-batching"):
         assert flag in help_text
+
+
+def test_hub_serve_is_the_python_entry():
+    import hub
+    import hub.serving
+    from hub.serving.server import serve
+
+    assert hub.serve is serve and hub.serving.serve is serve
+    assert callable(hub.serving.build_app) and hub.serving.ServeSettings().host == "127.0.0.1"

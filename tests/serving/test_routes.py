@@ -247,3 +247,23 @@ def test_openapi_docs_list_the_routes(client):
     paths = client.get("/openapi.json").json()["paths"]
     for path in ("/models/{name}/predict", "/v2/models/{name}/infer", "/v2/health/live", "/metrics"):
         assert path in paths
+
+
+def test_unknown_options_list_only_what_a_request_may_set(client):
+    message = client.post("/models/clf/predict", json={"inputs": "good", "options": {"topk": 1}}).json()["error"]["message"]
+    assert "did you mean 'top_k'" in message
+    assert "top_k" in message and "batch_size" not in message and "max_windows" not in message
+
+
+def test_one_structured_log_line_per_request(client, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="hub.serving.access"):
+        response = client.post("/models/clf/predict", json={"inputs": "good"}, headers={"x-request-id": "log-me-1"})
+        client.get("/v2/health/live")
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "hub.serving.access"]
+    mine = [line for line in lines if line["request_id"] == "log-me-1"]
+    assert response.status_code == 200 and len(mine) == 1
+    assert mine[0]["route"] == "/models/{name}/predict" and mine[0]["model"] == "clf" and mine[0]["status"] == 200
+    assert mine[0]["method"] == "POST" and mine[0]["ms"] >= 0 and mine[0]["client"].startswith("127.0.0.1:")
+    assert any(line["path"] == "/v2/health/live" for line in lines)
