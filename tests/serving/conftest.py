@@ -21,6 +21,9 @@ IMAGE_CONFIG = {"img_size": 16, "patch_size": 8, "labels": ["cat", "dog", "owl"]
 def _one_torch_thread(one_torch_thread):
     yield
 
+SPEECH_CONFIG = {"backbone": {"num_layers": 1, "hidden_size": 32, "num_heads": 2, "rotary_dim": 16,
+                              "intermediate_size": 64}, "subsample_channels": 8}
+
 
 class _Folders:
     """Model folders made on first use (a test of one model does not pay for the others)."""
@@ -55,6 +58,13 @@ class _Folders:
         return folder
 
     @staticmethod
+    def _make_asr(folder: Path) -> Path:
+        import hub
+
+        hub.create("speech-recognize", config=SPEECH_CONFIG, device="cpu", seed=0).save(folder)
+        return folder
+
+    @staticmethod
     def _make_img(folder: Path) -> Path:
         import hub
 
@@ -65,7 +75,8 @@ class _Folders:
 @pytest.fixture(scope="session")
 def folders(tmp_path_factory) -> _Folders:
     """``folders["clf"]``: a random BERT classifier (text-classify); ``["emb"]``: a random BERT
-    encoder (text-embed); ``["img"]``: a ViT from hub.create (image-classify)."""
+    encoder (text-embed); ``["img"]``: a ViT from hub.create (image-classify); ``["asr"]``: a CTC
+    recogniser from hub.create (speech-recognize)."""
     return _Folders(tmp_path_factory.mktemp("served"))
 
 
@@ -117,7 +128,7 @@ def fresh(folders, name: str) -> Any:
     inference thread and the test's reference calls: fast tokenizers are not thread-safe)."""
     import hub
 
-    task = {"clf": "text-classify", "emb": "text-embed", "img": "image-classify"}[name]
+    task = {"clf": "text-classify", "emb": "text-embed", "img": "image-classify", "asr": "speech-recognize"}[name]
     return hub.load(task, model=str(folders[name]), device="cpu")
 
 
@@ -165,3 +176,18 @@ def run_concurrently(url: str, requests: list[tuple[str, Any]], concurrency: int
     finally:
         for client in clients:
             client.close()
+
+
+def wav_bytes(seed: int, seconds: float = 0.6, rate: int = 16000) -> tuple[bytes, Any]:
+    """A WAV file of a noisy tone and its samples."""
+    import io
+
+    import numpy as np
+    import soundfile
+
+    t = np.arange(int(seconds * rate)) / rate
+    samples = (0.3 * np.sin(2 * np.pi * (300 + 100 * seed) * t)
+               + 0.05 * np.random.RandomState(seed).randn(t.size)).astype("float32")
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format="WAV", subtype="FLOAT")
+    return buffer.getvalue(), samples
