@@ -14,7 +14,7 @@ ALLOWED_DTYPES = ("float32", "bfloat16", "float16", "float64")
 
 
 def load(name: str, *, model: str | None = None, revision: str | None = None,
-         device: Any = None, dtype: Any = None, **call_defaults: Any) -> Any:
+         device: Any = None, dtype: Any = None, quantize: Any = None, **call_defaults: Any) -> Any:
     """Load a pipeline for a task (``"text-classify"``) or a catalogue model.
 
     Args:
@@ -27,6 +27,11 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
             you run); the resolved commit is in ``pipe.metadata["commit"]``.
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; default CUDA when available, else CPU.
         dtype: ``"float32"`` (default), ``"bfloat16"``, ``"float16"`` or a torch dtype.
+        quantize: ``"int8"`` (or True): every Linear layer computes with int8 weights and
+            dynamically quantised int8 activations, on the CPU (:mod:`hub.int8_compute`);
+            False: float compute; None (default, ``"auto"``): int8 for a folder saved with
+            ``save(quantize=True)`` (the shipped text default) on the CPU when no ``dtype`` is
+            given, float otherwise. ``pipe.metadata["compute"]`` says what runs and why.
         **call_defaults: defaults for every call (``hub.load("text-classify", top_k=2,
             batch_size=16)``, as transformers' ``pipeline(...)`` takes them), checked against
             the task's call keywords now; a call's own keyword wins.
@@ -54,6 +59,9 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
         raise InputTypeError(f"hub.load(revision=...) must be a branch, tag or commit string, got "
                              f"{type(revision).__name__} {revision!r:.60}.")
     torch_device, torch_dtype = _torch_device(device), _torch_dtype(dtype)  # before any download
+    from hub.int8_compute import apply_quantize, check_quantize_request
+
+    check_quantize_request(quantize, device=torch_device, dtype=torch_dtype)
     registry = get_registry()
     task, entry = registry.resolve(name.strip())
     if task.spec is None:
@@ -84,6 +92,7 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
                                 dtype=torch_dtype, metadata=metadata)
     else:
         pipe = pipeline_cls.from_folder(resolved.folder, device=torch_device, dtype=torch_dtype, metadata=metadata)
+    apply_quantize(pipe, quantize, stored_int8=_stored_int8(resolved.folder))
     if call_defaults:
         pipe.set_call_defaults(call_defaults)
     return pipe
@@ -107,6 +116,17 @@ def _load_other_task(pipeline_cls: Any, entry: Any, task: str, folder: Any, **kw
                              f"{exc}") from exc
 
 
+def _stored_int8(folder: Any) -> bool:
+    """Whether the folder's weights were saved as int8 rows (``save(quantize=True)``)."""
+    from hub.modeling import read_config
+    from hub.quantize import FORMAT
+
+    try:
+        return read_config(folder).get("weights_format") == FORMAT
+    except (HubError, OSError, TypeError):
+        return False
+
+
 def _check_model_argument(model: Any) -> str | None:
     """``model=`` is a name, a folder or a repo id: a string or a path (returned as a string)."""
     import os
@@ -127,7 +147,7 @@ def _check_model_argument(model: Any) -> str | None:
 
 
 def create(task: str, *, config: dict[str, Any] | None = None, tokenizer: Any = None,
-           device: Any = None, dtype: Any = None, seed: int | None = None) -> Any:
+           device: Any = None, dtype: Any = None, seed: int | None = None, quantize: Any = None) -> Any:
     """A pipeline for ``task`` holding a fresh, randomly initialised model, to pretrain.
 
     Args:
@@ -139,6 +159,8 @@ def create(task: str, *, config: dict[str, Any] | None = None, tokenizer: Any = 
         device: as for :func:`load`; default CUDA when available.
         dtype: as for :func:`load`.
         seed: makes the initialisation reproducible.
+        quantize: ``"int8"`` (or True): the new model's Linear layers compute in int8 on the
+            CPU (as for :func:`load`; e.g. to measure speed); default float.
 
     Returns:
         The task's pipeline holding the new model (``pipe.pretrain(...)`` / ``fine_tune``).
@@ -165,10 +187,14 @@ def create(task: str, *, config: dict[str, Any] | None = None, tokenizer: Any = 
     if entry.spec is None:
         raise HubError(f"Task {entry.name!r} is in the catalogue but no installed plugin provides "
                        "it yet; `hub plugins` lists what is installed.")
+    from hub.int8_compute import apply_quantize, check_quantize_request
+
+    torch_device, torch_dtype = _torch_device(device), _torch_dtype(dtype)
+    check_quantize_request(quantize, device=torch_device, dtype=torch_dtype)
     pipeline_cls = load_object(entry.spec.pipeline)
     # Pipeline.from_scratch: a task without it raises NotSupportedError naming the tasks that have it
-    return pipeline_cls.from_scratch(config, tokenizer=tokenizer, device=_torch_device(device),
-                                     dtype=_torch_dtype(dtype), seed=seed)
+    pipe = pipeline_cls.from_scratch(config, tokenizer=tokenizer, device=torch_device, dtype=torch_dtype, seed=seed)
+    return apply_quantize(pipe, quantize)
 
 
 def _torch_dtype(dtype: Any):
@@ -181,7 +207,7 @@ def _torch_dtype(dtype: Any):
         if str(dtype).removeprefix("torch.") in ALLOWED_DTYPES:
             return dtype
         raise InvalidInputError(f"dtype {dtype} cannot hold a model's weights; use one of {allowed} "
-                                "(or the torch.dtype of one; weights stored as int8 are dequantized on load).")
+                                "(or the torch.dtype of one); for int8 compute pass quantize='int8'.")
     if isinstance(dtype, str) and dtype.strip().lower().removeprefix("torch.") in _DTYPES:
         return getattr(torch, _DTYPES[dtype.strip().lower().removeprefix("torch.")])
     raise InvalidInputError(f"dtype {dtype!r} is not understood; use one of {allowed} (or a torch.dtype).")

@@ -301,7 +301,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise InvalidInputError("no inputs: pass them as arguments, or '-' to read one per line "
                                 "from stdin.")
     pipe = hub.load(args.task, model=args.model, revision=args.revision, device=args.device,
-                    dtype=args.dtype)
+                    dtype=args.dtype, quantize=args.quantize)
     params: dict[str, Any] = {}
     if args.top_k is not _UNSET:
         accepted = getattr(pipe, "accepted_call_parameters", None)
@@ -496,6 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", metavar="R", help="branch, tag or commit (HF models)")
     p.add_argument("--device", metavar="D", help="cpu, cuda or cuda:N (default: CUDA if available)")
     p.add_argument("--dtype", metavar="DTYPE", help="float32 (default), bfloat16 or float16")
+    p.add_argument("--quantize", choices=("auto", "int8", "float"), default=None,
+                   help="int8: Linear layers compute in int8 on CPU; float: never; auto (default): int8 for "
+                        "a model stored as int8, on CPU")
     p.add_argument("--top-k", type=_top_k, default=_UNSET, metavar="K",
                    help="return the K best labels (or 'all') where the task supports it")
     p.add_argument("--batch-size", type=_positive_int, metavar="N", help="inputs per forward pass")

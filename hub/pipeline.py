@@ -32,6 +32,28 @@ _END = object()  # an exhausted iterator's next()
 ErrorT = TypeVar("ErrorT", bound=Exception)
 #: with ``progress=None`` a bar appears on a terminal only when the work lasts longer than this
 PROGRESS_DELAY_S = 2.0
+#: the verbs that train the pipeline's weights
+TRAINING_VERBS = ("fine_tune", "pretrain")
+
+
+def _float_weights_first(method: Any, verb: str) -> Any:
+    """``method`` (a task's ``fine_tune``/``pretrain``), first turning an int8-computing model
+    (``hub.load(..., quantize="int8")``, or an int8-stored folder on CPU) back into float
+    Linear layers with the same dequantised weights: int8 weights have no gradients. Wrapped
+    once, for every task, by ``Pipeline.__init_subclass__``."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self: Pipeline, *args: Any, **kwargs: Any) -> Any:
+        compute = (getattr(self, "metadata", None) or {}).get("compute")
+        if isinstance(compute, dict) and compute.get("weights") == "int8":
+            from hub.int8_compute import dequantize_pipeline
+
+            dequantize_pipeline(self, verb)
+        return method(self, *args, **kwargs)
+
+    wrapper._float_weights_first = True  # type: ignore[attr-defined]
+    return wrapper
 
 
 class Pipeline:
@@ -55,6 +77,10 @@ class Pipeline:
         # contract checked at definition time, not when a user first calls the pipeline
         if not cls.__name__.startswith("_") and not cls.task and not cls.__dict__.get("__abstract__", False):
             raise TypeError(f"Pipeline subclass {cls.__qualname__} must set the class attribute `task`.")
+        for verb in TRAINING_VERBS:  # int8-computing pipelines train on float weights (see _float_weights_first)
+            method = getattr(cls, verb)
+            if method is not getattr(Pipeline, verb, None) and not getattr(method, "_float_weights_first", False):
+                setattr(cls, verb, _float_weights_first(method, verb))
 
     def __init__(self, model: torch.nn.Module, *, device: torch.device | str = "cpu",
                  dtype: torch.dtype | None = None, metadata: dict[str, Any] | None = None) -> None:
