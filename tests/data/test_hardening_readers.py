@@ -131,13 +131,12 @@ def test_text_classify_fine_tune_and_evaluate_check_rows(tmp_path):
     ({"tokens": ["a"], "tags": "O"}, "'tokens' must be a list of words"),
 ])
 def test_token_classify_rows_name_file_line_and_position(tmp_path, record, message):
-    from hub_text.pipelines.token_classify import TokenClassificationPipeline
+    from hub_text.data import read_tagged  # token-classify's reader (fine_tune / evaluate)
 
     path = jsonl(tmp_path / "ner.jsonl", [{"tokens": ["a"], "tags": ["O"]}, record])
-    pipe = object.__new__(TokenClassificationPipeline)  # the reader needs no model
     with pytest.raises(DataError, match=rf"ner.jsonl, line 2: {message}"):
-        pipe._read_tagged(str(path), "tokens", "tags")
-    assert pipe._read_tagged([{"tokens": ["a", "b"], "tags": ["O", 1]}], "tokens", "tags") == [(["a", "b"], ["O", "1"])]
+        read_tagged(str(path), "tokens", "tags")
+    assert read_tagged([{"tokens": ["a", "b"], "tags": ["O", 1]}], "tokens", "tags") == [(["a", "b"], ["O", "1"])]
 
 
 # -- image-classify ----------------------------------------------------------------------------
