@@ -77,6 +77,13 @@ class Pipeline:
         # contract checked at definition time, not when a user first calls the pipeline
         if not cls.__name__.startswith("_") and not cls.task and not cls.__dict__.get("__abstract__", False):
             raise TypeError(f"Pipeline subclass {cls.__qualname__} must set the class attribute `task`.")
+        # every task's fine_tune (its own or a mixin's) takes adapter= (PEFT, hub.adapters), inside the
+        # wrappers below: an int8 model is float again before the adapter goes in
+        method = cls.fine_tune
+        if method is not Pipeline.fine_tune and not getattr(method, "__hub_adapter_wrapper__", False):
+            from hub.adapters import accepts_adapter
+
+            cls.fine_tune = accepts_adapter(method)  # type: ignore[method-assign]
         for verb in TRAINING_VERBS:  # int8-computing pipelines train on float weights (see _float_weights_first)
             method = getattr(cls, verb)
             if method is not getattr(Pipeline, verb, None) and not getattr(method, "_float_weights_first", False):
@@ -123,6 +130,10 @@ class Pipeline:
             ModelLoadError: the folder cannot be read, or holds a model for another task.
         """
         folder = Path(folder)
+        from hub.adapters import is_adapter_folder, load_adapter_folder
+
+        if is_adapter_folder(folder):  # an adapter: its base through hub.load, then the adapter on it
+            return load_adapter_folder(cls, folder, device=device, dtype=dtype, metadata=metadata)
         loaded = cls._load_model(folder, device=device, dtype=dtype)
         metadata = {**metadata, "architecture": loaded.architecture}
         if loaded.converted_from:
@@ -227,9 +238,17 @@ class Pipeline:
         if quantize and not self.can_quantize:
             raise InvalidInputError(f"{self.task}: save(quantize=True) is not supported: this task's model has "
                                     "no weights to quantize; call save(folder) without quantize.")
+        from hub.adapters import adapter_state, save_adapter
+
+        if quantize and adapter_state(self) is not None:
+            raise InvalidInputError(f"{self.task}: save(quantize=True) writes a full model, but this pipeline runs an "
+                                    "adapter (save writes only the adapter); call merge_adapter() first.")
         with atomic_directory(folder) as tmp:
-            self._save_model(tmp, quantize=quantize)
-            self._save_extra_files(tmp)
+            if adapter_state(self) is not None:  # only the adapter + a pointer to its base (hub.adapters)
+                save_adapter(self, tmp)
+            else:
+                self._save_model(tmp, quantize=quantize)
+                self._save_extra_files(tmp)
             (tmp / "README.md").write_text(render_model_card(self.card_data()), encoding="utf-8")
         return Path(folder).resolve()
 
@@ -265,7 +284,68 @@ class Pipeline:
     def card_data(self) -> dict[str, Any]:
         """What the model card shows: the task (its Hugging Face ``pipeline_tag`` comes from its
         TaskSpec) and the metadata keys of :attr:`CARD_KEYS`."""
-        return {**{k: v for k, v in self.metadata.items() if k in self.CARD_KEYS}, "task": self.task}
+        from hub.adapters import adapter_state
+        from hub.adapters import card_data as adapter_card
+
+        extra = adapter_card(self) if adapter_state(self) is not None else {}
+        return {**{k: v for k, v in self.metadata.items() if k in self.CARD_KEYS}, **extra, "task": self.task}
+
+    # -- PEFT adapters (hub.adapters): fine_tune(..., adapter=peft.LoraConfig(...)) adds one ----
+    #: why this task's fine_tune refuses ``adapter=`` (None: it takes one)
+    adapters_refused: ClassVar[str | None] = None
+
+    @property
+    def adapters(self) -> list[str]:
+        """The names of the pipeline's adapters (empty for a plain model)."""
+        from hub.adapters import adapter_state
+
+        state = adapter_state(self)
+        return list(state.infos) if state is not None else []
+
+    @property
+    def active_adapter(self) -> str | None:
+        """The adapter calls run and ``save`` writes (None: a plain model)."""
+        from hub.adapters import adapter_state
+
+        state = adapter_state(self)
+        return state.active if state is not None else None
+
+    def set_adapter(self, name: str) -> None:
+        """Run (and save, and train) adapter ``name`` from now on; a call's ``adapter=`` picks one for
+        that call only.
+
+        Raises:
+            InvalidInputError: an unknown name (with the close ones), or no adapters at all.
+        """
+        from hub.adapters import set_adapter
+
+        set_adapter(self, name)
+
+    def load_adapter(self, folder: str | Path, *, name: str | None = None) -> str:
+        """Add the adapter saved in ``folder`` to this base model and make it active (see
+        :func:`hub.adapters.load_adapter`).
+
+        Args:
+            folder: an adapter folder ``save`` wrote.
+            name: its name here (default: the saved one).
+
+        Returns:
+            The adapter's name.
+        """
+        from hub.adapters import load_adapter
+
+        return load_adapter(self, folder, name=name)
+
+    def merge_adapter(self) -> None:
+        """Fold the active adapter into the base weights (PEFT's ``merge_and_unload``; the other
+        adapters are dropped): the pipeline holds a plain model again, which ``save`` writes in full.
+
+        Raises:
+            InvalidInputError: the pipeline has no adapter.
+        """
+        from hub.adapters import merge_adapter
+
+        merge_adapter(self)
 
     # -- the training verbs: one meaning and one return type each on every task; a task that
     #    lacks one raises the same "not supported" error naming the verbs it has ------------
@@ -387,7 +467,12 @@ class Pipeline:
 
     def check_call_parameters(self, params: Mapping[str, Any]) -> None:
         """Refuse unknown call keywords (with the close match), then let the task check the
-        values of its own (:meth:`check_parameters`): all before any input is touched."""
+        values of its own (:meth:`check_parameters`): all before any input is touched. A pipeline
+        with adapters also takes ``adapter=`` (one of :attr:`adapters`)."""
+        if "adapter" in params and self.adapters:
+            if params["adapter"] not in self.adapters:
+                self.set_adapter(params["adapter"])  # the unknown-name error, with the close names
+            params = {k: v for k, v in params.items() if k != "adapter"}
         check_keywords(self.task, params, self.accepted_call_parameters())
         self.check_parameters(dict(params))
 
@@ -523,6 +608,12 @@ class Pipeline:
         if self.is_stream(inputs):
             return self.iter_results(inputs, batch_size=batch_size, **params)
         self.check_call_parameters(params)
+        adapter = params.pop("adapter", None)
+        if adapter is not None and adapter != self.active_adapter:  # this call only (hub.adapters)
+            from hub.adapters import using_adapter
+
+            with using_adapter(self, adapter):
+                return self(inputs, batch_size=batch_size, progress=progress, **params)
         batch_size = self.resolve_batch_size(batch_size)
         progress = check_bool("progress", progress, none_ok=True)
         single = not self.is_batch(inputs)

@@ -51,6 +51,9 @@ class RecommendPipeline(_ColdStartPolicy, _Fitting, Pipeline):
     default_batch_size = 256
     call_parameters = frozenset({"k", "top_k", "exclude_seen", "history", "unknown_items"})
     per_input_parameters = frozenset({"history"})  # a stream of users reads one history per user in step
+    adapters_refused = ("a recommender's fine_tune grows its user and item tables for new ids and rewrites the "
+                        "stored histories, and those tables, ids.json and the histories are the model; an adapter "
+                        "(low-rank updates of Linear layers) would carry none of them. Fine-tune the whole model.")
 
     def __init__(self, model: RecModel | None, *, architecture: str, config: dict[str, Any] | None = None,
                  users: IdMap | None = None, items: IdMap | None = None, indptr: np.ndarray | None = None,
