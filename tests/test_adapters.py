@@ -319,3 +319,24 @@ def test_audio_classify_takes_adapters(tmp_path):
     got, expected = again(clip, sampling_rate=16000, top_k=None), pipe(clip, sampling_rate=16000, top_k=None)
     assert [r["label"] for r in got] == [r["label"] for r in expected]
     assert all(abs(a["score"] - b["score"]) < 1e-6 for a, b in zip(got, expected))
+
+
+def test_readme_adapters_example_runs(tmp_path, monkeypatch, capsys):
+    """README's "Adapters (PEFT)" example, as written, in a fresh folder (the shipped model, no data package)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Adapters (PEFT)", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md (Adapters)", "exec"), {"__name__": "readme"})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "['default']" and "'label'" in printed[1] and printed[2].endswith(" attention")
+    assert sorted(p.name for p in (tmp_path / "sentiment-lora").iterdir() if not p.name.startswith(".")) == [
+        "README.md", "adapter_config.json", "adapter_model.safetensors", "config.json"]
+    assert (tmp_path / "sentiment-lora" / "adapter_model.safetensors").stat().st_size < 2_000_000
+    assert (tmp_path / "sentiment-merged" / "model.safetensors").is_file()
+    merged = hub.load("text-classify", model=str(tmp_path / "sentiment-merged"), device="cpu")
+    lora = hub.load("text-classify", model=str(tmp_path / "sentiment-lora"), device="cpu")
+    text = "Delicious, will order again!"
+    assert abs(merged(text)["score"] - lora(text)["score"]) < 1e-5
