@@ -67,6 +67,9 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
     if task.spec is None:
         raise HubError(f"Task {task.name!r} is in the catalogue but no installed plugin provides "
                        "it yet; `hub plugins` lists what is installed.")
+    matched = registry.pattern_match(name.strip())  # translation_en_to_de: src_lang/tgt_lang defaults
+    if matched is not None:
+        call_defaults = {**matched[1], **call_defaults}
     pipeline_cls = load_object(task.spec.pipeline)
     if call_defaults:  # names checked before any download; values once the pipeline exists
         check_keywords(task.name, call_defaults, pipeline_cls.accepted_call_parameters())

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -122,12 +123,29 @@ class Registry:
     aliases: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # rejected plugin registrations
     files: list[str] = field(default_factory=list)
+    #: (pattern, task name) of every TaskSpec.alias_patterns entry, in registration order
+    alias_patterns: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
 
     # -- lookup ------------------------------------------------------------------
+    def pattern_match(self, name: str) -> tuple[str, dict[str, str]] | None:
+        """``(task, call defaults)`` when ``name`` is no exact task, alias or model but matches a
+        task's alias pattern (``translation_en_to_de`` -> ``("translate", {"src_lang": "en",
+        "tgt_lang": "de"})``), else None."""
+        if name in self.tasks or name in self.aliases or name in self.models:
+            return None
+        for pattern, task in self.alias_patterns:
+            found = pattern.fullmatch(name)
+            if found:
+                return task, {k: v for k, v in found.groupdict().items() if v is not None}
+        return None
+
     def task(self, name: str) -> Task:
         canonical = self.aliases.get(name, name)
         if canonical in self.tasks:
             return self.tasks[canonical]
+        matched = self.pattern_match(name)
+        if matched is not None:
+            return self.tasks[matched[0]]
         raise self.unknown_name_error("task", name, [*self.tasks, *self.aliases],
                                       hint="Run `hub list` to see every task.")
 
@@ -231,6 +249,9 @@ class Registry:
         if name in self.models:
             entry = self.models[name]
             return self.task(entry.task), entry
+        matched = self.pattern_match(name)
+        if matched is not None:
+            return self.tasks[matched[0]], None
         raise self.unknown_name_error("task or model", name, [*self.tasks, *self.aliases, *self.models],
                                       hint="Run `hub list` to see every task and model.")
 
@@ -514,12 +535,14 @@ def build_registry() -> Registry:
     accepted = [(p, s) for p, s in builtin_specs if add_task(p, s, third_party=False)]
     for plugin, spec in accepted:
         add_aliases(spec.name, spec.aliases, f"plugin {plugin!r}", third_party=False)
+        reg.alias_patterns.extend((re.compile(p), spec.name) for p in spec.alias_patterns)
     for path, data in shipped:
         apply_file_tasks(path, data, third_party=False)
     # 2. third-party plugins: may add names, never take one
     accepted = [(p, s) for p, s in third_specs if add_task(p, s, third_party=True)]
     for plugin, spec in accepted:
         add_aliases(spec.name, spec.aliases, f"plugin {plugin!r}", third_party=True)
+        reg.alias_patterns.extend((re.compile(p), spec.name) for p in spec.alias_patterns)
     # 3. the user's overlays: may set defaults, descriptions and models, add aliases, not steal them
     for path, data in overlays:
         apply_file_tasks(path, data, third_party=True)

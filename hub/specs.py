@@ -8,6 +8,7 @@ Registration is *data*: plain frozen dataclasses whose implementations are named
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -72,6 +73,12 @@ class TaskSpec:
         pipeline_tag: the Hugging Face Hub's ``pipeline_tag`` for the task (e.g.
             ``"text-classification"``), written into every saved model card so the Hub's
             model pages file the model correctly; ``None`` for a task the Hub has no tag for.
+        alias_patterns: regular expressions a whole name may match to mean this task, for
+            families of names no list can hold (transformers' ``translation_en_to_de``:
+            ``r"translation_(?P<src_lang>[a-z]{2,3})_to_(?P<tgt_lang>[a-z]{2,3})"``). The named
+            groups become call defaults of the loaded pipeline (as keywords given to
+            ``hub.load``), so they must be call keywords of the task. Exact names (tasks,
+            aliases, models) win over patterns; among patterns the first registration wins.
     """
 
     name: str
@@ -81,11 +88,20 @@ class TaskSpec:
     default_model: str | None = None
     modality: str | None = None
     pipeline_tag: str | None = None
+    alias_patterns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_name("task", self.name)
         _check_ref("task", self.name, "pipeline", self.pipeline)
         object.__setattr__(self, "aliases", _check_names("task", self.name, "aliases", self.aliases))
+        patterns = _check_names("task", self.name, "alias_patterns", self.alias_patterns)
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise PluginError(f"task {self.name!r}: alias pattern {pattern!r} is not a regular expression "
+                                  f"({exc}).") from None
+        object.__setattr__(self, "alias_patterns", patterns)
         if not isinstance(self.description, str):
             raise PluginError(f"task {self.name!r}: description must be a string, got {self.description!r}.")
         for attr in ("default_model", "modality", "pipeline_tag"):

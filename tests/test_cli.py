@@ -286,9 +286,9 @@ def test_download_errors(capsys, fake_hub):
 def test_info_of_a_hugging_face_task_no_plugin_provides_says_so(capsys):
     from hub.cli import main
 
-    assert main(["info", "summarization"]) == 2
+    assert main(["info", "table-question-answering"]) == 2  # (summarization: the text plugin provides it now)
     err = capsys.readouterr().err
-    assert "No installed plugin provides 'summarization'" in err and "recommendation" not in err
+    assert "No installed plugin provides 'table-question-answering'" in err and "Did you mean" not in err
 
 
 def test_info_json_shows_the_pipeline_tag(capsys):

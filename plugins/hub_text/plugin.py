@@ -58,6 +58,37 @@ def hub_tasks() -> list[TaskSpec]:
             pipeline_tag="token-classification",
         ),
         TaskSpec(
+            name="summarize",
+            pipeline="hub_text.pipelines.summarize:SummarizationPipeline",
+            description="Condense texts with an encoder-decoder (BART, T5): {'summary_text'} per text; greedy "
+                        "or beam search.",
+            aliases=("summarization",),
+            default_model="bart-large-cnn",
+            modality="text",
+            pipeline_tag="summarization",
+        ),
+        TaskSpec(
+            name="translate",
+            pipeline="hub_text.pipelines.translate:TranslationPipeline",
+            description="Translate texts with an encoder-decoder (Marian opus-mt, T5): {'translation_text'} per "
+                        "text; src_lang/tgt_lang for multilingual models.",
+            aliases=("translation",),
+            alias_patterns=(r"translation_(?P<src_lang>[a-z]{2,3})_to_(?P<tgt_lang>[a-z]{2,3})",),
+            default_model="opus-mt-en-de",
+            modality="text",
+            pipeline_tag="translation",
+        ),
+        TaskSpec(
+            name="text2text-generate",
+            pipeline="hub_text.pipelines.text2text:Text2TextGenerationPipeline",
+            description="Rewrite texts with an encoder-decoder (T5, BART): {'generated_text'} per text; greedy or "
+                        "beam search.",
+            aliases=("text2text-generation",),
+            default_model="t5-small",
+            modality="text",
+            pipeline_tag="text2text-generation",
+        ),
+        TaskSpec(
             name="zero-shot-classify",
             pipeline="hub_text.pipelines.zero_shot:ZeroShotClassificationPipeline",
             description="Score texts against labels given at call time with an NLI model: "
@@ -83,6 +114,9 @@ def hub_architectures() -> list[ArchitectureSpec]:
                          "BERT-family encoder + masked-language-model head tied to the embeddings."),
         ArchitectureSpec("causal-lm", "hub_text.models.gpt:build_causal_lm",
                          "GPT-style decoder (pre-norm, causal) with a tied LM head and a KV cache."),
+        ArchitectureSpec("seq2seq-lm", "hub_text.models.seq2seq:build_seq2seq_lm",
+                         "Encoder-decoder LM (BART, mBART, Marian, T5): encoder, cross-attending decoder, "
+                         "tied LM head, KV cache."),
     ]
 
 
@@ -100,4 +134,11 @@ def hub_converters() -> list[ConverterSpec]:
         ConverterSpec(name="transformers-llama", source="transformers", model_types=("llama",),
                       architecture="causal-lm", convert="hub_text.models.gpt:convert_llama",
                       description="transformers LlamaForCausalLM (RMSNorm, SwiGLU, rotary positions)."),
+        ConverterSpec(name="transformers-bart-family", source="transformers", model_types=("bart", "mbart", "marian"),
+                      architecture="seq2seq-lm", convert="hub_text.models.convert_seq2seq:convert_bart",
+                      description="transformers BartForConditionalGeneration, MBartForConditionalGeneration, "
+                                  "MarianMTModel."),
+        ConverterSpec(name="transformers-t5", source="transformers", model_types=("t5",),
+                      architecture="seq2seq-lm", convert="hub_text.models.convert_seq2seq:convert_t5",
+                      description="transformers T5ForConditionalGeneration (T5 v1.0, v1.1, Flan-T5)."),
     ]

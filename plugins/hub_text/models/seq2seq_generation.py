@@ -1,0 +1,229 @@
+"""Generation for encoder-decoder models: greedy decoding and beam search on a KV cache.
+
+Both follow transformers' ``generate`` step for step, so that on the same weights they give
+the same tokens: the source is encoded once; the decoder starts from
+``decoder_start_token_id`` and runs one token per step on a :class:`~hub.backbone.KVCache`
+(the memory's keys/values computed on the first step, reused afterwards). Scores pass the
+same processors in the same order (``no_repeat_ngram_size``, ``min_new_tokens``, the
+checkpoint's forced first / last tokens); greedy takes the argmax of the processed logits,
+beam search adds the processed log-probabilities to each beam's score and keeps, per step,
+the ``2 * num_beams`` best continuations (transformers' vectorised beam search, with its
+``length_penalty`` and ``early_stopping`` rules and its stopping heuristic).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from hub.errors import InvalidInputError
+from hub.validate import check_bool, check_int, check_number
+
+#: the call keywords of generation (the seq2seq pipelines take these)
+GENERATION_PARAMETERS = ("max_new_tokens", "min_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size",
+                         "early_stopping")
+
+
+@dataclass
+class Seq2SeqGenerationConfig:
+    """How to decode (transformers' ``generate`` keywords of the same names).
+
+    ``forced_bos_token_id`` / ``forced_eos_token_id`` are the checkpoint's (mBART's target
+    language, BART's closing ``</s>``), not call keywords.
+    """
+
+    max_new_tokens: int = 50
+    min_new_tokens: int = 0
+    num_beams: int = 1
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    early_stopping: bool = False
+    forced_bos_token_id: int | None = None
+    forced_eos_token_id: int | None = None
+
+    def __post_init__(self) -> None:
+        self.max_new_tokens = check_int("max_new_tokens", self.max_new_tokens, minimum=1)
+        self.min_new_tokens = check_int("min_new_tokens", self.min_new_tokens, minimum=0)
+        self.num_beams = check_int("num_beams", self.num_beams, minimum=1, maximum=256)
+        self.length_penalty = check_number("length_penalty", self.length_penalty)
+        self.no_repeat_ngram_size = check_int("no_repeat_ngram_size", self.no_repeat_ngram_size, minimum=0)
+        self.early_stopping = check_bool("early_stopping", self.early_stopping)
+        if self.min_new_tokens > self.max_new_tokens:
+            raise InvalidInputError(f"min_new_tokens ({self.min_new_tokens}) is more than max_new_tokens "
+                                    f"({self.max_new_tokens}); lower it or raise max_new_tokens.")
+
+
+def generation_config(model: Any, params: dict[str, Any]) -> Seq2SeqGenerationConfig:
+    """The call's keywords over the checkpoint's defaults (``model.config["generation"]``)."""
+    defaults = dict(model.config.get("generation") or {})
+    if "max_new_tokens" in params and "min_new_tokens" not in params:  # a smaller budget keeps the minimum valid
+        defaults["min_new_tokens"] = min(defaults.get("min_new_tokens", 0), params["max_new_tokens"]) \
+            if isinstance(params["max_new_tokens"], int) else defaults.get("min_new_tokens", 0)
+    return Seq2SeqGenerationConfig(**{**defaults, **params})
+
+
+class _Processors:
+    """transformers' logits processors, in its order, on (N, V) scores at ``length`` decoder
+    tokens so far (the start token included)."""
+
+    def __init__(self, config: Seq2SeqGenerationConfig, eos_token_id: int | None) -> None:
+        self.config, self.eos = config, eos_token_id
+        self.max_length = 1 + config.max_new_tokens
+
+    def __call__(self, sequences: torch.Tensor, scores: torch.Tensor, length: int) -> torch.Tensor:
+        config = self.config
+        if config.no_repeat_ngram_size and length + 1 >= config.no_repeat_ngram_size:
+            scores = _ban_repeated_ngrams(sequences[:, :length], scores, config.no_repeat_ngram_size)
+        if self.eos is not None and length - 1 < config.min_new_tokens:
+            scores = scores.clone()
+            scores[:, self.eos] = float("-inf")
+        for token, at in ((config.forced_bos_token_id, 1), (config.forced_eos_token_id, self.max_length - 1)):
+            if token is not None and length == at:
+                forced = torch.full_like(scores, float("-inf"))
+                forced[:, token] = 0.0
+                scores = forced
+        return scores
+
+
+def _ban_repeated_ngrams(sequences: torch.Tensor, scores: torch.Tensor, n: int) -> torch.Tensor:
+    """Set -inf on every token that would complete an n-gram already in the row."""
+    rows = sequences.tolist()
+    length = len(rows[0])
+    scores = scores.clone()
+    for index, row in enumerate(rows):
+        tail = tuple(row[length - n + 1:]) if n > 1 else ()
+        banned = [row[i + n - 1] for i in range(length - n + 1) if tuple(row[i:i + n - 1]) == tail]
+        if banned:
+            scores[index, banned] = float("-inf")
+    return scores
+
+
+@torch.inference_mode()
+def generate_seq2seq(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     config: Seq2SeqGenerationConfig, *, eos_token_id: int | None, pad_token_id: int
+                     ) -> list[list[int]]:
+    """Each source's generated target ids (after the start token, up to and including the
+    end-of-sequence token when one was generated).
+
+    Args:
+        model: a :class:`~hub_text.models.seq2seq.Seq2SeqLM`.
+        input_ids: (B, S) source ids, right-padded; attention_mask: (B, S), 1 at real tokens.
+        config: decoding settings; eos_token_id / pad_token_id: the tokenizer's.
+
+    Returns:
+        B lists of token ids.
+    """
+    if 1 + config.max_new_tokens > model.max_positions:
+        raise InvalidInputError(f"max_new_tokens ({config.max_new_tokens}) exceeds the model's "
+                                f"{model.max_positions - 1} target positions; lower it.")
+    memory = model.encode(input_ids, attention_mask)  # (B, S, C)
+    if config.num_beams == 1:
+        return _greedy(model, memory, attention_mask, config, eos_token_id, pad_token_id)
+    return _beam_search(model, memory, attention_mask, config, eos_token_id)
+
+
+def _greedy(model: Any, memory: torch.Tensor, mask: torch.Tensor, config: Seq2SeqGenerationConfig,
+            eos: int | None, pad: int) -> list[list[int]]:
+    batch = memory.shape[0]
+    process = _Processors(config, eos)
+    cache = model.new_cache(batch, 1 + config.max_new_tokens)
+    sequences = torch.full((batch, 1), model.decoder_start_token_id, dtype=torch.long, device=memory.device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=memory.device)
+    for _ in range(config.max_new_tokens):
+        logits = model.decode(sequences[:, -1:], memory, mask, cache=cache, last_only=True)[:, -1].float()
+        token = process(sequences, logits, sequences.shape[1]).argmax(-1)
+        token = torch.where(finished, torch.full_like(token, pad), token)
+        sequences = torch.cat([sequences, token[:, None]], 1)
+        if eos is not None:
+            finished |= token == eos
+        if bool(finished.all()):
+            break
+    return [_until_eos(row[1:], eos) for row in sequences.tolist()]
+
+
+def _until_eos(tokens: list[int], eos: int | None) -> list[int]:
+    return tokens[:tokens.index(eos) + 1] if eos is not None and eos in tokens else tokens
+
+
+def _gather(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """tensor (B, K, ...) -> (B, J, ...) at the beams ``index`` (B, J)."""
+    while index.ndim < tensor.ndim:
+        index = index.unsqueeze(-1)
+    return torch.take_along_dim(tensor, index, dim=1)
+
+
+def _beam_search(model: Any, memory: torch.Tensor, mask: torch.Tensor, config: Seq2SeqGenerationConfig,
+                 eos: int | None) -> list[list[int]]:
+    """transformers' ``_beam_search`` (vectorised, static shapes), for a decoder prompt of one
+    start token. Every beam of a source attends to that source's memory, so the cache's
+    memory keys/values never need reordering."""
+    batch, beams = memory.shape[0], config.num_beams
+    device = memory.device
+    memory, mask = memory.repeat_interleave(beams, 0), mask.repeat_interleave(beams, 0)  # (B * K, S, ...)
+    max_length = 1 + config.max_new_tokens
+    keep = max(2, 1 + (eos is not None)) * beams  # candidates kept per step: enough to survive K ends
+    top_beams = torch.cat([torch.ones(beams, dtype=torch.bool), torch.zeros(keep - beams, dtype=torch.bool)]).to(device)
+    process = _Processors(config, eos)
+    cache = model.new_cache(batch * beams, max_length)
+
+    running = torch.full((batch, beams, max_length), model.decoder_start_token_id, dtype=torch.long, device=device)
+    finished_sequences = running.clone()
+    running_scores = torch.zeros(batch, beams, device=device)
+    running_scores[:, 1:] = -1e9  # the beams start identical: only the first may expand at step one
+    finished_scores = torch.full((batch, beams), -1e9, device=device)
+    is_finished = torch.zeros(batch, beams, dtype=torch.bool, device=device)
+    can_improve = torch.ones(batch, 1, dtype=torch.bool, device=device)
+    running_origin = torch.full((batch, beams, max_length - 1), -1, dtype=torch.long, device=device)
+    finished_origin = running_origin.clone()
+    offsets = torch.arange(batch, device=device)[:, None] * beams
+    length = 1
+    while True:
+        flat = running[:, :, :length].reshape(batch * beams, length)
+        logits = model.decode(flat[:, -1:], memory, mask, cache=cache, last_only=True)[:, -1].float()
+        log_probs = process(flat, F.log_softmax(logits, dim=-1), length)
+        vocab = log_probs.shape[-1]
+        scores = (log_probs.view(batch, beams, vocab) + running_scores[:, :, None]).view(batch, beams * vocab)
+        # the best `keep` continuations over all beams
+        top_scores, top_index = torch.topk(scores, keep)
+        source_beam = top_index // vocab
+        top_sequences = _gather(running, source_beam)
+        top_sequences[:, :, length] = top_index % vocab
+        top_origin = _gather(running_origin, source_beam)
+        top_origin[:, :, length - 1] = source_beam + offsets
+        ends = (top_index % vocab == eos) if eos is not None else torch.zeros_like(top_scores, dtype=torch.bool)
+        ends = ends | (length + 1 >= max_length)
+        # the best `beams` that did not end keep running
+        alive = top_scores + ends.float() * -1e9
+        chosen = torch.topk(alive, beams)[1]
+        running, running_scores, running_origin = (_gather(top_sequences, chosen), _gather(alive, chosen),
+                                                   _gather(top_origin, chosen))
+        # the ones that ended join the finished hypotheses if they beat them
+        ended_scores = top_scores / ((length + 1 - 1) ** config.length_penalty)
+        full = is_finished.all(-1, keepdim=True) & config.early_stopping
+        ended_scores = ended_scores + full.float() * -1e9 + (~can_improve).float() * -1e9
+        just_ended = ends & top_beams[None, :]
+        ended_scores = ended_scores + (~just_ended).float() * -1e9
+        merged = torch.topk(torch.cat([finished_scores, ended_scores], 1), beams)[1]
+        finished_sequences = _gather(torch.cat([finished_sequences, top_sequences], 1), merged)
+        finished_scores = _gather(torch.cat([finished_scores, ended_scores], 1), merged)
+        finished_origin = _gather(torch.cat([finished_origin, top_origin], 1), merged)
+        is_finished = _gather(torch.cat([is_finished, just_ended], 1), merged)
+        # each running beam continues from the cache row it came from
+        cache.reorder(running_origin[:, :, length - 1].reshape(-1), cross=False)
+        length += 1
+        best_length = length - 1  # transformers' heuristic: the best score comes from the current length
+        best_possible = running_scores[:, :1] / (best_length ** config.length_penalty)
+        worst = torch.where(is_finished, finished_scores.min(1, keepdim=True)[0],
+                            torch.full_like(finished_scores, -1e9))
+        can_improve = can_improve & (best_possible > worst).any(-1, keepdim=True)
+        open_beams = not (bool(is_finished.all()) and config.early_stopping)
+        if not (bool(can_improve.any()) and open_beams and not bool(ends.all())):
+            break
+    results = []
+    for b in range(batch):
+        generated = int((finished_origin[b, 0] >= 0).sum())
+        results.append(finished_sequences[b, 0, 1:1 + generated].tolist())
+    return results
