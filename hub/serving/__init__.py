@@ -11,12 +11,17 @@ model), :mod:`~hub.serving.codec` (JSON and files in, JSON out, per-request chec
 over HTTP), :mod:`~hub.serving.routes_oip` (Open Inference Protocol v2),
 :mod:`~hub.serving.server` (uvicorn).
 
-Extending (a new protocol, e.g. OpenAI-compatible routes): write a module with a FastAPI
-``APIRouter`` whose handlers do ``state = get_state(request)``, ``model =
-state.model(name)``, decode the body into a list of inputs and an options dict, and ``results
-= await state.infer(request, model, items, options)`` (checks, batching, timeout, client
-disconnects, 400/503/504 all included); include the router in :func:`build_app` and register
-the protocol's error shape with :func:`hub.serving.app.add_error_format`.
+Extending (a new protocol, e.g. OpenAI-compatible routes under ``/v1``): write a module with
+a FastAPI ``router = APIRouter(...)`` whose handlers do ``state = get_state(request)``,
+``model = state.model(name)`` (404 when unknown), decode the body into a list of inputs and an
+options dict, and ``results = await state.infer(request, model, items, options)``: the
+per-request checks, batching, queue bound (503), timeout (504), client disconnects and the
+error mapping all come with it. Add the module's name to
+:data:`hub.serving.app.PROTOCOL_MODULES`; a module-level ``PREFIX`` and
+``error_format(status, fields) -> body`` give its routes their protocol's error shape.
+Streaming (token by token) goes through ``model.batcher.iterate(lambda: pipe.stream(...))``,
+an async iterator of pieces computed in the model's inference thread (taking turns with the
+batches), wrapped in ``state.wait``-style disconnect handling and a ``StreamingResponse``.
 
 Nothing here is imported by ``import hub``; FastAPI and uvicorn are imported when an app is
 built (``pip install 'hub-sdk[serve]'``).

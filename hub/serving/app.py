@@ -22,7 +22,8 @@ unmatched ones and body-limit failures included, without BaseHTTPMiddleware's ov
 
 Routes reach the models through :class:`ServingState` (``request.app.state.hub``); its
 :meth:`ServingState.infer` is the one way into a model's batcher (checks, queue, timeout,
-client disconnect). Extension points are described in the package docstring.
+client disconnect). The protocols are the modules of :data:`PROTOCOL_MODULES`, each an
+``APIRouter``; adding one is adding a module (see the package docstring).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import importlib
 import json
 import logging
 import re
@@ -49,6 +51,10 @@ from hub.serving.settings import ServeSettings
 access_log = logging.getLogger("hub.serving.access")
 logger = logging.getLogger("hub.serving")
 
+#: the protocol modules whose ``router`` (a FastAPI APIRouter) every app includes; a module may
+#: also define ``PREFIX`` and ``error_format(status, fields) -> body`` to give the routes under
+#: that prefix its protocol's error shape (see :func:`add_error_format`)
+PROTOCOL_MODULES: list[str] = ["hub.serving.routes_native", "hub.serving.routes_oip"]
 #: the routes that answer without authentication (liveness and readiness probes)
 PUBLIC_PATHS = {"/health", "/v2/health/live", "/v2/health/ready"}
 #: ``formatter(status, fields) -> body`` for the error bodies of routes under a path prefix
@@ -234,6 +240,15 @@ class _HubMiddleware:
         scope.setdefault("state", {}).update(request_id=rid, hub_started=started)
         path = scope.get("path", "")
         status_box = [0]
+        recorded = [False]
+
+        def record(status: int) -> None:
+            """Count and log the request once, just before its answer's last byte is sent (a
+            client never sees its answer before the metrics and the log line do)."""
+            if not recorded[0]:
+                recorded[0] = True
+                state.metrics.inflight.dec()
+                self._record(scope, path, status, time.monotonic() - started, rid)
 
         async def send_wrapper(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -241,6 +256,8 @@ class _HubMiddleware:
                 message.setdefault("headers", [])
                 if not any(k.lower() == b"x-request-id" for k, _ in message["headers"]):
                     message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                record(status_box[0])
             await send(message)
 
         limit = state.settings.max_body_bytes
@@ -269,8 +286,7 @@ class _HubMiddleware:
                 raise  # a response already started: nothing clean can be sent
             await error_response(state, path, exc, rid)(scope, receive, send_wrapper)
         finally:
-            state.metrics.inflight.dec()
-            self._record(scope, path, status_box[0] or 500, time.monotonic() - started, rid)
+            record(status_box[0] or 500)
 
     def _precheck(self, path: str, headers: dict[str, str], limit: int) -> ServeError | None:
         state = self.state
@@ -324,7 +340,6 @@ def build_app(models: Iterable[ServedModel | str] | Mapping[str, Any], settings:
     from starlette.responses import Response
 
     from hub._version import __version__
-    from hub.serving import routes_native, routes_oip
     from hub.serving.models import load_models
 
     settings = settings or ServeSettings()
@@ -345,7 +360,7 @@ def build_app(models: Iterable[ServedModel | str] | Mapping[str, Any], settings:
         finally:
             state.draining = True
             await asyncio.gather(*(m.batcher.close() for m in state.models.values() if m.batcher is not None))
-            logger.warning("stopped: every request in flight was answered")
+            logger.info("stopped: every request in flight was answered")
 
     app = FastAPI(title="Hub model server", version=__version__, lifespan=lifespan,
                   description="Every Hub task over HTTP: native JSON routes, the Open Inference Protocol (v2), "
@@ -385,7 +400,9 @@ def build_app(models: Iterable[ServedModel | str] | Mapping[str, Any], settings:
         content, media_type = state.metrics.exposition()
         return Response(content, media_type=media_type)
 
-    app.include_router(routes_native.router)
-    app.include_router(routes_oip.router)
-    add_error_format(app, routes_oip.PREFIX, routes_oip.oip_error)
+    for name in PROTOCOL_MODULES:
+        module = importlib.import_module(name)
+        app.include_router(module.router)
+        if getattr(module, "error_format", None) is not None:
+            add_error_format(app, module.PREFIX, module.error_format)
     return app

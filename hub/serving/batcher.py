@@ -27,9 +27,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -143,6 +144,64 @@ class Batcher:
         executor, self._executor = self._executor, None
         if executor is not None:
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
+
+    async def iterate(self, factory: Callable[[], Iterator[Any]], *, ahead: int = 16) -> AsyncIterator[Any]:
+        """Stream what ``factory()`` yields, computed in this model's inference thread (so it
+        takes turns with the batches and never runs beside them), as an async iterator.
+
+        For streaming routes (e.g. ``pipe.stream(prompt)`` for server-sent events). Leaving the
+        ``async for`` early (client gone) stops the producer before its next piece.
+
+        Args:
+            factory: called in the inference thread; returns the iterator of pieces.
+            ahead: how many pieces the producer may compute before the consumer takes them
+                (then it waits: a slow client slows its own stream, not the server's memory).
+
+        Yields:
+            The pieces, in order; an exception raised by the producer is raised here.
+        """
+        if self._worker is None or self._closing or self._executor is None:
+            raise ServeError(503, "unavailable", f"model {self.name!r} is not taking requests; retry shortly.",
+                             {"Retry-After": str(self.retry_after_s)})
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        stop = threading.Event()
+        space = threading.Semaphore(ahead)
+        done = object()
+
+        def produce() -> None:
+            iterator = factory()
+            try:
+                for piece in iterator:
+                    while not space.acquire(timeout=0.1):
+                        if stop.is_set():
+                            return
+                    if stop.is_set():
+                        return
+                    loop.call_soon_threadsafe(queue.put_nowait, (True, piece))
+            except BaseException as exc:  # handed to the consumer, raised there
+                loop.call_soon_threadsafe(queue.put_nowait, (False, exc))
+                return
+            finally:
+                close = getattr(iterator, "close", None)
+                if callable(close):
+                    close()
+            loop.call_soon_threadsafe(queue.put_nowait, (True, done))
+
+        producer = loop.run_in_executor(self._executor, produce)
+        try:
+            while True:
+                ok, value = await queue.get()
+                if not ok:
+                    raise value
+                if value is done:
+                    break
+                space.release()
+                yield value
+        finally:
+            stop.set()
+            if producer.done():
+                producer.result()
 
     @property
     def depth(self) -> int:

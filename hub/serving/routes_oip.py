@@ -78,6 +78,9 @@ def oip_error(status: int, fields: dict[str, Any]) -> Any:
     return {"error": fields.get("message", "")}
 
 
+error_format = oip_error  # the routes under PREFIX answer errors in this shape (hub.serving.app)
+
+
 # --------------------------------------------------------------------------- health and metadata
 @router.get("", summary="Server metadata")
 async def server_metadata() -> Any:

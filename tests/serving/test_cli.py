@@ -27,7 +27,7 @@ def start_hub_serve(*args: str) -> tuple[subprocess.Popen, str, list[str]]:
     """``python -m hub serve ARGS --port 0``; returns the process, its URL and its stderr lines
     (read on in a thread)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "hub", "serve", *args, "--port", "0", "--log-level", "warning"],
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "serve", *args, "--port", "0", "--log-level", "info"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     found = threading.Event()
@@ -76,7 +76,8 @@ def test_sigterm_drains_in_flight_requests(folders, pipes):
             proc.kill()
     log = "".join(lines)
     assert code == -signal.SIGTERM, log  # drained, then ended by the signal, as uvicorn does
-    assert "SIGTERM: no longer accepting connections; finishing 6 request(s) in flight" in log
+    finishing = re.search(r"SIGTERM: no longer accepting connections; finishing (\d+) request\(s\) in flight", log)
+    assert finishing and int(finishing.group(1)) >= 6, log  # (+1 when the last /metrics poll is still closing)
     assert "stopped: every request in flight was answered" in log
     expected = pipes["clf"](texts)
     for i, want in enumerate(expected):

@@ -257,13 +257,17 @@ def test_unknown_options_list_only_what_a_request_may_set(client):
 
 def test_one_structured_log_line_per_request(client, caplog):
     import logging
+    import time
 
     with caplog.at_level(logging.INFO, logger="hub.serving.access"):
         response = client.post("/models/clf/predict", json={"inputs": "good"}, headers={"x-request-id": "log-me-1"})
-        client.get("/v2/health/live")
+        client.get("/v2/health/live", headers={"x-request-id": "log-me-2"})
+        deadline = time.monotonic() + 5  # the line is written just after the answer is sent
+        while "log-me-2" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "hub.serving.access"]
     mine = [line for line in lines if line["request_id"] == "log-me-1"]
     assert response.status_code == 200 and len(mine) == 1
     assert mine[0]["route"] == "/models/{name}/predict" and mine[0]["model"] == "clf" and mine[0]["status"] == 200
     assert mine[0]["method"] == "POST" and mine[0]["ms"] >= 0 and mine[0]["client"].startswith("127.0.0.1:")
-    assert any(line["path"] == "/v2/health/live" for line in lines)
+    assert [line["path"] for line in lines if line["request_id"] == "log-me-2"] == ["/v2/health/live"]
