@@ -340,3 +340,18 @@ def test_readme_adapters_example_runs(tmp_path, monkeypatch, capsys):
     lora = hub.load("text-classify", model=str(tmp_path / "sentiment-lora"), device="cpu")
     text = "Delicious, will order again!"
     assert abs(merged(text)["score"] - lora(text)["score"]) < 1e-5
+
+
+def test_the_trainers_best_model_is_saved_as_an_adapter_with_its_new_head(vit_base, tmp_path):
+    pipe = hub.load("image-classify", model=str(vit_base), device="cpu")
+    data = [(image, ["x", "y", "z"][i % 3]) for i, image in enumerate(IMAGES)]
+    result = pipe.fine_tune(data, eval=data, reset_head=True, adapter={"r": 2}, output_dir=str(tmp_path / "run"),
+                            **{**TRAIN, "max_steps": 4, "eval_steps": 2})
+    best = tmp_path / "run" / "best"  # written mid-training, before the rebuilt head joined the adapter
+    assert (best / "adapter_model.safetensors").is_file() and not (best / "model.safetensors").exists()
+    assert json.loads((best / "config.json").read_text())["adapter"]["head"]["labels"] == ["x", "y", "z"]
+    again = hub.load("image-classify", model=str(best), device="cpu")
+    assert again.labels == ["x", "y", "z"]
+    assert result.best_step in (2, 4)
+    # the trainer ends with the best weights, which are what the folder holds
+    assert torch.allclose(again.logits(IMAGES[:2]), pipe.logits(IMAGES[:2]), atol=1e-6, rtol=0)
