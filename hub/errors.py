@@ -89,3 +89,8 @@ class DataError(HubError, ValueError):
 class NotSupportedError(HubError, NotImplementedError):
     """A verb (``from_scratch``, ``fine_tune``, ``pretrain``, ``evaluate``) or option the task
     does not offer; the message names the task and what it does offer."""
+
+
+class MissingExtraError(HubError, ImportError):
+    """An optional dependency of a feature is not installed; the message names the extra to
+    install (``pip install 'hub-sdk[datasets]'``)."""

@@ -88,6 +88,14 @@ class Pipeline:
             method = getattr(cls, verb)
             if method is not getattr(Pipeline, verb, None) and not getattr(method, "_float_weights_first", False):
                 setattr(cls, verb, _float_weights_first(method, verb))
+        # every task's training verbs (its own or a mixin's) take Hugging Face datasets and record
+        # lineage for the model card (hub.train.provenance), outermost: splits resolved first
+        from hub.train.provenance import wrap_verb
+
+        for verb in ("fine_tune", "pretrain", "evaluate"):
+            method = getattr(cls, verb)
+            if method is not getattr(Pipeline, verb, None) and not getattr(method, "__hub_verb__", False):
+                setattr(cls, verb, wrap_verb(verb, method))
 
     def __init__(self, model: torch.nn.Module, *, device: torch.device | str = "cpu",
                  dtype: torch.dtype | None = None, metadata: dict[str, Any] | None = None) -> None:
@@ -210,7 +218,8 @@ class Pipeline:
     #: model has no weights, or whose weights must stay exact, sets False: a clear error)
     can_quantize: ClassVar[bool] = True
     #: the pipeline metadata copied into the model card (README.md)
-    CARD_KEYS: ClassVar[tuple[str, ...]] = ("license", "model_name", "metrics", "base_model", "labels")
+    CARD_KEYS: ClassVar[tuple[str, ...]] = ("license", "model_name", "metrics", "base_model", "labels", "training",
+                                            "evaluation")
 
     def save(self, folder: str | Path, *, quantize: bool = False) -> Path:
         """Write the model folder atomically: ``config.json`` + ``model.safetensors``

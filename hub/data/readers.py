@@ -1,4 +1,5 @@
-"""Read training/evaluation records from jsonl/json/csv/tsv files or Python objects.
+"""Read training/evaluation records from jsonl/json/csv/tsv files, Python objects or
+Hugging Face ``datasets`` objects (through :mod:`hub.data.hf_datasets`).
 
 Every record becomes a plain dict. A bad row raises :class:`~hub.errors.DataError`
 naming the file and line (or, for a Python list, the item's index), so a typo in row
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hub.data.hf_datasets import DatasetRecords, maybe_records
 from hub.data.labels import label_name, label_problem
 from hub.errors import DataError
 
@@ -79,6 +81,7 @@ def read_located_records(source: Any, *, fields: Sequence[str] | None = None, te
                          ) -> list[tuple[str, dict[str, Any]]]:
     """As :func:`read_records`, each record with its location (``"FILE, line 5"``,
     ``"the data list, record 3"``) for messages about it later."""
+    source = maybe_records(source)  # a datasets.Dataset / IterableDataset: its rows as dicts
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
         if not path.is_file():
@@ -87,25 +90,29 @@ def read_located_records(source: Any, *, fields: Sequence[str] | None = None, te
         where = str(path)
     elif isinstance(source, Iterable) and not isinstance(source, (bytes, Mapping)):
         records = []
+        where = getattr(source, "where", "the data list")
+        row = "row" if isinstance(source, DatasetRecords) else "record"
         for index, item in enumerate(source):
             if isinstance(item, Mapping):
-                records.append((f"the data list, record {index}", dict(item)))
+                records.append((f"{where}, {row} {index}", dict(item)))
             elif isinstance(item, (tuple, list)) and fields and len(item) == len(fields):
-                records.append((f"the data list, record {index}", dict(zip(fields, item))))
+                records.append((f"{where}, {row} {index}", dict(zip(fields, item))))
             else:
                 want = f"a dict or a {len(fields)}-tuple {tuple(fields)}" if fields else "a dict"
                 raise DataError(f"Data item {index} is {item!r:.80}; expected {want}.")
-        where = "the data list"
     else:
         raise DataError(f"Cannot read data from a {type(source).__name__}; pass a path to a "
-                        f"{'/'.join(SUFFIXES)} file or a list of dicts.")
+                        f"{'/'.join(SUFFIXES)} file, a list of dicts or a datasets.Dataset.")
     if not records:
         raise DataError(f"{where} holds no records.")
     for location, record in records:
         if fields:
             missing = [f for f in fields if f not in record or record[f] is None]
             if missing:
-                raise DataError(f"{location}: missing field(s) {missing}; the record has {sorted(record)}.")
+                hint = (" Name the dataset's column with the task's field keyword (text_field=, label_field=, "
+                        "tokens_field=, tags_field=) or a recipe's columns: {field: column}."
+                        if isinstance(source, DatasetRecords) else "")
+                raise DataError(f"{location}: missing field(s) {missing}; the record has {sorted(record)}.{hint}")
         for name in text_fields:
             problem = text_problem(record.get(name))
             if problem:

@@ -46,7 +46,12 @@ class TrainingArguments:
         greater_is_better: whether a larger ``metric_for_best`` is better; None: False for
             ``"loss"``, True otherwise.
         output_dir: where logs (``metrics.jsonl``), checkpoints and the best model go (None: nowhere).
-        save_checkpoints: with ``output_dir``, write resumable checkpoints under ``output_dir/checkpoints``.
+        save_checkpoints: with ``output_dir``, write checkpoints under ``output_dir/checkpoints``.
+        save_optimizer: whether checkpoints hold the optimizer, scheduler and scaler states that
+            an exact resume needs (for AdamW, twice the weights' size). None (default): only when
+            resuming is asked for, i.e. ``save_steps`` or ``resume_from_checkpoint`` is given;
+            otherwise a checkpoint holds the weights, random-generator states and
+            ``trainer_state.json``, and resuming from it is refused with a message saying so.
         save_steps: checkpoint every N optimizer steps; None: at each epoch's end.
         save_total_limit: keep the last K checkpoints (the best one is kept as well).
         resume_from_checkpoint: a checkpoint folder, or True: the latest under ``output_dir``.
@@ -61,6 +66,14 @@ class TrainingArguments:
         progress: show a tqdm bar over the steps.
         log_every: optimizer steps between training-loss records.
         tensorboard: log to ``output_dir/tensorboard``; None: when tensorboard is installed.
+        report_to: where the run's records go, transformers' names: a list of ``"jsonl"``
+            (``output_dir/metrics.jsonl``), ``"tensorboard"`` (``output_dir/tensorboard``),
+            ``"wandb"`` (Weights & Biases: ``WANDB_PROJECT``, ``WANDB_MODE=offline``, ...),
+            ``"mlflow"`` (``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_NAME``), or ``"all"``
+            (every one installed) or ``"none"``; one name may be given as a string. None (default):
+            JSONL, plus TensorBoard when installed (``tensorboard=`` decides it). A tracker whose
+            library is missing is a MissingExtraError naming the extra, before any work.
+        run_name: the run's name for the trackers (wandb, MLflow; default: theirs).
         peak_tflops: the device's peak, for the ``mfu`` log (default: from the GPU's name).
 
     Raises:
@@ -88,6 +101,7 @@ class TrainingArguments:
     # -- output, checkpoints, resume ----------------------------------------------------
     output_dir: str | None = None
     save_checkpoints: bool = True
+    save_optimizer: bool | None = None
     save_steps: int | None = None
     save_total_limit: int = 2
     resume_from_checkpoint: str | bool | None = None
@@ -104,6 +118,8 @@ class TrainingArguments:
     progress: bool = True
     log_every: int = 10
     tensorboard: bool | None = None
+    report_to: str | list[str] | None = None
+    run_name: str | None = None
     peak_tflops: float | None = None
 
     def __post_init__(self) -> None:
@@ -137,6 +153,19 @@ class TrainingArguments:
             raise ConfigError("fp16 and bf16 are exclusive: choose one mixed-precision mode.")
         if self.greater_is_better is None:
             self.greater_is_better = self.metric_for_best != "loss"
+        self.report_to = _check_report_to(self.report_to, self.tensorboard)
+
+    @property
+    def keeps_optimizer(self) -> bool:
+        """Whether checkpoints hold the optimizer state (see ``save_optimizer``)."""
+        if self.save_optimizer is not None:
+            return self.save_optimizer
+        return self.save_steps is not None or self.resume_from_checkpoint not in (None, False)
+
+    def trackers(self) -> list[str]:
+        """The trackers this run writes to, resolved: ``report_to`` (``"all"`` is every installed
+        one), or by default JSONL plus TensorBoard when installed (``tensorboard=`` decides)."""
+        return resolve_trackers(self.report_to, self.tensorboard)
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> TrainingArguments:
@@ -156,6 +185,58 @@ class TrainingArguments:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: ``report_to`` names and the library (and extra) each needs; transformers' names
+TRACKERS = {"jsonl": (None, None), "tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb"),
+            "mlflow": ("mlflow", "mlflow")}
+
+
+def _installed(module: str | None) -> bool:
+    import importlib.util
+
+    return module is None or importlib.util.find_spec(module) is not None
+
+
+def _check_report_to(value: Any, tensorboard: bool | None) -> list[str] | None:
+    """``report_to`` as a list of known names ("all"/"none" kept), each one's library installed."""
+    if value is None:
+        return None
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"training argument 'report_to' must be a tracker name or a list of them, got {value!r}.")
+    names = [n.strip().lower() for n in names]
+    known = [*TRACKERS, "all", "none"]
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=2)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ConfigError(f"report_to: unknown tracker {name!r}.{hint} Known: {', '.join(known)}.")
+    if ("all" in names or "none" in names) and len(names) > 1:
+        raise ConfigError(f"report_to: 'all' and 'none' stand alone, got {names}.")
+    if tensorboard is False and "tensorboard" in names:
+        raise ConfigError("report_to names 'tensorboard' but tensorboard=False; drop one of them.")
+    for name in names:
+        module, extra = TRACKERS.get(name, (None, None))
+        if not _installed(module):
+            from hub.errors import MissingExtraError
+
+            raise MissingExtraError(f"report_to={name!r} needs the {module} library, which is not installed: "
+                                    f"pip install 'hub-sdk[{extra}]'.")
+    return names
+
+
+def resolve_trackers(report_to: list[str] | None, tensorboard: bool | None) -> list[str]:
+    """The tracker names a run writes to (see :meth:`TrainingArguments.trackers`)."""
+    if report_to is None:
+        wants_tb = tensorboard if tensorboard is not None else _installed("tensorboard")
+        return ["jsonl", "tensorboard"] if wants_tb else ["jsonl"]
+    if report_to == ["none"]:
+        return []
+    if report_to == ["all"]:
+        return [name for name, (module, _) in TRACKERS.items()
+                if _installed(module) and not (name == "tensorboard" and tensorboard is False)]
+    return list(dict.fromkeys(report_to))
 
 
 def check_keys(given: dict[str, Any], *, known: list[str], what: str) -> None:
@@ -179,6 +260,8 @@ def _matches(value: Any, hint: Any) -> bool:
         return any(_matches(value, arg) for arg in typing.get_args(hint))
     if origin is Literal:
         return value in typing.get_args(hint)
+    if origin is list:
+        return isinstance(value, list) and all(_matches(v, typing.get_args(hint)[0]) for v in value)
     if hint is type(None):
         return value is None
     if hint is bool:
@@ -196,6 +279,9 @@ def _describe(hint: Any) -> str:
         return " or ".join(_describe(arg) for arg in typing.get_args(hint))
     if origin is Literal:
         return "one of " + ", ".join(map(repr, typing.get_args(hint)))
+    if origin is list:
+        inner = typing.get_args(hint)[0]
+        return "a list of strings" if inner is str else f"a list of ({_describe(inner)})"
     if hint is type(None):
         return "null"
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))

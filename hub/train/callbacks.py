@@ -8,7 +8,8 @@ collectives); the writers check ``trainer.is_main`` before touching files or the
 ``on_log`` receives the record
 about to be written and may add entries to it: the producers (learning rate, throughput)
 run before the writers (JSONL, TensorBoard, progress bar) because ``default_callbacks``
-orders them so.
+orders them so. The experiment trackers (``report_to``: JSONL, TensorBoard here; Weights &
+Biases and MLflow in :mod:`hub.train.trackers`) are writers too.
 """
 
 from __future__ import annotations
@@ -212,14 +213,16 @@ def tensorboard_available() -> bool:
 
 
 def default_callbacks(args: Any) -> list[Callback]:
-    """Producers first, then writers; what the arguments ask for."""
+    """Producers first, then writers; what the arguments ask for (the trackers outside the run
+    folder, wandb and MLflow, come from :func:`hub.train.trackers.tracker_callbacks`)."""
     callbacks: list[Callback] = [LearningRateMonitor(), Throughput()]
     if args.early_stopping_patience is not None:
         callbacks.append(EarlyStopping(args.early_stopping_patience))
-    if args.output_dir:
-        callbacks.append(JsonlLogger(Path(args.output_dir) / "metrics.jsonl"))
-        wants_tb = args.tensorboard if args.tensorboard is not None else tensorboard_available()
-        if wants_tb:
+    trackers = args.trackers() if hasattr(args, "trackers") else ["jsonl", "tensorboard"]
+    if args.output_dir:  # the file-based writers need the run's folder
+        if "jsonl" in trackers:
+            callbacks.append(JsonlLogger(Path(args.output_dir) / "metrics.jsonl"))
+        if "tensorboard" in trackers:
             callbacks.append(TensorBoardLogger(Path(args.output_dir) / "tensorboard"))
     if args.progress:
         callbacks.append(ProgressBar())

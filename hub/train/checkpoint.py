@@ -5,6 +5,9 @@ A checkpoint is a folder ``output_dir/checkpoints/step-00001234/`` holding
 * ``model.safetensors`` - the full (unsharded) weights, tied tensors stored once;
 * ``optimizer.pt`` / ``scheduler.pt`` / ``scaler.pt`` - state dicts of tensors and
   numbers, read back with ``torch.load(weights_only=True)`` (never arbitrary pickles);
+  written only when the run keeps them (``TrainingArguments.save_optimizer``: by default
+  when ``save_steps`` or ``resume_from_checkpoint`` asks for resumable checkpoints), as
+  ``trainer_state.json``'s ``has_optimizer`` says;
 * ``rng.pt`` - Python, NumPy, torch CPU and CUDA generator states;
 * ``trainer_state.json`` - step, epoch, position in the epoch, best metric, history.
 

@@ -7,9 +7,13 @@
     from_scratch: null             # {sizes...}: a fresh model (hub.create) instead of `model`
     tokenizer: null                # with from_scratch: a folder holding a tokenizer
     data: {train: train.jsonl, eval: val.jsonl}
+    # or Hugging Face datasets (the datasets extra), a local folder/file or a Hub name:
+    # data: {train: {dataset: imdb, split: train, columns: {text: text, label: label}},
+    #        eval: {dataset: imdb, split: test}}
     options: {max_tokens: 256}     # the task's own fine_tune/pretrain keywords
     training: {epochs: 3, batch_size: 16}   # hub.train.TrainingArguments
-    output: my-model               # the final model folder (checkpoints go to OUTPUT-run/)
+    output: my-model               # the final model folder (checkpoints go to OUTPUT-run/); default:
+                                   # $HUB_RUNS_DIR or ~/.cache/hub/runs, /<recipe name> for a file
 
 Everything is checked before any model is loaded: an unknown key names its closest
 matches, a value of the wrong type names the key, a missing data file names the path.
@@ -30,6 +34,8 @@ from hub.errors import ConfigError
 from hub.train.args import TrainingArguments, check_keys
 
 MODES = ("fine_tune", "pretrain")
+#: the keys of a ``data.train`` / ``data.eval`` entry that names a Hugging Face dataset
+DATASET_KEYS = ("dataset", "name", "split", "data_files", "revision", "streaming", "columns")
 _TOP_LEVEL = ("task", "mode", "model", "revision", "from_scratch", "tokenizer", "data", "options", "training",
               "output")
 
@@ -37,8 +43,8 @@ _TOP_LEVEL = ("task", "mode", "model", "revision", "from_scratch", "tokenizer", 
 @dataclass
 class Recipe:
     task: str
-    train: str
-    eval: str | None = None
+    train: str | dict[str, Any]  # a path, or a dataset entry {dataset: ..., split: ..., columns: ...}
+    eval: str | dict[str, Any] | None = None
     mode: str = "fine_tune"
     model: str | None = None
     revision: str | None = None
@@ -47,10 +53,27 @@ class Recipe:
     options: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     output: str | None = None
+    source: str | None = None  # the recipe file, when read from one
 
     @property
     def output_path(self) -> Path:
-        return Path(self.output or f"{self.task}-{'pretrained' if self.mode == 'pretrain' else 'finetuned'}")
+        """``output``; without it, a recipe file's run goes under the user's runs folder
+        (:func:`runs_root` / the file's name), never beside the file (a source tree), and a
+        command-line run to ``./TASK-finetuned``."""
+        if self.output:
+            return Path(self.output)
+        if self.source and self.source.endswith((".yaml", ".yml")):
+            return runs_root() / Path(self.source).stem
+        return Path(f"{self.task}-{'pretrained' if self.mode == 'pretrain' else 'finetuned'}")
+
+
+def runs_root() -> Path:
+    """Where recipe runs go by default: ``$HUB_RUNS_DIR``, else ``$XDG_CACHE_HOME/hub/runs``
+    (``~/.cache/hub/runs``)."""
+    if os.environ.get("HUB_RUNS_DIR"):
+        return Path(os.environ["HUB_RUNS_DIR"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "hub" / "runs"
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
@@ -108,21 +131,44 @@ def recipe_from_dict(raw: dict[str, Any], *, base: Path = Path("."), source: str
         candidate = base / value
         return str(candidate) if candidate.exists() or not Path(value).exists() else value
 
+    def data_entry(name: str, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return local(value) if isinstance(value, str) or value is None else value
+        check_keys(value, known=list(DATASET_KEYS), what=f"key in {source} data.{name}:")
+        if not isinstance(value.get("dataset"), str) or not value["dataset"]:
+            raise ConfigError(f"{source}: data.{name} needs 'dataset: NAME_OR_PATH' (a Hugging Face dataset name, "
+                              "or a local folder or file datasets.load_dataset reads).")
+        if value.get("columns") is not None and (not isinstance(value["columns"], dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value["columns"].items())):
+            raise ConfigError(f"{source}: data.{name}.columns must map the task's field to the dataset's column, "
+                              "e.g. {text: review_body, label: stars}.")
+        for key in ("name", "split", "revision"):
+            if value.get(key) is not None and not isinstance(value[key], str):
+                raise ConfigError(f"{source}: data.{name}.{key} must be a string, got {value[key]!r}.")
+        from hub.data.hf_datasets import require_datasets
+
+        require_datasets(f"{source}: data.{name} (dataset: {value['dataset']})")
+        return {**value, "base": str(base)}
+
+    for name in ("train", "eval"):
+        if data.get(name) is not None and not isinstance(data[name], (str, dict)):
+            raise ConfigError(f"{source}: data.{name} must be a file path or a dataset entry "
+                              f"{{dataset: NAME, split: ...}}, got {data[name]!r}.")
     training = {**(raw.get("training") or {}), **overrides.get("training", {})}
     TrainingArguments.from_kwargs(**{k: v for k, v in training.items()})  # every key and type, now
     recipe = Recipe(task=raw["task"], mode=mode,
-                    train=overrides.get("train") or local(data.get("train")),
-                    eval=overrides.get("eval") or local(data.get("eval")),
+                    train=overrides.get("train") or data_entry("train", data.get("train")),
+                    eval=overrides.get("eval") or data_entry("eval", data.get("eval")),
                     model=overrides.get("model") or (local(raw["model"]) if raw.get("model") and
                                                      (base / raw["model"]).exists() else raw.get("model")),
                     revision=overrides.get("revision") or raw.get("revision"),
                     from_scratch=raw.get("from_scratch"), tokenizer=local(raw.get("tokenizer")),
                     options=dict(raw.get("options") or {}), training=training,
-                    output=overrides.get("output") or local(raw.get("output")))
+                    output=overrides.get("output") or local(raw.get("output")), source=source)
     if not recipe.train:
         raise ConfigError(f"{source}: data.train is missing (the training data file).")
     for name, value in (("data.train", recipe.train), ("data.eval", recipe.eval)):
-        if value is not None and not Path(value).exists():
+        if isinstance(value, str) and not Path(value).exists():
             raise ConfigError(f"{source}: {name} {value!r} does not exist.")
     return recipe
 
@@ -143,6 +189,27 @@ def check_options(recipe: Recipe, pipeline_cls: type) -> None:
             raise ConfigError(f"{key!r} is a training argument: put it under 'training:', not 'options:'.")
         if not open_ended:
             check_keys({key: None}, known=accepted, what=f"option of {recipe.task} {recipe.mode}:")
+
+
+def recipe_data(recipe: Recipe) -> tuple[Any, Any]:
+    """The recipe's ``(train, eval)``: paths as they are; dataset entries loaded with
+    ``datasets.load_dataset`` (a DatasetDict's splits chosen as ``fine_tune`` chooses them) and
+    read into rows with their ``columns`` mapping, named as the recipe names them."""
+    from hub.data.hf_datasets import dataset_kind, load_from_spec, resolve_splits, to_records
+
+    loaded = {}
+    for role, entry in (("train", recipe.train), ("eval", recipe.eval)):
+        loaded[role] = load_from_spec(entry, base=entry.get("base"), source=recipe.source or "config") \
+            if isinstance(entry, dict) else entry
+    train, held = resolve_splits(loaded["train"], loaded["eval"])
+
+    def rows(data: Any, entry: Any) -> Any:
+        if dataset_kind(data) is None:
+            return data
+        spec = entry if isinstance(entry, dict) else recipe.train if isinstance(recipe.train, dict) else {}
+        return to_records(data, columns=spec.get("columns"), name=spec.get("dataset"))
+
+    return rows(train, recipe.train), rows(held, recipe.eval if recipe.eval is not None else recipe.train)
 
 
 def run_recipe(recipe: Recipe, *, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
@@ -182,7 +249,8 @@ def run_recipe(recipe: Recipe, *, resume: bool = False, quiet: bool = False) -> 
         pipe = hub.load(recipe.task, model=recipe.model, revision=recipe.revision, device=device)
     # fine_tune and pretrain have one signature on every task: (data, eval=None, **training_args)
     train = pipe.pretrain if recipe.mode == "pretrain" else pipe.fine_tune
-    result = train(recipe.train, recipe.eval, **recipe.options, **training)
+    train_data, eval_data = recipe_data(recipe)
+    result = train(train_data, eval_data, **recipe.options, **training)
     saved = pipe.save(recipe.output_path) if is_main_process() else None
     details = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else {}
     return {"task": pipe.task, "mode": recipe.mode, "base_model": recipe.model or pipe.metadata.get("model_name"),

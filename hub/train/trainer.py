@@ -42,6 +42,7 @@ from hub.train.contract import Batch, ComputeMetrics, TrainerView
 from hub.train.control import TrainerControl, TrainingSchedule
 from hub.train.sampling import ResumableBatchSampler, epoch_seed
 from hub.train.state import TrainerState
+from hub.train.trackers import tracker_callbacks
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ class TrainResult:
         train_seconds: wall time of this call.
         resumed_from, last_checkpoint: the checkpoint folder resumed from and the last one
             written (None: none).
+        arguments: the run's TrainingArguments as a dict (what the model card lists).
+        train_examples, eval_examples: how many examples the Trainer was given (after the
+            task's featurisation: blocks for pretraining, rows for fine-tuning).
     """
 
     best_metric: float | None
@@ -73,6 +77,9 @@ class TrainResult:
     best_step: int | None = None
     resumed_from: str | None = None
     last_checkpoint: str | None = None
+    arguments: dict[str, Any] = field(default_factory=dict)
+    train_examples: int | None = None
+    eval_examples: int | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -182,7 +189,7 @@ class Trainer:
             raise ConfigError("fp16 needs a CUDA device (it relies on a gradient scaler); on CPU use bf16=True.")
         use_bf16 = args.bf16 if args.bf16 is not None else self.device.type == "cuda"
         self.autocast_dtype = torch.float16 if args.fp16 else torch.bfloat16 if use_bf16 else None
-        self.callbacks: list[Callback] = [*default_callbacks(args), *callbacks]
+        self.callbacks: list[Callback] = [*default_callbacks(args), *tracker_callbacks(args), *callbacks]
         self.state = TrainerState()
         self.strategy = "none"
         self.wrapped: nn.Module = model
@@ -322,7 +329,9 @@ class Trainer:
                            epochs_run=state.epoch + (1 if state.batches_in_epoch else 0), steps=state.global_step,
                            history=state.history, stopped_early=state.stopped_early,
                            train_seconds=time.perf_counter() - start, best_step=state.best_step,
-                           resumed_from=str(resumed) if resumed else None, last_checkpoint=str(last) if last else None)
+                           resumed_from=str(resumed) if resumed else None, last_checkpoint=str(last) if last else None,
+                           arguments=args.to_dict(), train_examples=len(self.train_data),
+                           eval_examples=len(self.eval_data) if self.eval_data is not None else None)
 
     def _forward_backward(self, batch: Batch) -> bool:
         """One micro-batch: forward and backward (DDP/FSDP synchronise gradients only on the
@@ -491,16 +500,19 @@ class Trainer:
     def _save_checkpoint(self) -> Path | None:
         args, state = self.args, self.state
         model_state = ckpt.model_state(self.wrapped, self.strategy)  # collectives: every rank
-        optimizer_state = ckpt.optimizer_state(self.wrapped, self.optimizer, self.strategy)
+        keep_optimizer = args.keeps_optimizer  # the same on every rank: the collective runs on all or none
+        optimizer_state = ckpt.optimizer_state(self.wrapped, self.optimizer, self.strategy) if keep_optimizer else None
         path = None
         if self.is_main:
-            files: dict[str, Any] = {"model.safetensors": model_state, "optimizer.pt": optimizer_state,
-                                     "scheduler.pt": self.scheduler.state_dict(), "rng.pt": ckpt.rng_state()}
-            if self.scaler is not None:
-                files["scaler.pt"] = self.scaler.state_dict()
+            files: dict[str, Any] = {"model.safetensors": model_state, "rng.pt": ckpt.rng_state()}
+            if keep_optimizer:  # what exact resume needs; for AdamW twice the weights' size
+                files.update({"optimizer.pt": optimizer_state, "scheduler.pt": self.scheduler.state_dict()})
+                if self.scaler is not None:
+                    files["scaler.pt"] = self.scaler.state_dict()
             if self._best_state is not None and state.best_step == state.global_step:
                 state.best_checkpoint = f"step-{state.global_step:08d}"
-            meta = {**state.to_dict(), "world_size": self.env.world_size, "args": args.to_dict()}
+            meta = {**state.to_dict(), "world_size": self.env.world_size, "args": args.to_dict(),
+                    "has_optimizer": keep_optimizer}
             path = ckpt.write(args.output_dir, state.global_step, files, meta)
             keep = ckpt.checkpoint_dir(args.output_dir) / state.best_checkpoint if state.best_checkpoint else None
             ckpt.rotate(args.output_dir, args.save_total_limit, keep=keep)
@@ -523,6 +535,12 @@ class Trainer:
         if meta.get("world_size", 1) != self.env.world_size and meta.get("batches_in_epoch"):
             logger.warning("Resuming a run of %s processes on %s: the data order inside the interrupted epoch "
                            "differs from the original run.", meta.get("world_size"), self.env.world_size)
+        if meta.get("has_optimizer") is False and not (path / "optimizer.pt").is_file():
+            raise ConfigError(
+                f"Cannot resume from {path}: it holds the weights but not the optimizer and scheduler states an "
+                "exact resume needs (the run wrote them only on request: save_optimizer=None saves them when "
+                "save_steps or resume_from_checkpoint is given). Start fresh (resume_from_checkpoint=None), or train "
+                "with save_steps=N or save_optimizer=True to write resumable checkpoints.")
         weights = _read_file(path, "model.safetensors", ckpt.load_weights)
         self._check_weights(path, "model.safetensors", weights)
         optimizer_state = _read_file(path, "optimizer.pt", ckpt.load_pt)

@@ -2,7 +2,8 @@
 
 Readers take CSV/TSV (header row, or MovieLens' ``u.data`` without one), MovieLens'
 ``ratings.dat`` (``user::item::rating::timestamp``), Parquet (needs ``pyarrow``), a list
-of dicts or ``(user, item[, rating[, timestamp]])`` tuples, or a dict of columns. Ids are
+of dicts or ``(user, item[, rating[, timestamp]])`` tuples, a dict of columns, or a Hugging
+Face ``datasets.Dataset`` (:mod:`hub.data.hf_datasets`; timestamp columns as seconds). Ids are
 kept as strings, spelled by :func:`normalize_id` everywhere (training, saving, serving,
 histories: ``"42"``, ``42``, ``42.0`` and ``" 42 "`` are the same user), and mapped to
 dense indices by an :class:`IdMap` that is saved with the model. Timestamps must be finite
@@ -207,6 +208,9 @@ def remap(data: Interactions, user_ids: IdMap | None, item_ids: IdMap | None) ->
 
 # -- sources ------------------------------------------------------------------------------
 def _read_columns(source: Any) -> tuple[dict[str, list[Any]], str]:
+    from hub.data.hf_datasets import maybe_records
+
+    source = maybe_records(source)  # a datasets.Dataset: rows as dicts (timestamps as seconds)
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
         if not path.is_file():
@@ -232,7 +236,7 @@ def _read_columns(source: Any) -> tuple[dict[str, list[Any]], str]:
             return {}, "the interactions list"
         if all(isinstance(r, Mapping) for r in rows):
             keys = list(dict.fromkeys(k for r in rows for k in r))
-            return {k: [r.get(k) for r in rows] for k in keys}, "the interactions list"
+            return {k: [r.get(k) for r in rows] for k in keys}, getattr(source, "where", "the interactions list")
         if all(isinstance(r, (tuple, list)) and 2 <= len(r) <= 4 for r in rows):
             width = max(len(r) for r in rows)
             if any(len(r) != width for r in rows):

@@ -8,7 +8,10 @@ Sources:
   recognition audio files each with a same-named ``.txt`` transcript beside it, for
   pretraining every audio file under it;
 * a list of dicts (``path`` or ``audio``: anything the pipelines accept) or of
-  ``(audio, text-or-label)`` tuples.
+  ``(audio, text-or-label)`` tuples;
+* a Hugging Face ``datasets.Dataset`` with an ``Audio`` column (read undecoded, so no
+  ``torchcodec`` is needed: Hub's own reader decodes and resamples the bytes; see
+  :mod:`hub.data.hf_datasets`) and a ``label`` or ``text`` column.
 """
 
 from __future__ import annotations
@@ -47,7 +50,9 @@ def read_audio_records(source: Any, *, target: str | None, audio_field: str = "p
     another accepted value), a label a string or integer (:func:`hub.data.label_name`), a
     transcript a string; a bad one is named by file and line (or list index)."""
     from hub.data import read_records
+    from hub.data.hf_datasets import maybe_records
 
+    source = maybe_records(source)  # a datasets.Dataset: rows with the audio file's bytes (Audio, undecoded)
     if isinstance(source, (str, Path)) and Path(source).expanduser().is_dir():
         return _folder_records(Path(source).expanduser(), target)
     in_file = isinstance(source, (str, Path))

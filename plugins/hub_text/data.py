@@ -6,6 +6,7 @@
   ``evaluate``), checked row by row so a bad record is named by file and line.
 
 Labelled texts (``text-classify``) need no reader of their own: :func:`hub.data.read_records`.
+Hugging Face ``datasets`` objects are read as lists of dicts (:mod:`hub.data.hf_datasets`).
 Every file is decoded by :func:`hub.data.read_text` (UTF-8, byte-order mark dropped, errors
 naming file, line and column).
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.data import read_records, read_text
+from hub.data.hf_datasets import maybe_records
 from hub.data.labels import label_name, label_problem
 from hub.errors import ConfigError, DataError
 
@@ -31,6 +33,7 @@ def read_texts(source: Any, *, text_field: str = "text", documents: str = "blank
     """The documents of a corpus (see the module docstring for the accepted sources)."""
     if documents not in DOCUMENT_RULES:
         raise ConfigError(f"documents must be one of {DOCUMENT_RULES}, got {documents!r}.")
+    source = maybe_records(source)  # a datasets.Dataset / IterableDataset: its rows as dicts
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
         if path.is_dir():
@@ -59,7 +62,7 @@ def read_texts(source: Any, *, text_field: str = "text", documents: str = "blank
                                 f"expected a string (one document) or a dict with {text_field!r}.")
             if item.strip():
                 texts.append(item)
-        where = "the data list"
+        where = getattr(source, "where", "the data list")
     else:
         raise DataError(f"Cannot read text from a {type(source).__name__}; pass a path to a "
                         f"{'/'.join(TEXT_SUFFIXES)} file, a folder of them, or a list of strings.")

@@ -6,7 +6,9 @@
   columns, or no header and those two columns first); relative paths are relative to the
   CSV file's folder;
 * a list of ``(image, label)`` tuples or ``{"image": ..., "label": ...}`` dicts, where an
-  image is anything the pipelines accept (path, bytes, PIL image, array, tensor).
+  image is anything the pipelines accept (path, bytes, PIL image, array, tensor);
+* a Hugging Face ``datasets.Dataset`` with an ``Image`` column and a ``ClassLabel`` (or
+  string) label (:mod:`hub.data.hf_datasets`: images come as their encoded bytes).
 
 Unlabelled data (masked-image-model pretraining) is a folder of images (searched
 recursively) or a list of images.
@@ -19,6 +21,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from hub.data.hf_datasets import DatasetRecords, maybe_records
 from hub.data.labels import label_name, label_problem
 from hub.data.readers import read_text
 from hub.errors import DataError
@@ -73,7 +76,8 @@ def read_csv(path: Path) -> list[tuple[Path, str]]:
 
 
 def read_labelled(data: Any) -> list[tuple[Any, str]]:
-    """``(image, label)`` pairs from a folder, a CSV file or a list (see the module doc)."""
+    """``(image, label)`` pairs from a folder, a CSV file, a list or a ``datasets.Dataset`` (see the module doc)."""
+    data = maybe_records(data)
     if isinstance(data, (str, Path)):
         path = Path(data).expanduser()
         if path.is_dir():
@@ -124,7 +128,15 @@ def image_problem(image: Any) -> str | None:
 
 
 def read_unlabelled(data: Any) -> list[Any]:
-    """Images for self-supervised pretraining: a folder (recursive) or a list of images."""
+    """Images for self-supervised pretraining: a folder (recursive), a list of images or a
+    ``datasets.Dataset`` (its ``image`` column, or its one Image column)."""
+    data = maybe_records(data)
+    if isinstance(data, DatasetRecords):
+        missing = next((i for i, row in enumerate(data) if row.get("image") is None), None)
+        if missing is not None:
+            raise DataError(f"{data.where}, row {missing}: no 'image' (its columns: {sorted(data[missing])}); name the "
+                            "image column 'image' (dataset.rename_column(NAME, 'image')).")
+        data = [row["image"] for row in data]
     if isinstance(data, (str, Path)):
         path = Path(data).expanduser()
         if path.is_dir():

@@ -139,3 +139,20 @@ def test_example_recipes_are_valid(tmp_path, name):
 
     check_options(recipe, load_object(get_registry().task(recipe.task).spec.pipeline))
     assert recipe.training["batch_size"] == 16
+    # shipped recipes write under the user's runs folder, never into the source tree
+    source_tree = Path(__file__).resolve().parents[2]
+    from hub.train.recipe import runs_root
+
+    assert recipe.output_path == runs_root() / path.stem
+    assert source_tree not in recipe.output_path.resolve().parents
+    assert recipe.tokenizer is None or source_tree not in Path(recipe.tokenizer).resolve().parents
+
+
+def test_runs_root_follows_the_environment(tmp_path, monkeypatch):
+    from hub.train.recipe import runs_root
+
+    monkeypatch.setenv("HUB_RUNS_DIR", str(tmp_path / "runs"))
+    assert runs_root() == tmp_path / "runs"
+    monkeypatch.delenv("HUB_RUNS_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert runs_root() == tmp_path / "cache" / "hub" / "runs"
