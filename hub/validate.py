@@ -124,6 +124,46 @@ def resolve_limit(name: str, value: Any, env: str, default: int) -> int:
     return default
 
 
+#: the most candidate labels one zero-shot call may take unless ``max_candidate_labels=`` or
+#: the environment variable says otherwise (each label costs a pass of a model, or a text embedding)
+MAX_CANDIDATES_ENV = "HUB_MAX_CANDIDATE_LABELS"
+DEFAULT_MAX_CANDIDATES = 256
+
+
+def check_candidate_labels(task: str, labels: Any, limit: Any = None) -> list[str]:
+    """Zero-shot tasks' ``candidate_labels``: a list of strings (one comma-separated string is
+    split, as transformers does); refused when missing, empty, blank, repeated or more than
+    ``limit`` (``max_candidate_labels=``, else :data:`MAX_CANDIDATES_ENV`, else 256)."""
+    if labels is None:
+        raise InvalidInputError(f"{task} needs candidate_labels=[...], the labels to choose from, e.g. "
+                                "pipe(x, candidate_labels=['sports', 'politics']).")
+    if isinstance(labels, str):
+        labels = [part.strip() for part in labels.split(",") if part.strip()]
+    if not isinstance(labels, (list, tuple)) or not labels:
+        raise InvalidInputError(f"candidate_labels must be a non-empty list of strings (or one comma-separated "
+                                f"string), got {labels!r:.80}.")
+    for index, label in enumerate(labels):
+        if not isinstance(label, str) or not label.strip():
+            raise InvalidInputError(f"candidate_labels[{index}] is {label!r:.40}; every label must be a "
+                                    "non-empty string.")
+    if len(set(labels)) != len(labels):
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        raise InvalidInputError(f"candidate_labels repeats {repeated}; give each label once.")
+    cap = resolve_limit("max_candidate_labels", limit, MAX_CANDIDATES_ENV, DEFAULT_MAX_CANDIDATES)
+    if len(labels) > cap:
+        raise InvalidInputError(f"{len(labels)} candidate labels, more than the limit of {cap} (each costs a pass "
+                                f"of the model); pass fewer, or raise max_candidate_labels= / {MAX_CANDIDATES_ENV}.")
+    return list(labels)
+
+
+def check_template(template: Any, example: str) -> str:
+    """A zero-shot ``hypothesis_template``: a string with ``{}`` where the label goes."""
+    if not isinstance(template, str) or "{}" not in template:
+        raise InvalidInputError(f"hypothesis_template must be a string holding '{{}}' where the label goes, "
+                                f"e.g. {example!r}; got {template!r:.80}.")
+    return template
+
+
 #: transformers' pipeline keywords Hub spells differently or does not offer: the Hub keyword
 #: that replaces it, what to say when the task takes that keyword, and what to say otherwise.
 TRANSFORMERS_KEYWORDS: dict[str, tuple[str | None, str, str]] = {

@@ -80,6 +80,18 @@ def _bert_pipeline(task: str, tmp_path_factory):
     return hub.load(task, model=str(folder), device="cpu")
 
 
+CLIP_TINY = {"vision": {"img_size": 32, "patch_size": 8, "backbone": {"hidden_size": 16, "num_layers": 1, "num_heads": 2,
+                                                                       "intermediate_size": 32}},
+             "text": {"backbone": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32}},
+             "projection_dim": 8}
+
+
+def _clip_tokenizer():
+    from hub_vision.clip_tokenizer import train_clip_tokenizer
+
+    return train_clip_tokenizer(_corpus(), vocab_size=600, max_length=32)
+
+
 INTERACTIONS = [(f"u{u}", f"i{(u + t) % 6}", 1.0, 1000 + t) for u in range(4) for t in range(5)]
 
 
@@ -114,6 +126,9 @@ def examples(tmp_path_factory) -> dict[str, dict]:
                                train_data=[(IMAGES[0], "a"), (IMAGES[1], "b")] * 2),
         "image-embed": dict(config=VIT, inputs=IMAGES, train_verb="pretrain", train_data=IMAGES * 2,
                             train_args={"objective": "mim"}),
+        "zero-shot-image-classify": dict(config=CLIP_TINY, tokenizer=_clip_tokenizer(), inputs=IMAGES,
+                                         call_defaults={"candidate_labels": ["noise", "a cat"]},
+                                         train_data=[(IMAGES[0], "noise"), (IMAGES[1], "a cat")] * 2),
         "recommend": dict(pipeline=_recommender, inputs=["u0", "u1", "u2"], wrong_input=None, train_data=INTERACTIONS),
     }
 

@@ -33,6 +33,7 @@ VALID = {
     "text-generate": ("the film", "max_new_tokens"),
     "image-classify": (photo(0, (40, 40)), "top_k"),
     "image-embed": (photo(0, (40, 40)), "normalize"),
+    "zero-shot-image-classify": (photo(0, (40, 40)), "candidate_labels"),
     "speech-recognize": ({"array": tone(1.0), "sampling_rate": 16000}, "decoder"),
     "audio-classify": ({"array": tone(1.0), "sampling_rate": 16000}, "top_k"),
     "recommend": ("1", "k"),
@@ -68,6 +69,11 @@ def pipelines(tmp_path_factory):
         elif task in ("image-classify", "image-embed"):
             make_timm(folder, **TINY_RESNET)
             pipe = hub.load(task, model=str(folder), device="cpu")
+        elif task == "zero-shot-image-classify":  # a random CLIP; the labels given at load
+            from tests.vision.clip_checkpoints import make_clip
+
+            make_clip(folder)
+            pipe = hub.load(task, model=str(folder), device="cpu", candidate_labels=["cat", "dog"])
         else:  # speech, recommend, text-stats: the shipped (local) defaults
             pipe = hub.load(task, device="cpu")
         made[task] = pipe

@@ -41,6 +41,12 @@ def hub_tasks() -> list[TaskSpec]:
                  description="Image embeddings (pooled features); feature maps for downstream heads.",
                  aliases=("image-feature-extraction",), default_model="icon-context-features",
                  modality="vision", pipeline_tag="image-feature-extraction"),
+        TaskSpec(name="zero-shot-image-classify",
+                 pipeline="hub_vision.pipelines.zero_shot:ZeroShotImageClassificationPipeline",
+                 description="Classify images into labels chosen at call time (candidate_labels=[...]) with an "
+                             "image-text model (CLIP).",
+                 aliases=("zero-shot-image-classification",), default_model="clip-vit-base-patch32",
+                 modality="vision", pipeline_tag="zero-shot-image-classification"),
     ]
 
 

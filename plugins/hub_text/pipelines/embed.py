@@ -6,6 +6,13 @@ folder (``modules.json``, ``1_Pooling/config.json``, ``sentence_bert_config.json
 Hub one (``config.json``'s ``"embedding"``); a plain transformers encoder gets mean pooling.
 Long texts are embedded window by window and the windows' pooled vectors averaged,
 weighted by their token counts, before normalisation.
+
+A model of another architecture joins through one method: a module with
+``embed_text(input_ids, attention_mask) -> (B, D)`` (and ``max_positions``) is used as it is,
+its own pooling inside, with the defaults of its ``embedding_options``. The vision plugin's
+CLIP has one, so ``hub.load("text-embed", model=clip_folder)`` gives the projected text
+embeddings in the space ``image-embed`` puts the same folder's images in (unit length by
+default, as CLIP compares them).
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ class TextEmbeddingPipeline(TextPipeline):
     def __init__(self, model: BertEncoder, tokenizer: Any, *, options: dict[str, Any], **kwargs: Any) -> None:
         self.encoder_module = model
         super().__init__(_EncoderHolder(model), tokenizer, **kwargs)
-        if options.get("pooling", "mean") not in POOLINGS:
+        if not _embeds_text(model) and options.get("pooling", "mean") not in POOLINGS:
             raise InvalidInputError(f"pooling must be one of {POOLINGS}, got {options['pooling']!r}.")
         self.options = {"pooling": "mean", "normalize": False, "max_tokens": None, **options}
 
@@ -69,7 +76,10 @@ class TextEmbeddingPipeline(TextPipeline):
 
     @classmethod
     def _model_from_loaded(cls, loaded: LoadedModel, metadata: dict[str, Any]) -> torch.nn.Module:
-        """The BERT-family encoder, alone or inside a task model (its ``.encoder``)."""
+        """The BERT-family encoder, alone or inside a task model (its ``.encoder``); or a model
+        that embeds texts itself (``embed_text``, e.g. CLIP)."""
+        if _embeds_text(loaded.module):
+            return loaded.module
         encoder = loaded.module if isinstance(loaded.module, BertEncoder) else getattr(loaded.module, "encoder", None)
         if not isinstance(encoder, BertEncoder):  # e.g. an image model: say which task it is for
             raise wrong_model(loaded, cls.task, "a BERT-family encoder (bert, bert-classifier, bert-mlm, ...)")
@@ -81,6 +91,8 @@ class TextEmbeddingPipeline(TextPipeline):
         """The embedding options (``embedding.json`` or a sentence-transformers layout) and the tokenizer."""
         options = read_embedding_options(folder)
         metadata["embedding"] = options
+        if _embeds_text(model) and "embedding" not in read_config(folder):
+            options = {**options, **model.embedding_options}
         return {"options": options, **super()._load_extra_files(folder, model, metadata)}
 
     def check_parameters(self, params: dict[str, Any]) -> None:
@@ -95,6 +107,8 @@ class TextEmbeddingPipeline(TextPipeline):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         mask = batch["attention_mask"]
         hidden = self.encoder_module(batch["input_ids"], mask).float()  # (B, T, C)
+        if _embeds_text(self.encoder_module):
+            return self.encoder_module.embed_text(batch["input_ids"], mask).float()  # (B, D)
         return pool(hidden, mask, self.options["pooling"])  # (B, C)
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
@@ -125,3 +139,12 @@ class _EncoderHolder(torch.nn.Module):
     def __init__(self, encoder: BertEncoder) -> None:
         super().__init__()
         self.encoder = encoder
+    def _architecture_to_save(self) -> str:
+        """``bert``, or the architecture of a model that embeds texts itself (``clip``)."""
+        return self.metadata["architecture"] if _embeds_text(self.encoder_module) else self.architecture
+
+
+def _embeds_text(model: Any) -> bool:
+    """Whether ``model`` computes text embeddings itself (``embed_text``), as CLIP does."""
+    return not isinstance(model, BertEncoder) and callable(getattr(model, "embed_text", None))
+

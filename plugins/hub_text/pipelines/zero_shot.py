@@ -27,13 +27,11 @@ import torch
 from hub.data.padding import pad_sequences
 from hub.errors import InvalidInputError
 from hub.results import Result
-from hub.validate import check_bool, resolve_limit
+from hub.validate import check_bool, check_candidate_labels, check_template
 from hub_text.models.bert import BertClassifier
 from hub_text.pipelines.base import TextPipeline
 
 DEFAULT_TEMPLATE = "This example is {}."
-MAX_CANDIDATES_ENV = "HUB_MAX_CANDIDATE_LABELS"
-DEFAULT_MAX_CANDIDATES = 256
 
 
 class ZeroShotClassificationPipeline(TextPipeline):
@@ -73,36 +71,11 @@ class ZeroShotClassificationPipeline(TextPipeline):
 
     @staticmethod
     def _candidates(labels: Any, limit: int | None = None) -> list[str]:
-        """The candidate labels as a list of strings (a comma-separated string is split, as
-        transformers does); refused when missing, empty, blank, repeated or too many."""
-        if labels is None:
-            raise InvalidInputError("zero-shot-classify needs candidate_labels=[...], the labels to choose "
-                                    "from, e.g. pipe(text, candidate_labels=['sports', 'politics']).")
-        if isinstance(labels, str):
-            labels = [part.strip() for part in labels.split(",") if part.strip()]
-        if not isinstance(labels, (list, tuple)) or not labels:
-            raise InvalidInputError(f"candidate_labels must be a non-empty list of strings (or one comma-separated "
-                                    f"string), got {labels!r:.80}.")
-        for index, label in enumerate(labels):
-            if not isinstance(label, str) or not label.strip():
-                raise InvalidInputError(f"candidate_labels[{index}] is {label!r:.40}; every label must be a "
-                                        "non-empty string.")
-        if len(set(labels)) != len(labels):
-            repeated = sorted({label for label in labels if labels.count(label) > 1})
-            raise InvalidInputError(f"candidate_labels repeats {repeated}; give each label once.")
-        cap = resolve_limit("max_candidate_labels", limit, MAX_CANDIDATES_ENV, DEFAULT_MAX_CANDIDATES)
-        if len(labels) > cap:
-            raise InvalidInputError(f"{len(labels)} candidate labels, more than the limit of {cap} (each is a pass "
-                                    f"of the model per text); pass fewer, or raise max_candidate_labels= / "
-                                    f"{MAX_CANDIDATES_ENV}.")
-        return list(labels)
+        return check_candidate_labels("zero-shot-classify", labels, limit)
 
     @staticmethod
     def _template(template: Any) -> str:
-        if not isinstance(template, str) or "{}" not in template:
-            raise InvalidInputError(f"hypothesis_template must be a string holding '{{}}' where the label goes, "
-                                    f"e.g. {DEFAULT_TEMPLATE!r}; got {template!r:.80}.")
-        return template
+        return check_template(template, DEFAULT_TEMPLATE)
 
     def preprocess(self, inputs: list[Any], *, candidate_labels: Any = None,
                    hypothesis_template: str = DEFAULT_TEMPLATE,

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hub.backbone import Transformer, TransformerConfig
+from hub.backbone import Transformer, TransformerConfig, init_weights
 from hub.backbone.config import ConfigReader
 from hub.backbone.layers import FeedForward
 from hub.errors import ConfigError, ModelLoadError
@@ -256,7 +256,14 @@ def contrastive_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, logi
 
 
 def build_clip(config: dict[str, Any]) -> ClipModel:
-    return ClipModel(config)
+    """The ``clip`` architecture's builder; a fresh (not meta) model gets CLIP-style random
+    weights (normal 0.02, positions 0.01, truncated-normal patch positions)."""
+    model = ClipModel(config)
+    if not any(p.is_meta for p in model.parameters()):
+        init_weights(model)
+        model.vision.embeddings.reset_parameters()
+        nn.init.normal_(model.text.position_embedding.weight, std=0.01)
+    return model
 
 
 # -- transformers' CLIPModel -----------------------------------------------------------

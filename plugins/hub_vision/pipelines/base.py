@@ -34,13 +34,15 @@ CHUNK_BATCHES = 8
 
 
 def architecture_of(model: nn.Module) -> str:
+    from hub_vision.models.clip import ClipModel
     from hub_vision.models.cnn import TimmModel, TorchvisionResNet
     from hub_vision.models.vit import VisionTransformer
 
-    for cls, name in ((VisionTransformer, "vit"), (TimmModel, "timm"), (TorchvisionResNet, "torchvision-resnet")):
+    for cls, name in ((VisionTransformer, "vit"), (TimmModel, "timm"), (TorchvisionResNet, "torchvision-resnet"),
+                      (ClipModel, "clip")):
         if isinstance(model, cls):
             return name
-    raise ModelLoadError(f"{type(model).__name__} is not a Hub vision model (vit, timm, torchvision-resnet).")
+    raise ModelLoadError(f"{type(model).__name__} is not a Hub vision model (vit, timm, torchvision-resnet, clip).")
 
 
 def scratch_config(config: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:

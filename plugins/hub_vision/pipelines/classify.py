@@ -16,6 +16,16 @@ from hub_vision.pipelines.base import VisionPipeline
 class ImageClassificationPipeline(VisionPipeline):
     task = "image-classify"
 
+    @classmethod
+    def _model_from_loaded(cls, loaded: Any, metadata: dict[str, Any]) -> nn.Module:
+        """A vision classifier; an image-text model (CLIP) has no fixed labels: zero-shot-image-classify."""
+        if loaded.architecture == "clip":
+            from hub.modeling import wrong_model
+
+            raise wrong_model(loaded, cls.task, "an image classifier with its own labels (a CLIP model scores "
+                                                "labels given at call time: use zero-shot-image-classify)")
+        return super()._model_from_loaded(loaded, metadata)
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(self.pixels(batch))["logits"].float()  # (B, num_classes)
 
