@@ -167,9 +167,9 @@ class ModelSpec:
         Returns:
             The served model, ready.
         """
-        import hub
+        from hub.api import load
 
-        pipe = hub.load(self.load_name, model=self.model, **load_options)
+        pipe = load(self.load_name, model=self.model, **load_options)
         return ServedModel(self.name, pipe)
 
 
