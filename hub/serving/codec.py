@@ -82,6 +82,11 @@ def check_items(items: list[Any], *, task: str, modality: str | None, pipeline: 
                 raise InputTypeError(f"{task}: input {index} is a {json_type(item)}; expected a string.")
             if not item.strip():
                 raise InvalidInputError(f"{task}: input {index} is an empty string; pass some text.")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidInputError(f"{task}: input {index} is not valid Unicode (it holds a lone surrogate "
+                                        "escape such as \\ud800); send UTF-8 text.") from None
         elif modality in FILE_MODALITIES and isinstance(item, str):
             raise InputTypeError(f"{task}: input {index} is a string, which would name a file on the server; send "
                                  "the file itself: {\"b64\": \"<base64 of its bytes>\"} in JSON, or a multipart "

@@ -83,6 +83,8 @@ async def read_json(request: Request) -> Any:
     except json.JSONDecodeError as exc:
         raise ServeError(400, "invalid_json", f"the request body is not JSON: {exc.msg} at line {exc.lineno} "
                          f"column {exc.colno}.") from None
+    except RecursionError:
+        raise ServeError(400, "invalid_json", "the request body nests arrays or objects too deeply.") from None
 
 
 async def read_body(request: Request, model: ServedModel) -> tuple[list[Any], Any, bool]:

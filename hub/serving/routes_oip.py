@@ -251,12 +251,17 @@ def decode_request(body: Any, model: ServedModel) -> tuple[list[Any], dict[str, 
     return items, options, wanted, request_id
 
 
-def _flatten(data: Any, out: list[Any]) -> None:
-    for value in data:
-        if isinstance(value, list):
-            _flatten(value, out)
-        else:
+def _flatten(data: list[Any], out: list[Any]) -> None:
+    """Row-major elements of nested lists (iterative: JSON can nest deeper than the stack)."""
+    stack = [iter(data)]
+    while stack:
+        for value in stack[-1]:
+            if isinstance(value, list):
+                stack.append(iter(value))
+                break
             out.append(value)
+        else:
+            stack.pop()
 
 
 def decode_tensor(tensor: Mapping[str, Any], model: ServedModel) -> list[Any]:

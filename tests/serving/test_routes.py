@@ -145,6 +145,19 @@ def test_native_bad_json_and_bad_files(client):
     assert not_image.status_code == 400 and "input 0" in not_image.json()["error"]["message"]
 
 
+def test_hostile_json_is_a_400(client):
+    deep = b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = client.post("/models/clf/predict", content=deep, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "too deeply" in response.json()["error"]["message"]
+    surrogate = client.post("/models/clf/predict", content=b'{"inputs": ["ok", "bad \\ud800 text"]}',
+                            headers={"content-type": "application/json"})
+    assert surrogate.status_code == 400 and surrogate.json()["error"]["input"] == 1
+    assert "lone surrogate" in surrogate.json()["error"]["message"]
+    nested = client.post("/v2/models/clf/infer", json={"inputs": [{"name": "t", "shape": [2], "datatype": "BYTES",
+                                                                   "data": [[[["good"]]], [["tea"]]]}]})
+    assert nested.status_code == 200 and nested.json()["outputs"][0]["shape"] == [2]
+
+
 def test_request_id_is_echoed_or_made(client):
     given = client.get("/v2/health/live", headers={"x-request-id": "abc-123"})
     assert given.headers["x-request-id"] == "abc-123"
