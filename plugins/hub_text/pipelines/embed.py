@@ -90,9 +90,9 @@ class TextEmbeddingPipeline(TextPipeline):
     def _load_extra_files(cls, folder: Path, model: torch.nn.Module, metadata: dict[str, Any]) -> dict[str, Any]:
         """The embedding options (``embedding.json`` or a sentence-transformers layout) and the tokenizer."""
         options = read_embedding_options(folder)
-        metadata["embedding"] = options
         if _embeds_text(model) and "embedding" not in read_config(folder):
             options = {**options, **model.embedding_options}
+        metadata["embedding"] = options
         return {"options": options, **super()._load_extra_files(folder, model, metadata)}
 
     def check_parameters(self, params: dict[str, Any]) -> None:
@@ -106,9 +106,9 @@ class TextEmbeddingPipeline(TextPipeline):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         mask = batch["attention_mask"]
-        hidden = self.encoder_module(batch["input_ids"], mask).float()  # (B, T, C)
         if _embeds_text(self.encoder_module):
             return self.encoder_module.embed_text(batch["input_ids"], mask).float()  # (B, D)
+        hidden = self.encoder_module(batch["input_ids"], mask).float()  # (B, T, C)
         return pool(hidden, mask, self.options["pooling"])  # (B, C)
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
@@ -132,13 +132,6 @@ class TextEmbeddingPipeline(TextPipeline):
     def _config_extra(self) -> dict[str, Any]:
         return {"embedding": self.options}
 
-
-class _EncoderHolder(torch.nn.Module):
-    """Gives TextPipeline its ``model.encoder`` view of a bare encoder."""
-
-    def __init__(self, encoder: BertEncoder) -> None:
-        super().__init__()
-        self.encoder = encoder
     def _architecture_to_save(self) -> str:
         """``bert``, or the architecture of a model that embeds texts itself (``clip``)."""
         return self.metadata["architecture"] if _embeds_text(self.encoder_module) else self.architecture
@@ -148,3 +141,10 @@ def _embeds_text(model: Any) -> bool:
     """Whether ``model`` computes text embeddings itself (``embed_text``), as CLIP does."""
     return not isinstance(model, BertEncoder) and callable(getattr(model, "embed_text", None))
 
+
+class _EncoderHolder(torch.nn.Module):
+    """Gives TextPipeline its ``model.encoder`` view of a bare encoder."""
+
+    def __init__(self, encoder: BertEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
