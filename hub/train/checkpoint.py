@@ -20,6 +20,7 @@ before deletion for the same reason.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
@@ -166,7 +167,9 @@ def write(output_dir: str | Path, step: int, files: dict[str, Any], trainer_stat
             else:
                 torch.save(content, tmp / name)
         (tmp / "trainer_state.json").write_text(json.dumps(trainer_state, indent=1), encoding="utf-8")
+        mode = 0o666 & ~_fs._umask()  # one mode for every file, as a saved model's (safetensors writes 0600)
         for path in tmp.iterdir():
+            os.chmod(path, mode)
             _fs.fsync_file(path)
         _fs.fsync_dir(tmp)
         old = _fs.replace_directory(tmp, final)  # the same step written again (a resumed run)
