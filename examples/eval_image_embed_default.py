@@ -78,7 +78,7 @@ def main() -> None:
     figures = measure()
     print(json.dumps(figures, indent=2))
     if args.update_registry:
-        from examples.train_text_generate_default import update_registry
+        from examples.registry_update import update_registry
 
         update_registry(NAME, {key: figures[key] for key in (
             "context_accuracy", "same_name_recall@10", "baseline_context_accuracy", "baseline_same_name_recall@10",
