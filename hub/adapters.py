@@ -276,8 +276,11 @@ def accepts_adapter(fine_tune: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fine_tune)
     def wrapper(self: Pipeline, *args: Any, adapter: Any = None, **kwargs: Any) -> Any:
-        if adapter is None:
+        state = adapter_state(self)
+        if adapter is None and state is None:
             return fine_tune(self, *args, **kwargs)
+        if adapter is None:  # a pipeline with adapters trains its active one (the base stays frozen)
+            adapter = state.active
         return train_with_adapter(self, functools.partial(fine_tune, self, *args, **kwargs), adapter)
 
     signature = inspect.signature(fine_tune)

@@ -136,6 +136,15 @@ def test_several_adapters_on_one_base_selectable_per_call(vit_adapter, vit_base,
     assert pipe.adapters == ["default", "second"] and pipe.active_adapter == "second"
     second = pipe.logits(IMAGES[:2])
     assert not torch.allclose(second, reference)
+    # fine_tune without adapter= trains the active adapter further; the base and the other adapter stay
+    frozen = {n: p.detach().clone() for n, p in pipe.model.named_parameters() if ".second." not in n}
+    pipe.fine_tune(IMAGE_DATA, **TRAIN)
+    assert pipe.adapters == ["default", "second"]
+    assert all(torch.equal(p, frozen[n]) for n, p in pipe.model.named_parameters() if ".second." not in n)
+    assert not torch.allclose(pipe.logits(IMAGES[:2]), second)
+    second = pipe.logits(IMAGES[:2])
+    # a stream takes adapter= too, chunk by chunk
+    assert list(pipe(iter(IMAGES[:2]), adapter="default", batch_size=1)) == pipe(IMAGES[:2], adapter="default")
     # a call's adapter= runs that adapter for the call only
     assert pipe(IMAGES[0], adapter="default", top_k=None) != pipe(IMAGES[0], top_k=None)
     assert pipe.active_adapter == "second"
@@ -355,3 +364,35 @@ def test_the_trainers_best_model_is_saved_as_an_adapter_with_its_new_head(vit_ba
     assert result.best_step in (2, 4)
     # the trainer ends with the best weights, which are what the folder holds
     assert torch.allclose(again.logits(IMAGES[:2]), pipe.logits(IMAGES[:2]), atol=1e-6, rtol=0)
+
+
+def test_speech_recognize_takes_adapters(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from tests.speech.test_training import TINY, _tones
+
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(6):
+        text = "".join(rng.choice(list("abc"), 2))
+        sf.write(tmp_path / f"{i}.wav", _tones(text, seed=i), 16000)
+        records.append({"path": f"{i}.wav", "text": text})
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    base = hub.create("speech-recognize", config={**TINY, "vocab": ["<pad>", "|", "a", "b", "c"]}, seed=0,
+                      device="cpu")
+    pipe = hub.load("speech-recognize", model=str(base.save(tmp_path / "base")), device="cpu")
+    before = _base_weights(pipe.model)
+    pipe.fine_tune(tmp_path / "train.jsonl", adapter={"r": 2}, **{**TRAIN, "batch_size": 3})
+    assert all(torch.equal(_base_weights(pipe.model)[k], before[k]) for k in before)
+    assert any("lora_" in n for n, _ in pipe.model.named_parameters())
+    again = hub.load("speech-recognize", model=str(pipe.save(tmp_path / "adapter")), device="cpu")
+    clip = _tones("abc", seed=99)
+    assert again(clip, sampling_rate=16000, return_timestamps="char") == pipe(clip, sampling_rate=16000,
+                                                                              return_timestamps="char")
+    batch = pipe.collate(pipe.preprocess([clip], sampling_rate=16000))  # the CTC logits themselves
+    with torch.inference_mode():
+        ours, theirs = pipe.forward(batch), again.forward(batch)
+    assert ours.keys() == theirs.keys()
+    for key in ours:
+        assert torch.allclose(ours[key].float(), theirs[key].float(), atol=1e-6, rtol=0), key
