@@ -396,3 +396,24 @@ def test_speech_recognize_takes_adapters(tmp_path):
     assert ours.keys() == theirs.keys()
     for key in ours:
         assert torch.allclose(ours[key].float(), theirs[key].float(), atol=1e-6, rtol=0), key
+
+
+def test_a_hub_train_recipe_trains_an_adapter(tmp_path):
+    """`options: {adapter: {...}}` in a recipe: the output folder is the adapter (+ its base pointer)."""
+    from hub.train.recipe import load_recipe, run_recipe
+
+    make_bert_classifier(tmp_path / "base", num_labels=2)
+    rows = [{"text": t, "label": f"class_{i % 2}"} for i, t in enumerate(["good film", "bad food", "great tea",
+                                                                           "stale box"])]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "recipe.yaml").write_text(
+        "task: text-classify\nmodel: base\ndata: {train: train.jsonl}\n"
+        "options: {adapter: {r: 4, alpha: 8, target_modules: [qkv, fc1]}}\n"
+        "training: {max_steps: 2, batch_size: 2, device: cpu, progress: false}\noutput: lora\n")
+    summary = run_recipe(load_recipe(tmp_path / "recipe.yaml"), quiet=True)
+    folder = tmp_path / "lora"
+    assert summary["output"] == str(folder.resolve()) and (folder / "adapter_model.safetensors").is_file()
+    config = json.loads((folder / "config.json").read_text())
+    assert config["adapter"]["base"]["path"] == str((tmp_path / "base").resolve())
+    assert sorted(json.loads((folder / "adapter_config.json").read_text())["target_modules"]) == ["fc1", "qkv"]
+    assert hub.load("text-classify", model=str(folder), device="cpu").adapters == ["default"]
