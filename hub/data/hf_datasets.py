@@ -142,7 +142,36 @@ def maybe_records(source: Any, *, role: str = "train", split: str | None = None,
     elif split is not None and getattr(source, "split", None) not in (None, split):
         raise ConfigError(f"split={split!r}, but the dataset given is already the {str(source.split)!r} split; "
                           "pass the DatasetDict, or drop split=.")
-    return to_records(source, columns=columns, max_rows=max_rows)
+    return to_records(source, columns=columns, max_rows=max_rows, split=split)
+
+
+def training_records(train: Any, eval: Any = None, *, split: str | None = None, eval_split: str | None = None,
+                     columns: Mapping[str, str] | None = None, eval_columns: Mapping[str, str] | None = None,
+                     name: str | None = None, eval_name: str | None = None) -> tuple[Any, Any]:
+    """What a training verb reads: :func:`resolve_splits`, then each datasets object's rows
+    (:func:`to_records`, the split it came from named); other data passes through."""
+    train_kind, eval_kind = dataset_kind(train), dataset_kind(eval)
+    train_split = eval_from = None
+    if train_kind == "dict":
+        whole, (train, train_split) = train, pick_split(train, "train", split)
+        if eval is None:
+            eval_from = eval_split if eval_split is not None else next(
+                (n for n in EVAL_SPLITS if n in {str(k) for k in whole}), None)
+            eval = pick_split(whole, "eval", eval_from)[0] if eval_from is not None else None
+            eval_kind = None
+            eval_name = eval_name or name
+    elif split is not None:
+        resolve_splits(train, eval, split=split)  # the error naming the misuse
+    if eval_split is not None and "dict" not in (train_kind, eval_kind):
+        resolve_splits(train, eval, eval_split=eval_split)
+    if eval_kind == "dict":
+        eval, eval_from = pick_split(eval, "eval", eval_split)
+    if dataset_kind(train) is not None:
+        train = to_records(train, columns=columns, name=name, split=train_split)
+    if dataset_kind(eval) is not None:
+        eval = to_records(eval, columns=eval_columns if eval_columns is not None else columns, name=eval_name,
+                          split=eval_from)
+    return train, eval
 
 
 def pick_split(dataset_dict: Any, role: str, split: str | None = None) -> tuple[Any, str]:
@@ -209,11 +238,11 @@ def resolve_splits(train: Any, eval: Any = None, *, split: str | None = None,
 
 
 def to_records(dataset: Any, *, columns: Mapping[str, str] | None = None, max_rows: int | None = None,
-               name: str | None = None) -> DatasetRecords:
+               name: str | None = None, split: str | None = None) -> DatasetRecords:
     """The rows of a Dataset or IterableDataset as plain dicts (see the module docstring).
 
-    ``name`` names the dataset in messages and the model card (default: its
-    ``info.dataset_name`` or builder name).
+    ``name`` and ``split`` name the dataset in messages and the model card (default: its
+    ``info.dataset_name`` or builder name, and its ``split``).
 
     Raises:
         DataError: a stream with more than ``max_rows`` rows; a ``columns`` entry naming a
@@ -223,8 +252,7 @@ def to_records(dataset: Any, *, columns: Mapping[str, str] | None = None, max_ro
     if kind not in ("dataset", "iterable"):
         raise DataError(f"Expected a datasets.Dataset or IterableDataset, got {type(dataset).__name__}.")
     name = name or _name_of(dataset)
-    split = getattr(dataset, "split", None)
-    split = str(split) if split is not None else None
+    split = split or _split_of(dataset)
     features = dict(getattr(dataset, "features", None) or {})
     dataset = _undecoded(dataset, features)
     names = list(features) or None
@@ -449,4 +477,4 @@ def require_datasets(what: str) -> None:
 
 
 __all__ = ["DatasetRecords", "dataset_kind", "describe_data", "eval_split_of", "is_dataset", "load_from_spec",
-           "maybe_records", "pick_split", "require_datasets", "resolve_splits", "to_records"]
+           "maybe_records", "pick_split", "require_datasets", "resolve_splits", "to_records", "training_records"]

@@ -46,7 +46,7 @@ def wrap_verb(verb: str, method: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(method)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        from hub.data.hf_datasets import maybe_records, resolve_splits
+        from hub.data.hf_datasets import maybe_records, training_records
 
         split = kwargs.pop("split", None) if "split" not in own else None
         eval_split = kwargs.pop("eval_split", None) if "eval_split" not in own else None
@@ -64,11 +64,9 @@ def wrap_verb(verb: str, method: Callable[..., Any]) -> Callable[..., Any]:
                 self.metadata["evaluation"] = {"data": _describe(data), "metrics": _numbers(metrics)}
             return metrics
         eval_data = _get(args, kwargs, 1, eval_name) if eval_name else None
-        data, eval_data = resolve_splits(data, eval_data, split=split, eval_split=eval_split)
-        data = maybe_records(data, role="train")
+        data, eval_data = training_records(data, eval_data, split=split, eval_split=eval_split)
         _put(args, kwargs, 0, data_name, data)
         if eval_data is not None:
-            eval_data = maybe_records(eval_data, role="eval")
             _put(args, kwargs, 1, eval_name, eval_data)
         base = base_model_of(self.metadata)
         result = method(self, *args, **kwargs)

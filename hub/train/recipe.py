@@ -195,21 +195,17 @@ def recipe_data(recipe: Recipe) -> tuple[Any, Any]:
     """The recipe's ``(train, eval)``: paths as they are; dataset entries loaded with
     ``datasets.load_dataset`` (a DatasetDict's splits chosen as ``fine_tune`` chooses them) and
     read into rows with their ``columns`` mapping, named as the recipe names them."""
-    from hub.data.hf_datasets import dataset_kind, load_from_spec, resolve_splits, to_records
+    from hub.data.hf_datasets import load_from_spec, training_records
 
-    loaded = {}
+    loaded, specs = {}, {}
     for role, entry in (("train", recipe.train), ("eval", recipe.eval)):
+        specs[role] = entry if isinstance(entry, dict) else {}
         loaded[role] = load_from_spec(entry, base=entry.get("base"), source=recipe.source or "config") \
             if isinstance(entry, dict) else entry
-    train, held = resolve_splits(loaded["train"], loaded["eval"])
-
-    def rows(data: Any, entry: Any) -> Any:
-        if dataset_kind(data) is None:
-            return data
-        spec = entry if isinstance(entry, dict) else recipe.train if isinstance(recipe.train, dict) else {}
-        return to_records(data, columns=spec.get("columns"), name=spec.get("dataset"))
-
-    return rows(train, recipe.train), rows(held, recipe.eval if recipe.eval is not None else recipe.train)
+    eval_spec = specs["eval"] if recipe.eval is not None else specs["train"]
+    return training_records(loaded["train"], loaded["eval"], columns=specs["train"].get("columns"),
+                            eval_columns=eval_spec.get("columns"), name=specs["train"].get("dataset"),
+                            eval_name=eval_spec.get("dataset"))
 
 
 def run_recipe(recipe: Recipe, *, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
