@@ -411,6 +411,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     training = {key: value for key, value in (
         ("epochs", args.epochs), ("batch_size", args.batch_size), ("learning_rate", args.learning_rate),
         ("seed", args.seed), ("max_steps", args.max_steps), ("device", args.device),
+        ("report_to", args.report_to),
     ) if value is not None}
     overrides = {"train": args.train, "eval": args.eval, "model": args.model, "revision": args.revision,
                  "output": args.output, "training": training}
@@ -565,13 +566,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval", metavar="FILE", help="evaluation data file (picks the best epoch)")
     p.add_argument("--model", metavar="M", help="starting model (default: the task's default)")
     p.add_argument("--revision", metavar="R", help="branch, tag or commit of an HF --model")
-    p.add_argument("--output", metavar="DIR", help="where to save (default: ./TASK-finetuned)")
+    p.add_argument("--output", metavar="DIR", help="where to save (default: the config's output:, else "
+                   "$HUB_RUNS_DIR or ~/.cache/hub/runs/CONFIG-NAME for a config file, ./TASK-finetuned for flags)")
     p.add_argument("--device", metavar="D", help="cpu, cuda or cuda:N (default: CUDA if available)")
     p.add_argument("--epochs", type=float, metavar="E")
     p.add_argument("--batch-size", type=_positive_int, metavar="B")
     p.add_argument("--learning-rate", type=float, metavar="LR")
     p.add_argument("--seed", type=int, metavar="S")
     p.add_argument("--max-steps", type=_positive_int, metavar="N", help="stop after N optimiser steps")
+    p.add_argument("--report-to", nargs="+", metavar="TRACKER",
+                   help="experiment trackers: jsonl tensorboard wandb mlflow, or all / none")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 

@@ -166,3 +166,18 @@ def test_mlflow_file_store_holds_the_logged_metrics(tmp_path, monkeypatch):
         assert [s for s, _ in history] == [s for s, _ in expected], key
         assert [v for _, v in history] == pytest.approx([v for _, v in expected]), key
     assert float(runs[0].data.params["learning_rate"]) == 3e-3
+
+
+def test_hub_train_takes_report_to(tmp_path):
+    from hub.cli import build_parser
+    from hub.train.recipe import recipe_from_dict
+
+    args = build_parser().parse_args(["train", "recipe.yaml", "--report-to", "jsonl", "mlflow"])
+    assert args.report_to == ["jsonl", "mlflow"]
+    (tmp_path / "train.jsonl").write_text('{"text": "a", "label": "x"}\n')
+    recipe = recipe_from_dict({"task": "text-classify", "data": {"train": str(tmp_path / "train.jsonl")}},
+                              overrides={"training": {"report_to": ["none"]}})
+    assert TrainingArguments.from_kwargs(**recipe.training).trackers() == []
+    with pytest.raises(ConfigError, match="unknown tracker 'tensorbaord'"):
+        recipe_from_dict({"task": "text-classify", "data": {"train": str(tmp_path / "train.jsonl")}},
+                         overrides={"training": {"report_to": ["tensorbaord"]}})
