@@ -367,7 +367,7 @@ def train_with_adapter(pipe: Pipeline, run: Callable[[], Any], adapter: Any) -> 
 def _keep_rebuilt_head(pipe: Pipeline, info: AdapterInfo) -> None:
     """A head the task rebuilt during training (new labels) becomes part of the adapter
     (PEFT's ``modules_to_save``); the labels it predicts are recorded with it."""
-    from peft.utils.other import ModulesToSaveWrapper, _set_trainable
+    from peft.utils import ModulesToSaveWrapper
 
     state = adapter_state(pipe)
     model = pipe.model
@@ -378,7 +378,14 @@ def _keep_rebuilt_head(pipe: Pipeline, info: AdapterInfo) -> None:
     config = state.peft_model.peft_config[info.name]
     if module is not info.head_at_start and not isinstance(module, ModulesToSaveWrapper):
         config.modules_to_save = sorted({*(config.modules_to_save or []), name})
-        _set_trainable(model, info.name, module_names=[name], inference_mode=False)
+        wrapper = ModulesToSaveWrapper(module, info.name)  # what PEFT wraps a modules_to_save entry in
+        wrapper.set_adapter(info.name)
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child, wrapper)
+        try:  # PEFT releases that keep the set on the PeftModel (newer ones compute it)
+            state.peft_model.modules_to_save = {*(state.peft_model.modules_to_save or ()), name}
+        except AttributeError:
+            pass
     if name in (config.modules_to_save or []) and getattr(model, "labels", None) is not None:
         info.labels = list(model.labels)
 
