@@ -51,7 +51,7 @@ def test_sigterm_drains_in_flight_requests(folders, pipes):
     texts = [f"good food {i}" for i in range(6)]
     proc, url, lines = start_hub_serve(f"clf=text-classify:{folders['clf']}", "--max-wait-ms", "1500")
     try:
-        assert httpx.get(f"{url}/v2/health/ready").status_code == 200
+        assert httpx.get(f"{url}/v2/health/ready", timeout=30).status_code == 200
         results: dict = {}
 
         def post(i: int) -> None:
@@ -61,13 +61,18 @@ def test_sigterm_drains_in_flight_requests(folders, pipes):
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 30
-        while 'hub_queue_depth{model="clf"} 6.0' not in httpx.get(f"{url}/metrics").text:
+        while 'hub_queue_depth{model="clf"} 6.0' not in httpx.get(f"{url}/metrics", timeout=30).text:
             assert time.monotonic() < deadline, "the requests never reached the queue"
             time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)  # all six are waiting for their batch (1.5 s)
-        time.sleep(0.2)
-        with pytest.raises(httpx.HTTPError):  # no longer accepting
-            httpx.get(f"{url}/v2/health/live", timeout=2)
+        deadline = time.monotonic() + 20
+        while True:  # soon no longer accepting connections (how soon depends on the machine's load)
+            try:
+                httpx.get(f"{url}/v2/health/live", timeout=1)
+            except httpx.TransportError:
+                break
+            assert time.monotonic() < deadline, "still accepting connections after SIGTERM"
+            time.sleep(0.05)
         for thread in threads:
             thread.join(30)
         code = proc.wait(30)

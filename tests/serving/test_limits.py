@@ -69,7 +69,7 @@ def test_a_full_queue_answers_503_at_once_and_recovers(clf):
         refused = httpx.post(f"{server.url}/models/clf/predict", json={"inputs": "one too many"})
         oip = httpx.post(f"{server.url}/v2/models/clf/infer",
                          json={"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["x"]}]})
-        assert time.monotonic() - started < 2.0  # at once, not after a timeout
+        assert time.monotonic() - started < 5.0  # at once, not after a timeout (60 s here)
         gate.release.set()
         for thread in threads:
             thread.join(30)
@@ -157,7 +157,7 @@ def test_health_and_metrics_answer_during_a_long_batch(clf):
         inflight = server.app.state.hub.metrics.sample("hub_inflight_requests")
         gate.release.set()
         thread.join(10)
-    assert all(status == 200 and seconds < 1.0 for status, seconds in timings.values()), timings
+    assert all(status == 200 and seconds < 5.0 for status, seconds in timings.values()), timings  # the batch waits for ever
     assert inflight == 1 and results["long"].status_code == 200
 
 
