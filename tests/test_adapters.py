@@ -417,3 +417,25 @@ def test_a_hub_train_recipe_trains_an_adapter(tmp_path):
     assert config["adapter"]["base"]["path"] == str((tmp_path / "base").resolve())
     assert sorted(json.loads((folder / "adapter_config.json").read_text())["target_modules"]) == ["fc1", "qkv"]
     assert hub.load("text-classify", model=str(folder), device="cpu").adapters == ["default"]
+
+
+def test_a_hugging_face_base_is_pinned_to_its_commit(tmp_path, fake_hub, monkeypatch):
+    """An adapter on a repo's model records the repo and the resolved commit; it reloads on that
+    commit (offline, from the cache) even after the repo moved on."""
+    read = lambda folder: {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    make_bert_classifier(tmp_path / "v1", num_labels=2, seed=1)
+    make_bert_classifier(tmp_path / "v2", num_labels=2, seed=2)
+    first = fake_hub.add_commit("org/bert", read(tmp_path / "v1"))
+    clf = hub.load("text-classify", model="org/bert", device="cpu")
+    clf.fine_tune([("good tea", "class_0"), ("stale box", "class_1")], adapter={"r": 2}, **TRAIN)
+    folder = clf.save(tmp_path / "adapter")
+    base = json.loads((folder / "config.json").read_text())["adapter"]["base"]
+    assert base["repo_id"] == "org/bert" and base["revision"] == first
+    assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == f"org/bert@{first}"
+    fake_hub.add_commit("org/bert", read(tmp_path / "v2"))  # main moves on
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    again = hub.load("text-classify", model=str(folder), device="cpu")
+    assert again.metadata["commit"] == first
+    texts = ["good tea", "awful food"]
+    for a, b in zip(again(texts, top_k=None), clf(texts, top_k=None)):
+        assert all(abs(x["score"] - y["score"]) < 1e-6 and x["label"] == y["label"] for x, y in zip(a, b))
