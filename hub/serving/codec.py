@@ -79,7 +79,7 @@ def check_items(items: list[Any], *, task: str, modality: str | None, pipeline: 
             raise InputTypeError(f"{task}: input {index} is null; pass an input.")
         if modality == "text":
             if not isinstance(item, str):
-                raise InputTypeError(f"{task}: input {index} is a {json_type(item)}; expected a string.")
+                raise InputTypeError(f"{task}: input {index} is {json_type(item)}; expected a string.")
             if not item.strip():
                 raise InvalidInputError(f"{task}: input {index} is an empty string; pass some text.")
             try:
@@ -94,20 +94,20 @@ def check_items(items: list[Any], *, task: str, modality: str | None, pipeline: 
 
 
 def json_type(value: Any) -> str:
-    """A value's JSON type name, for messages."""
+    """A value's JSON type with its article ("a number", "an object"), for messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):
-        return "boolean"
+        return "a boolean"
     if isinstance(value, (int, float)):
-        return "number"
+        return "a number"
     if isinstance(value, str):
-        return "string"
+        return "a string"
     if isinstance(value, (list, tuple)):
-        return "array"
+        return "an array"
     if isinstance(value, Mapping):
-        return "object"
-    return type(value).__name__
+        return "an object"
+    return f"a {type(value).__name__}"
 
 
 def to_json(value: Any) -> Any:

@@ -112,6 +112,8 @@ def test_native_images_as_base64_and_multipart(client, pipes):
     ({"inputs": ["good", ""]}, 400, "InvalidInputError", ["input 1", "empty string"]),
     ({"inputs": ["good", 7]}, 400, "InputTypeError", ["input 1", "expected a string"]),
     ({"inputs": None}, 400, "InputTypeError", ["input 0", "null"]),
+    ({"inputs": {"text": "good"}}, 400, "InputTypeError", ["input 0 is an object; expected a string"]),
+    ({"inputs": [["good"]]}, 400, "InputTypeError", ["input 0 is an array; expected a string"]),
     ({"inputs": "good", "options": {"topk": 2}}, 400, "InvalidInputError", ["'topk'", "did you mean 'top_k'"]),
     ({"inputs": "good", "options": {"top_k": "3"}}, 400, "InvalidInputError", ["top_k"]),
     ({"inputs": "good", "options": {"batch_size": 4}}, 400, "InvalidInputError", ["'batch_size'", "set by the server"]),
