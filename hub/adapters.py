@@ -203,7 +203,8 @@ def peft_config(spec: Any, model: nn.Module, task: str) -> tuple[Any, str]:
     Args:
         spec: a ``peft.PeftConfig`` (``peft.LoraConfig(...)``) or a dict: ``type`` (``"lora"``,
             the default), ``name`` (default ``"default"``), ``r``, ``alpha``, ``dropout``,
-            ``target_modules``, ``modules_to_save`` and any other ``LoraConfig`` field.
+            ``target_modules``, ``modules_to_save`` and any other ``LoraConfig`` field; or
+            ``{"name": ..., "config": a PeftConfig}`` to name a config object's adapter.
         model: the module the adapter goes into (to check the targets).
         task: for messages.
 
@@ -216,6 +217,8 @@ def peft_config(spec: Any, model: nn.Module, task: str) -> tuple[Any, str]:
     """
     peft = require_peft()
     name = DEFAULT_ADAPTER_NAME
+    if isinstance(spec, dict) and set(spec) <= {"name", "config"} and isinstance(spec.get("config"), peft.PeftConfig):
+        name, spec = spec.get("name", name), spec["config"]  # a named config object
     if isinstance(spec, dict):
         spec = dict(spec)
         kind = str(spec.pop("type", "lora")).lower()
@@ -342,7 +345,7 @@ def train_with_adapter(pipe: Pipeline, run: Callable[[], Any], adapter: Any) -> 
         if state is not None and name in state.infos:
             raise ConfigError(f"{pipe.task}: the pipeline already has an adapter named {name!r}; pass "
                               f"adapter={name!r} to train it further, or give the new one another name "
-                              "({'name': 'other', ...}).")
+                              "({'name': 'other', 'r': 8, ...}, or {'name': 'other', 'config': peft.LoraConfig(...)}).")
         head = head_name(model)
         if head and pipe.metadata.get("head_initialized") is False:  # a random head: it trains with the adapter
             config.modules_to_save = sorted({*(config.modules_to_save or []), head})

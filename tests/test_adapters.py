@@ -158,6 +158,11 @@ def test_several_adapters_on_one_base_selectable_per_call(vit_adapter, vit_base,
     base = hub.load("image-classify", model=str(vit_base), device="cpu")
     assert base.load_adapter(first) == "default" and base.load_adapter(folder) == "second"
     assert torch.allclose(base.logits(IMAGES[:2]), second, atol=1e-6, rtol=0)
+    with pytest.raises(ConfigError, match=r"already has an adapter named 'default'.*'config': peft\.LoraConfig"):
+        base.fine_tune(IMAGE_DATA, adapter=peft.LoraConfig(r=2, target_modules=["qkv"]), **TRAIN)
+    base.fine_tune(IMAGE_DATA, adapter={"name": "third", "config": peft.LoraConfig(r=2, target_modules=["qkv"])},
+                   **TRAIN)
+    assert base.adapters == ["default", "second", "third"] and base.active_adapter == "third"
     with pytest.raises(ConfigError, match="already has an adapter named 'second'"):
         base.load_adapter(folder)
 
