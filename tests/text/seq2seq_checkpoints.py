@@ -7,13 +7,8 @@ from pathlib import Path
 
 import torch
 
-CORPUS = [
-    "the quick brown fox jumps over the lazy dog",
-    "a journey of a thousand miles begins with a single step",
-    "to be or not to be, that is the question",
-    "all that glitters is not gold; fortune favours the bold",
-    "the coffee was fresh and the tea was stale",
-] * 20
+from tests.text.gpt_checkpoints import CORPUS  # the same sentences train the BPE
+
 FAMILIES = ("bart", "mbart", "marian", "t5", "t5v11")
 
 

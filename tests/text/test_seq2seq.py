@@ -206,3 +206,39 @@ def test_fine_tune_lowers_the_loss_and_round_trips(tmp_path):
     assert again(["cat dog", "sun moon"], max_new_tokens=4, num_beams=2) == before
     with pytest.raises(InvalidInputError, match="label_smoothing"):
         pipe.fine_tune(pairs, label_smoothing=1.0, max_steps=1)
+
+
+def test_t5_with_its_own_head_uses_it_unscaled(checkpoints, tmp_path):
+    """T5 v1.1 / Flan checkpoints saved before transformers 5 keep an untied ``lm_head.weight``
+    (tie_word_embeddings false): Hub reads it and does not rescale the decoder output."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder, reference, tokenizer = checkpoints["t5v11"]
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        if (folder / name).exists():
+            shutil.copy(folder / name, tmp_path / name)
+    state = load_file(str(folder / "model.safetensors"))
+    head = torch.randn(state["shared.weight"].shape, generator=torch.Generator().manual_seed(5))
+    save_file({**state, "lm_head.weight": head}, str(tmp_path / "model.safetensors"))
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.pop("scale_decoder_outputs", None)
+    (tmp_path / "config.json").write_text(json.dumps({**config, "tie_word_embeddings": False}))
+    ours = load_model(tmp_path).module
+    assert not ours.tied and ours.output_scale == 1.0
+    ids, mask = _batch(tokenizer, TEXTS)
+    targets = torch.randint(4, len(tokenizer), (3, 5), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        hidden = reference(input_ids=ids, attention_mask=mask, decoder_input_ids=targets,
+                           output_hidden_states=True).decoder_hidden_states[-1]
+        got = ours(ids, mask, decoder_input_ids=targets)["logits"]
+    assert (got - hidden @ head.T).abs().max().item() <= 1e-4
+
+
+def test_quantized_save_loads(checkpoints, tmp_path):
+    pipe = hub.load("summarize", model=str(checkpoints["bart"][0]), device="cpu")
+    folder = pipe.save(tmp_path / "q", quantize=True)
+    again = hub.load("summarize", model=str(folder), device="cpu")
+    assert set(again(TEXTS[0], max_new_tokens=5)) == {"summary_text"}
