@@ -115,7 +115,8 @@ class ServingState:
                 best, formatter = len(prefix), candidate
         return formatter
 
-    async def infer(self, request: Any, model: ServedModel, items: list[Any], options: Mapping[str, Any]) -> list[Any]:
+    async def infer(self, request: Any, model: ServedModel, items: list[Any], options: Mapping[str, Any], *,
+                    single: bool = False) -> list[Any]:
         """Run one request's inputs through ``model``'s batcher and wait for its results.
 
         The inputs are checked first (count, :func:`hub.serving.codec.check_items`) and the
@@ -128,6 +129,8 @@ class ServingState:
             model: the served model.
             items: the decoded inputs (a list, even for one input).
             options: the call options.
+            single: the request was one input, not a list (the Python call's distinction: a
+                lone run then calls the pipeline on that input itself).
 
         Returns:
             One result per input, in order.
@@ -148,7 +151,8 @@ class ServingState:
         if not model.ready or model.batcher is None:
             raise ServeError(503, "not_ready", f"model {model.name!r} is not ready; retry shortly.",
                              {"Retry-After": str(self.settings.retry_after_s)})
-        return await self.wait(request, model.batcher.submit(items, options, request_id=request_id(request)))
+        return await self.wait(request, model.batcher.submit(items, options, single=single,
+                                                             request_id=request_id(request)))
 
     async def wait(self, request: Any, awaitable: Awaitable[Any]) -> Any:
         """Await ``awaitable`` within the request's remaining time, cancelling it when the

@@ -80,6 +80,7 @@ class Work:
     cost: int
     future: asyncio.Future
     request_id: str = ""
+    single: bool = False  # one input, not a list of one (how a lone run calls predict)
     arrived: float = field(default_factory=time.monotonic)
     state: str = "queued"  # queued -> running -> done, or dropped
 
@@ -90,7 +91,8 @@ class Batcher:
     Args:
         name: the served model's name (for metrics and logs).
         predict: ``predict(items, **options) -> list of results`` (a pipeline called on a
-            list); run in this batcher's single inference thread.
+            list; a one-input request running alone calls ``predict(item, **options) ->
+            result``); run in this batcher's single inference thread.
         max_batch_size, max_wait_ms, max_batch_tokens, max_queue: see
             :class:`~hub.serving.settings.ServeSettings`.
         batching: False: every request is its own call (the queue and thread stay).
@@ -209,12 +211,15 @@ class Batcher:
         return len(self._queue)
 
     # -- submitting ----------------------------------------------------------------------
-    async def submit(self, items: list[Any], options: dict[str, Any], *, request_id: str = "") -> list[Any]:
+    async def submit(self, items: list[Any], options: dict[str, Any], *, single: bool = False,
+                     request_id: str = "") -> list[Any]:
         """Queue one request's inputs and wait for their results.
 
         Args:
             items: the request's inputs (already validated and decoded).
             options: its call options (already checked); equal options share batches.
+            single: the request was one input (not a list of one); when it runs alone the
+                pipeline is called with that input itself, exactly as the Python call.
             request_id: for the logs.
 
         Returns:
@@ -235,7 +240,7 @@ class Batcher:
         assert self._loop is not None and self._arrived is not None
         key = options_key(options) if self.batching else None
         work = Work(list(items), dict(options), key, sum(self.cost(x) for x in items),
-                    self._loop.create_future(), request_id)
+                    self._loop.create_future(), request_id, single and len(items) == 1)
         self._queue.append(work)
         self._report_depth()
         self._arrived.set()
@@ -332,10 +337,13 @@ class Batcher:
         return batch
 
     # -- in the inference thread -------------------------------------------------------------
-    def _call(self, items: list[Any], options: dict[str, Any]) -> list[Any]:
+    def _call(self, items: list[Any], options: dict[str, Any], single: bool = False) -> list[Any]:
+        """``predict(items, **options)``; a request of one input that runs alone is called as
+        the Python call was, ``predict(item, **options)`` (an option such as recommend's
+        ``history`` means one thing for one input and another for a list)."""
         start = time.perf_counter()
         try:
-            results = list(self.predict(items, **options))
+            results = [self.predict(items[0], **options)] if single else list(self.predict(items, **options))
         finally:
             if self.observer is not None:
                 self.observer.batch_ran(self.name, len(items), time.perf_counter() - start)
@@ -348,7 +356,7 @@ class Batcher:
         fails). Returns ``(ok, results or exception)`` per request."""
         items = [item for work in batch for item in work.items]
         try:
-            results = self._call(items, batch[0].options)
+            results = self._call(items, batch[0].options, single=len(batch) == 1 and batch[0].single)
         except Exception as exc:
             if len(batch) == 1:
                 return [(False, exc)]
@@ -366,7 +374,7 @@ class Batcher:
                 outcomes.append((False, asyncio.CancelledError()))
                 continue
             try:
-                outcomes.append((True, self._call(work.items, work.options)))
+                outcomes.append((True, self._call(work.items, work.options, work.single)))
             except Exception as exc:
                 outcomes.append((False, exc))
         return outcomes

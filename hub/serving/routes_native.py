@@ -65,7 +65,7 @@ async def predict(name: str, request: Request) -> Any:
     state = get_state(request)
     model = state.model(name)
     inputs, options, single = await read_body(request, model)
-    results = await state.infer(request, model, inputs, options)
+    results = await state.infer(request, model, inputs, options, single=single)
     outputs = [to_json(r) for r in results]
     metadata = [result_metadata(r) for r in results]
     if single:

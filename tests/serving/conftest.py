@@ -65,6 +65,16 @@ class _Folders:
         return folder
 
     @staticmethod
+    def _make_rec(folder: Path) -> Path:
+        import hub
+
+        rows = [(f"u{u}", f"i{(u * 3 + t) % 24}", 1.0, 1000 + t) for u in range(30) for t in range(8)]
+        rec = hub.create("recommend", config={"architecture": "mf", "factors": 8}, device="cpu", seed=0)
+        rec.fine_tune(rows, progress=False, epochs=1)
+        rec.save(folder)
+        return folder
+
+    @staticmethod
     def _make_img(folder: Path) -> Path:
         import hub
 
@@ -76,7 +86,8 @@ class _Folders:
 def folders(tmp_path_factory) -> _Folders:
     """``folders["clf"]``: a random BERT classifier (text-classify); ``["emb"]``: a random BERT
     encoder (text-embed); ``["img"]``: a ViT from hub.create (image-classify); ``["asr"]``: a CTC
-    recogniser from hub.create (speech-recognize)."""
+    recogniser from hub.create (speech-recognize); ``["rec"]``: a matrix-factorisation
+    recommender trained for an epoch on synthetic interactions (recommend)."""
     return _Folders(tmp_path_factory.mktemp("served"))
 
 
@@ -128,7 +139,8 @@ def fresh(folders, name: str) -> Any:
     inference thread and the test's reference calls: fast tokenizers are not thread-safe)."""
     import hub
 
-    task = {"clf": "text-classify", "emb": "text-embed", "img": "image-classify", "asr": "speech-recognize"}[name]
+    task = {"clf": "text-classify", "emb": "text-embed", "img": "image-classify", "asr": "speech-recognize",
+            "rec": "recommend"}[name]
     return hub.load(task, model=str(folders[name]), device="cpu")
 
 
@@ -140,10 +152,11 @@ class Recorder:
         self.pipe, self.fail_on, self.error = pipe, fail_on, error
         self.calls: list[tuple[list[Any], dict[str, Any]]] = []
 
-    def __call__(self, items: list[Any], **options: Any) -> Any:
-        self.calls.append((list(items), dict(options)))
-        if self.fail_on is not None and self.fail_on in items:
-            raise self.error(items)
+    def __call__(self, items: Any, **options: Any) -> Any:
+        inputs = items if isinstance(items, list) else [items]  # one input: a request running alone
+        self.calls.append((inputs, dict(options)))
+        if self.fail_on is not None and self.fail_on in inputs:
+            raise self.error(inputs)
         return self.pipe(items, **options)
 
 

@@ -26,7 +26,7 @@ class Gate:
         self.calls: list[list] = []
 
     def __call__(self, items, **options):
-        self.calls.append(list(items))
+        self.calls.append(items if isinstance(items, list) else [items])
         self.entered.set()
         assert self.release.wait(30), "the test never released the gate"
         return self.pipe(items, **options)
