@@ -182,6 +182,27 @@ def test_text_pretraining_corpus_from_a_dataset():
     assert read_texts(body) == ["first", "second"]  # the one string column
 
 
+def test_pretraining_on_a_dataset_dict_holds_out_its_validation_split():
+    from hub_text.pretrain import train_tokenizer
+
+    words = "the quick brown fox jumps over a lazy dog while seven red birds sing".split()
+    docs = [" ".join(words[(i + j) % len(words)] for j in range(12)) for i in range(24)]
+    tokenizer = train_tokenizer(docs, "bpe", vocab_size=300)
+    config = {"num_layers": 1, "hidden_size": 16, "num_heads": 2, "max_positions": 32, "dropout": 0.0,
+              "attention_dropout": 0.0}
+    dd = DatasetDict(train=Dataset.from_dict({"text": docs[:20]}), validation=Dataset.from_dict({"text": docs[20:]}))
+    runs = []
+    for train, held in ((dd, None), (docs[:20], docs[20:])):
+        pipe = hub.create("text-generate", config=config, tokenizer=tokenizer, seed=0)
+        untrained = weights(pipe)
+        result = pipe.pretrain(train, held, block_size=16, max_steps=3, batch_size=4, progress=False,
+                               save_checkpoints=False)
+        runs.append((weights(pipe), result.eval_examples, result.history[-1]["eval_loss"]))
+    assert_same_weights(runs[0][0], runs[1][0], untrained=untrained)
+    assert runs[0][1:] == runs[1][1:] and runs[0][1] > 0  # the validation split, not val_fraction of train
+    assert pipe.metadata.get("base_model") is None  # made from scratch: no base model
+
+
 # -- images -------------------------------------------------------------------------------
 def png(value: int) -> bytes:
     from PIL import Image as PILImage
