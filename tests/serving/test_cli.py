@@ -164,3 +164,17 @@ def test_hub_serve_is_the_python_entry():
 
     assert hub.serve is serve and hub.serving.serve is serve
     assert callable(hub.serving.build_app) and hub.serving.ServeSettings().host == "127.0.0.1"
+
+
+def test_a_task_name_serves_its_default_model():
+    import hub
+    from tests.serving.conftest import serving
+
+    with serving(["text-classify", "sentiment=sentiment-analysis"]) as server:
+        models = httpx.get(f"{server.url}/models").json()["models"]
+        got = httpx.post(f"{server.url}/models/sentiment/predict", json={"inputs": "great tea, fresh and fragrant"})
+    assert [m["name"] for m in models] == ["text-classify", "sentiment"]
+    assert models[0]["source"] == models[1]["source"]  # an alias: the same shipped default
+    expected = hub.load("text-classify", device="cpu")("great tea, fresh and fragrant")
+    assert got.json()["outputs"]["label"] == expected["label"]
+    assert got.json()["outputs"]["score"] == pytest.approx(expected["score"], abs=1e-5)
