@@ -714,19 +714,20 @@ def load_adapter(pipe: Pipeline, folder: str | Path, *, name: str | None = None)
 
     state = adapter_state(pipe)
     assert state is not None
-    expected = set(peft.get_peft_model_state_dict(state.peft_model, adapter_name=name, save_embedding_layers=False))
-    missing, unexpected = expected - set(weights), set(weights) - expected
-    if missing or unexpected:
+    current = peft.get_peft_model_state_dict(state.peft_model, adapter_name=name, save_embedding_layers=False)
+    missing, unexpected = set(current) - set(weights), set(weights) - set(current)
+    wrong = [k for k in sorted(set(current) & set(weights)) if tuple(current[k].shape) != tuple(weights[k].shape)]
+    if missing or unexpected or wrong:
         remove_adapter(pipe, name)
-        raise ModelLoadError(f"The adapter weights in {str(folder)!r} do not fit this model: missing "
-                             f"{sorted(missing)[:4]}, unexpected {sorted(unexpected)[:4]}. It was trained on "
-                             f"{base_label(base)}; load it onto that base.")
-    try:
-        set_peft_model_state_dict(state.peft_model, weights, adapter_name=name)
-    except RuntimeError as exc:  # shapes
-        remove_adapter(pipe, name)
-        raise ModelLoadError(f"The adapter weights in {str(folder)!r} do not fit this model ({exc}). It was trained "
-                             f"on {base_label(base)}; load it onto that base.") from None
+        if wrong:
+            first = wrong[0]
+            problem = (f"{first!r} is {tuple(weights[first].shape)} in the file but {tuple(current[first].shape)} "
+                       f"in this model ({len(wrong)} of {len(weights)} tensors differ)")
+        else:
+            problem = f"missing {sorted(missing)[:4]}, unexpected {sorted(unexpected)[:4]}"
+        raise ModelLoadError(f"The adapter weights in {str(folder)!r} do not fit this model: {problem}. It was "
+                             f"trained on {base_label(base)}; load it onto that base.")
+    set_peft_model_state_dict(state.peft_model, weights, adapter_name=name)
     pipe.model.to(pipe.device)
     if pipe.dtype is not None:
         pipe.model.to(pipe.dtype)

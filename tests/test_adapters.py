@@ -444,3 +444,18 @@ def test_a_hugging_face_base_is_pinned_to_its_commit(tmp_path, fake_hub, monkeyp
     texts = ["good tea", "awful food"]
     for a, b in zip(again(texts, top_k=None), clf(texts, top_k=None)):
         assert all(abs(x["score"] - y["score"]) < 1e-6 and x["label"] == y["label"] for x, y in zip(a, b))
+
+
+def test_an_adapter_refuses_a_base_it_does_not_fit(vit_adapter, tmp_path):
+    _, folder, _ = vit_adapter
+    wider = hub.create("image-classify", config={**VIT, "hidden_size": 48}, device="cpu", seed=0)
+    other = hub.load("image-classify", model=str(wider.save(tmp_path / "wider")), device="cpu")
+    with pytest.raises(ModelLoadError, match=r"adapter weights in .* do not fit this model.*trained on .*base"):
+        other.load_adapter(folder)
+    assert other.adapters == []  # nothing left half-attached
+    make_bert_classifier(tmp_path / "clf", num_labels=2)
+    text = hub.load("text-classify", model=str(tmp_path / "clf"), device="cpu")
+    with pytest.raises(ModelLoadError, match=r"adapts a 'vit' model; this pipeline holds a 'bert-classifier' one"):
+        text.load_adapter(folder)
+    with pytest.raises(ModelLoadError, match="is not an adapter folder"):
+        text.load_adapter(tmp_path / "clf")
