@@ -103,12 +103,12 @@ class ZeroShotImageClassificationPipeline(VisionPipeline):
             feature["labels"], feature["prompts"] = labels, prompts
         return features
 
-    def embed_texts(self, texts: list[str]) -> torch.Tensor:
+    def embed_texts(self, texts: list[str], *, truncate: bool = False) -> torch.Tensor:
         """(len(texts), projection_dim) normalised text embeddings, on the CPU in float32. A
         text longer than the text tower's positions is an error naming it (transformers'
-        pipeline fails on it too)."""
+        pipeline fails on it too), or, with ``truncate`` (evaluation, as training does), cut."""
         limit = self.model.max_positions
-        ids = self.tokenizer(texts, verbose=False)["input_ids"]
+        ids = self.tokenizer(texts, verbose=False, truncation=truncate, max_length=limit)["input_ids"]
         for index, seq in enumerate(ids):
             if len(seq) > limit:
                 raise InvalidInputError(f"{self.task}: the prompt {texts[index]!r:.80} has {len(seq)} tokens, more "
@@ -165,7 +165,7 @@ class ZeroShotImageClassificationPipeline(VisionPipeline):
         texts = sorted({captions[0] for _, captions in rows})
         index = {t: i for i, t in enumerate(texts)}
         images = self.image_embeddings([image for image, _ in rows], batch_size=batch_size)  # (N, P)
-        sims = images @ self.embed_texts(texts).t()  # (N, T)
+        sims = images @ self.embed_texts(texts, truncate=True).t()  # (N, T)
         truth = torch.tensor([index[captions[0]] for _, captions in rows])
         rank = (sims > sims[torch.arange(len(rows)), truth][:, None]).sum(-1)  # 0 = best
         best_image = sims.argmax(0)  # per text, its most similar image
