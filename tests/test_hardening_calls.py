@@ -31,6 +31,9 @@ VALID = {
     "fill-mask": ("the film was [MASK]", "top_k"),
     "text-embed": ("the film was good", "normalize"),
     "text-generate": ("the film", "max_new_tokens"),
+    "summarize": ("the film was good", "num_beams"),
+    "translate": ("the film was good", "tgt_lang"),
+    "text2text-generate": ("the film was good", "max_new_tokens"),
     "image-classify": (photo(0, (40, 40)), "top_k"),
     "image-embed": (photo(0, (40, 40)), "normalize"),
     "zero-shot-image-classify": (photo(0, (40, 40)), "candidate_labels"),
@@ -65,6 +68,11 @@ def pipelines(tmp_path_factory):
             pipe = hub.load(task, model=str(folder), device="cpu")
         elif task == "text-generate":
             make_gpt2(folder, positions=64)
+            pipe = hub.load(task, model=str(folder), device="cpu")
+        elif task in ("summarize", "translate", "text2text-generate"):  # a random BART
+            from tests.text.seq2seq_checkpoints import make_seq2seq
+
+            make_seq2seq(folder, "bart")
             pipe = hub.load(task, model=str(folder), device="cpu")
         elif task in ("image-classify", "image-embed"):
             make_timm(folder, **TINY_RESNET)
