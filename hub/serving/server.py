@@ -62,13 +62,14 @@ def _uvicorn_server(app: Any, settings: ServeSettings) -> Any:
 
 
 def _configure_logging(level: str) -> None:
+    """The ``hub.serving`` loggers at ``level``, printed on stderr unless the application
+    configured logging itself (a handler here or on the root logger)."""
     log = logging.getLogger("hub.serving")
     log.setLevel(level.upper())
-    if not log.handlers:
+    if not log.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         log.addHandler(handler)
-        log.propagate = False
 
 
 def serve(models: Iterable[Any], settings: ServeSettings | None = None, **options: Any) -> None:
@@ -90,8 +91,8 @@ def serve(models: Iterable[Any], settings: ServeSettings | None = None, **option
 
     load_options = {k: options.pop(k) for k in ("device", "dtype", "revision") if k in options}
     settings = (settings or ServeSettings()).replace(**options) if options else (settings or ServeSettings())
-    _configure_logging(settings.log_level)
     app = build_app(models, settings, **load_options)
+    _configure_logging(settings.log_level)
     sock = _bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     names = ", ".join(app.state.hub.models)
