@@ -338,6 +338,16 @@ def test_recipe_dataset_entry_loads_offline_and_trains(tmp_path, classifier, mon
     assert summary["steps"] == 2 and summary["history"][-1]["eval_accuracy"] is not None
     card = (tmp_path / "out" / "README.md").read_text()
     assert "the dataset `reviews`, split `train` (8 rows)" in card
+    # no split named: the DatasetDict's train split trains, its validation split evaluates
+    recipe.write_text(f"task: text-classify\nmodel: {tmp_path / 'ckpt'}\n"
+                      "data: {train: {dataset: reviews, columns: {text: review, label: stars}}}\n"
+                      "options: {labels: [pos, neg]}\n"
+                      "training: {epochs: 1, batch_size: 4, device: cpu, progress: false}\n"
+                      f"output: {tmp_path / 'out2'}\n")
+    summary = run_recipe(load_recipe(recipe), quiet=True)
+    assert summary["steps"] == 2 and "eval_accuracy" in summary["history"][-1]
+    card = (tmp_path / "out2" / "README.md").read_text()
+    assert "- Evaluation data: the dataset `reviews`, split `validation` (2 rows)" in card
 
 
 def test_recipe_dataset_without_the_library_names_the_extra(tmp_path, monkeypatch):
