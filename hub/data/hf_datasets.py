@@ -276,7 +276,7 @@ def to_records(dataset: Any, *, columns: Mapping[str, str] | None = None, max_ro
                 f"{where} is a stream (IterableDataset) with more than {limit:,} rows. Training needs the number of "
                 "examples and random access (a seeded, resumable order), so Hub reads a stream into memory, at most "
                 f"{limit:,} rows: bound it (dataset.take(N)), load it without streaming=True, or raise the limit "
-                "(max_rows= / HUB_MAX_STREAM_ROWS).")
+                "(HUB_MAX_STREAM_ROWS).")
         record = {key: (convert[key](value) if key in convert else _plain(value)) for key, value in row.items()}
         for field, column in aliases.items():
             record.setdefault(field, record.get(column))
