@@ -242,3 +242,40 @@ def test_quantized_save_loads(checkpoints, tmp_path):
     folder = pipe.save(tmp_path / "q", quantize=True)
     again = hub.load("summarize", model=str(folder), device="cpu")
     assert set(again(TEXTS[0], max_new_tokens=5)) == {"summary_text"}
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"num_heads": 0}, r"'num_heads' must be an integer >= 1, got 0"),
+    ({"num_layer": 2}, r"Unknown seq2seq config key 'num_layer'"),
+    ({"decoder": {"num_layer": 2}}, r"Unknown decoder config key\(s\) \['num_layer'\]"),
+    ({"encoder": {"hidden_size": 64}, "hidden_size": 32, "num_heads": 2}, r"encoder.hidden_size \(64\) and "
+                                                                          r"decoder.hidden_size \(32\) must be equal"),
+])
+def test_from_scratch_configs_are_checked(config, message):
+    from hub.errors import ConfigError
+    from hub_text.pretrain import train_tokenizer
+
+    tokenizer = train_tokenizer(["a b c", "b c d"], "bpe", vocab_size=300)
+    with pytest.raises(ConfigError, match=message):
+        hub.create("text2text-generate", config=config, tokenizer=tokenizer, device="cpu")
+
+
+def test_foreign_configs_that_do_not_fit_their_weights_are_refused(checkpoints, tmp_path):
+    import json
+    import shutil
+
+    from hub.errors import ModelLoadError
+
+    folder = checkpoints["bart"][0]
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(folder / name, tmp_path / name)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "encoder_layers": 10**9}))
+    with pytest.raises(ModelLoadError, match="encoder_layers=1,000,000,000 but the weights hold 2"):
+        load_model(tmp_path)
+    t5 = checkpoints["t5"][0]
+    config = json.loads((t5 / "config.json").read_text())
+    shutil.copy(t5 / "model.safetensors", tmp_path / "model.safetensors")
+    (tmp_path / "config.json").write_text(json.dumps({**config, "feed_forward_proj": "gated-tanh"}))
+    with pytest.raises(ModelLoadError, match="feed_forward_proj 'gated-tanh' is not supported"):
+        load_model(tmp_path)
