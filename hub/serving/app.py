@@ -54,7 +54,7 @@ logger = logging.getLogger("hub.serving")
 #: the protocol modules whose ``router`` (a FastAPI APIRouter) every app includes; a module may
 #: also define ``PREFIX`` and ``error_format(status, fields) -> body`` to give the routes under
 #: that prefix its protocol's error shape (see :func:`add_error_format`)
-PROTOCOL_MODULES: list[str] = ["hub.serving.routes_native", "hub.serving.routes_oip"]
+PROTOCOL_MODULES: list[str] = ["hub.serving.routes_native", "hub.serving.routes_oip", "hub.serving.routes_openai"]
 #: the routes that answer without authentication (liveness and readiness probes)
 PUBLIC_PATHS = {"/health", "/v2/health/live", "/v2/health/ready"}
 #: ``formatter(status, fields) -> body`` for the error bodies of routes under a path prefix
