@@ -400,6 +400,10 @@ def _seconds(value: Any) -> Any:
 
 
 def _plain(value: Any) -> Any:
+    """A value of a column without a known feature: an encoded ``{"bytes", "path"}`` dict (an
+    Image or Audio value whose features a stream did not declare) becomes its bytes or path."""
+    if isinstance(value, Mapping) and value and set(value) <= {"bytes", "path"}:
+        return value.get("bytes") or value.get("path")
     return value
 
 

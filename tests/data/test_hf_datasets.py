@@ -240,6 +240,17 @@ def test_image_classify_fine_tune_and_evaluate_on_an_image_dataset(decode):
     assert results[0][1] == results[1][1]
 
 
+def test_images_of_a_stream_without_features_are_read_too():
+    from hub_vision.data import read_labelled
+
+    def rows():
+        yield {"image": {"bytes": png(20), "path": None}, "label": "dark"}  # encoded, features undeclared
+        yield {"image": {"bytes": png(230), "path": None}, "label": "light"}
+
+    stream = datasets.IterableDataset.from_generator(rows)
+    assert read_labelled(stream) == [(png(20), "dark"), (png(230), "light")]
+
+
 # -- audio --------------------------------------------------------------------------------
 def wav(freq: float, seconds: float = 0.5, rate: int = 8000) -> bytes:
     import soundfile as sf
