@@ -14,7 +14,8 @@ ALLOWED_DTYPES = ("float32", "bfloat16", "float16", "float64")
 
 
 def load(name: str, *, model: str | None = None, revision: str | None = None,
-         device: Any = None, dtype: Any = None, quantize: Any = None, **call_defaults: Any) -> Any:
+         device: Any = None, dtype: Any = None, quantize: Any = None, backend: str = "torch",
+         backend_options: dict[str, Any] | None = None, **call_defaults: Any) -> Any:
     """Load a pipeline for a task (``"text-classify"``) or a catalogue model.
 
     Args:
@@ -32,6 +33,15 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
             False: float compute; None (default, ``"auto"``): int8 for a folder saved with
             ``save(quantize=True)`` (the shipped text default) on the CPU when no ``dtype`` is
             given, float otherwise. ``pipe.metadata["compute"]`` says what runs and why.
+            With ``backend="onnxruntime"``: ``"int8"`` is ONNX Runtime's own dynamic int8
+            quantisation of the graph; otherwise the graph runs in float32.
+        backend: ``"torch"`` (default) or ``"onnxruntime"``: the same pipeline (preprocessing,
+            batching, long inputs, results) with the model run by ONNX Runtime, from a folder
+            ``pipe.export`` wrote or exported on the fly and cached (:mod:`hub.ort_backend`;
+            needs ``pip install 'hub-sdk[onnx]'``).
+        backend_options: ONNX Runtime's options: ``optimization`` (``"all"`` default,
+            ``"extended"``, ``"basic"``, ``"disabled"``), ``threads`` (intra-op; default torch's
+            thread count), ``providers``.
         **call_defaults: defaults for every call (``hub.load("text-classify", top_k=2,
             batch_size=16)``, as transformers' ``pipeline(...)`` takes them), checked against
             the task's call keywords now; a call's own keyword wins.
@@ -61,7 +71,12 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
     torch_device, torch_dtype = _torch_device(device), _torch_dtype(dtype)  # before any download
     from hub.int8_compute import apply_quantize, check_quantize_request
 
-    check_quantize_request(quantize, device=torch_device, dtype=torch_dtype)
+    if backend != "torch" or backend_options is not None:  # ONNX Runtime: its own quantisation
+        from hub.ort_backend import check_backend_arguments
+
+        check_backend_arguments(backend, quantize, backend_options)
+    if backend == "torch":
+        check_quantize_request(quantize, device=torch_device, dtype=torch_dtype)
     registry = get_registry()
     task, entry = registry.resolve(name.strip())
     if task.spec is None:
@@ -89,6 +104,15 @@ def load(name: str, *, model: str | None = None, revision: str | None = None,
     metadata = {"task": task.name, **resolved.metadata}
     if entry is not None:
         metadata.update(model_name=entry.name, license=entry.license, labels=list(entry.labels))
+    if backend == "onnxruntime":
+        from hub.ort_backend import load_ort_pipeline
+
+        pipe = load_ort_pipeline(pipeline_cls, resolved.folder, device=torch_device, metadata=metadata,
+                                 quantize=quantize, options=backend_options)
+        if call_defaults:
+            pipe.set_call_defaults(call_defaults)
+        return pipe
+    _refuse_onnx_folder(resolved.folder)
     if entry is not None and registry.task(entry.task).name != task.name:
         metadata["model_task"] = entry.task
         pipe = _load_other_task(pipeline_cls, entry, task.name, resolved.folder, device=torch_device,
@@ -117,6 +141,21 @@ def _load_other_task(pipeline_cls: Any, entry: Any, task: str, folder: Any, **kw
         raise ModelLoadError(f"Catalogue model {entry.name!r} is listed for task {entry.task!r} and {task} "
                              f"cannot run it (load it with hub.load({entry.task!r}, model={entry.name!r})): "
                              f"{exc}") from exc
+
+
+def _refuse_onnx_folder(folder: Any) -> None:
+    """A folder holding only an ONNX export has no torch weights: say which backend runs it."""
+    from pathlib import Path
+
+    from hub.errors import ModelLoadError
+
+    folder = Path(folder)
+    if (folder / "model.onnx").is_file() and (folder / "onnx.json").is_file() and not any(
+            (folder / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json",
+                                                   "pytorch_model.bin")):
+        raise ModelLoadError(f"{str(folder)!r} holds an ONNX export (model.onnx) and no torch weights; run it with "
+                             "hub.load(task, model=folder, backend='onnxruntime'), or load the model it was "
+                             "exported from for backend='torch'.")
 
 
 def _stored_int8(folder: Any) -> bool:

@@ -449,6 +449,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a model to an ONNX folder (parity-checked against the eager model); print a summary."""
+    import hub
+    from hub.export import INFO_NAME
+
+    pipe = hub.load(args.name, model=args.model, revision=args.revision, device="cpu", quantize=False)
+    folder = pipe.export(args.output, format=args.format, opset=args.opset, atol=args.atol)
+    info = json.loads((folder / INFO_NAME).read_text(encoding="utf-8"))
+    _print_json({"folder": str(folder), "task": pipe.task, "format": args.format,
+                 "description": info["description"], "inputs": info["inputs"], "outputs": info["outputs"],
+                 "parity": {"atol": info["parity"]["atol"], "max_abs_diff": info["parity"]["max_abs_diff"]},
+                 "files": sorted(p.name for p in folder.iterdir()),
+                 "load": f"hub.load({pipe.task!r}, model={str(folder)!r}, backend='onnxruntime')"})
+    return EXIT_OK
+
+
 class _Unset:
     def __repr__(self) -> str:
         return "<pipeline default>"
@@ -554,6 +570,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", metavar="DTYPE", help="float32 (default), bfloat16 or float16")
     p.add_argument("--revision", metavar="R", help="branch, tag or commit (HF models)")
     p.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), help="default info")
+
+    p = add("export", cmd_export, "Export a model to ONNX (parity-checked), for backend='onnxruntime'.",
+            "Export NAME (a task's default model, a catalogue model, or --model M for a task) to the folder "
+            "OUT: model.onnx with dynamic batch and sequence axes, Hub's config, the tokenizer or other "
+            "preprocessing files and onnx.json. ONNX Runtime is checked against the eager model on other batch "
+            "sizes and lengths first (max abs difference <= --atol); a graph that fails is not written. Needs "
+            "pip install 'hub-sdk[onnx]'.")
+    p.add_argument("name", metavar="NAME", help="a task name or alias, or a catalogue model name")
+    p.add_argument("output", metavar="OUT", help="the folder to write (new, empty, or an earlier export)")
+    p.add_argument("--format", choices=("onnx",), default="onnx", help="the export format (onnx)")
+    p.add_argument("--model", metavar="M", help="catalogue name, local folder or HF repo id")
+    p.add_argument("--revision", metavar="R", help="branch, tag or commit (HF models)")
+    p.add_argument("--opset", type=_positive_int, metavar="N", help="ONNX opset (default 17)")
+    p.add_argument("--atol", type=float, default=1e-4, metavar="X",
+                   help="largest ONNX Runtime vs eager difference allowed (default 1e-4)")
 
     p = add("train", cmd_train, "Fine-tune or pretrain from a config file or flags, and save.",
             "Train from CONFIG.yaml (task, model, data, options, training arguments, output; see "

@@ -356,6 +356,51 @@ class Pipeline:
 
         merge_adapter(self)
 
+    # -- export and other backends (hub.export, hub.ort_backend): the module call inside
+    #    ``forward`` becomes a graph; every other step stays the pipeline's -------------
+    #: the attribute holding the module ``forward`` calls: what ``export`` traces and what
+    #: ``backend="onnxruntime"`` replaces with an ONNX Runtime session
+    runner_attribute: ClassVar[str] = "model"
+
+    def export(self, path: str | Path, *, format: str = "onnx", opset: int | None = None,
+               atol: float = 1e-4) -> Path:
+        """Export the model to an ONNX folder that ``hub.load(task, model=path,
+        backend="onnxruntime")`` runs with this pipeline's pre- and postprocessing.
+
+        The export checks itself: ONNX Runtime runs the graph on inputs of other batch sizes
+        and lengths than the traced ones and must match the eager model within ``atol``
+        (else nothing is written). See :mod:`hub.export` for what the folder holds.
+
+        Args:
+            path: a new or empty folder, or one Hub wrote (written atomically).
+            format: ``"onnx"``.
+            opset: the ONNX opset (default 17).
+            atol: the largest absolute difference allowed on the task's outputs (fp32).
+
+        Returns:
+            The folder's absolute path.
+
+        Raises:
+            NotSupportedError: the task cannot be exported (names those that can).
+            hub.export.ExportParityError: the graph does not reproduce the model.
+            MissingExtraError: the onnx extra is not installed.
+        """
+        from hub.export import export_pipeline
+
+        return export_pipeline(self, path, format=format, opset=opset, atol=atol)
+
+    def _export_spec(self) -> Any:
+        """What :meth:`export` traces (a :class:`hub.export.ExportSpec`): the module call of
+        :meth:`forward` with example inputs and input/output names. A task that cannot be
+        exported keeps this default, a :class:`~hub.errors.NotSupportedError`."""
+        able = tasks_supporting("_export_spec")
+        raise NotSupportedError(f"Task {self.task!r} cannot be exported to ONNX ({type(self).__name__} defines no "
+                                f"_export_spec). Tasks that can: {', '.join(able) or 'none installed'}.")
+
+    def _install_runner(self, runner: torch.nn.Module) -> None:
+        """Put ``runner`` (an ONNX Runtime stand-in) where :meth:`forward` finds its module."""
+        setattr(self, self.runner_attribute, runner)
+
     # -- the training verbs: one meaning and one return type each on every task; a task that
     #    lacks one raises the same "not supported" error naming the verbs it has ------------
     VERBS: ClassVar[tuple[str, ...]] = ("from_scratch", "fine_tune", "pretrain", "evaluate")

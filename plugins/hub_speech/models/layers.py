@@ -15,6 +15,9 @@ made (:func:`lengths_to_mask`).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -125,3 +128,37 @@ class CTCHead(nn.Module):
         with torch.backends.cudnn.flags(enabled=False):
             return F.ctc_loss(log_probs, targets, frame_lengths, label_lengths, blank=self.blank,
                               reduction=reduction, zero_infinity=True)
+
+
+def _dft_log_mel(front: LogMelFrontEnd, waveforms: torch.Tensor) -> torch.Tensor:
+    """:meth:`LogMelFrontEnd.forward` with the STFT as a strided convolution whose kernels are
+    the windowed DFT cosines and sines (made in float64): the same frames, centring and zero
+    padding, in operators every ONNX runtime has."""
+    import math
+
+    x = waveforms.to(torch.float32)
+    window, filters = front._window_and_filters(x.device, torch.float32)
+    n_fft, bins = front.n_fft, front.n_fft // 2 + 1
+    k = torch.arange(bins, dtype=torch.float64)[:, None]
+    n = torch.arange(n_fft, dtype=torch.float64)[None, :]
+    angle = 2 * math.pi * k * n / n_fft
+    kernel = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window.double()  # (2F, n_fft)
+    padded = F.pad(x[:, None, :], (n_fft // 2, n_fft // 2))  # center=True, pad_mode="constant"
+    spec = F.conv1d(padded, kernel.to(torch.float32)[:, None, :], stride=front.hop_length)  # (B, 2F, T)
+    power = spec[:, :bins].square() + spec[:, bins:].square()
+    mel = torch.matmul(power.transpose(1, 2), filters)  # (B, T, n_mels)
+    return torch.log(mel + 1e-6)
+
+
+@contextlib.contextmanager
+def exportable_front_ends(model: nn.Module) -> Iterator[None]:
+    """Within the block, every :class:`LogMelFrontEnd` of ``model`` computes through
+    :func:`_dft_log_mel` (for ONNX export: ``torch.stft``'s complex output does not export)."""
+    fronts = [m for m in model.modules() if isinstance(m, LogMelFrontEnd)]
+    for front in fronts:
+        front.forward = lambda waveforms, front=front: _dft_log_mel(front, waveforms)
+    try:
+        yield
+    finally:
+        for front in fronts:
+            del front.forward

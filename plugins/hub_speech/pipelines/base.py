@@ -31,6 +31,12 @@ DEFAULT_MAX_CHUNKS = 1024
 MAX_CHUNKS_ENV = "HUB_MAX_CHUNKS"
 
 
+def _all_frames(outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The frame mask of an unpadded batch (the models leave it out): every frame is real."""
+    logits = outputs["logits"]
+    return torch.ones(logits.shape[:2], dtype=torch.bool, device=logits.device)
+
+
 class AudioPipeline(Pipeline):
     """Base of the speech pipelines; ``self.model`` takes (B, S) waveforms + a sample mask.
 
@@ -155,6 +161,35 @@ class AudioPipeline(Pipeline):
             else:
                 batch["labels"] = torch.tensor(labels, dtype=torch.long)
         return batch
+
+    #: the model outputs :meth:`forward` reads, with their dynamic axes (what the export writes)
+    export_outputs: ClassVar[dict[str, dict[int, str]]] = {"logits": {0: "batch"}}
+
+    def _export_spec(self) -> Any:
+        """The model's outputs from waveforms + sample mask (dynamic batch and length), as
+        :meth:`forward` calls it; loading, resampling, chunking and decoding stay Hub's. A
+        log-mel front end is traced as a convolution with the DFT's cosines and sines (the
+        same arithmetic; ``torch.stft``'s complex output has no ONNX form in the exporter)."""
+        from hub.export import ExportSpec, ModuleCall, waveform_examples
+        from hub_speech.models.layers import exportable_front_ends
+
+        outputs = tuple(self.export_outputs)
+        samples = {0: "batch", 1: "samples"}
+        return ExportSpec(
+            module=ModuleCall(self.model, outputs, {"frame_mask": _all_frames}),
+            inputs=("input_values", "attention_mask"), outputs=outputs,
+            dynamic_axes={"input_values": samples, "attention_mask": samples, **self.export_outputs},
+            examples=waveform_examples(self.sample_rate, self.model.min_samples),
+            description=f"{self.metadata.get('architecture') or self.architecture}: {', '.join(outputs)} from "
+                        "mono waveforms at the sample rate (batch, samples) and their sample mask (1 = audio)",
+            optional_inputs={"attention_mask": lambda given: torch.ones(given["input_values"].shape, dtype=torch.long)},
+            preprocessing={"sample_rate": self.sample_rate,
+                           "normalize": "zero mean, unit variance per clip" if self.model.config.get(
+                               "do_normalize", True) else "none",
+                           "chunk_length_s": self.default_chunk_length_s,
+                           **({"labels": list(self.model.labels)} if hasattr(self.model, "labels") else {}),
+                           **({"vocab": list(self.model.config["vocab"])} if "vocab" in self.model.config else {})},
+            trace_context=lambda: exportable_front_ends(self.model))
 
     def model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Drop the sample mask when nothing is padded (the models then skip masking)."""

@@ -40,6 +40,7 @@ class SpeechRecognitionPipeline(AudioPipeline):
     architecture = "speech-ctc"
     model_types = (SpeechCTC, Wav2Vec2CTC)
     model_needs = "a CTC recogniser (Hub's speech-ctc or transformers' Wav2Vec2ForCTC)"
+    export_outputs = {"logits": {0: "batch", 1: "frames"}, "frame_mask": {0: "batch", 1: "frames"}}
 
     @property
     def vocab(self) -> CTCVocab:

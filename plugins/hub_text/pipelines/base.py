@@ -195,3 +195,21 @@ class TextPipeline(TextModelLoading, Pipeline):
     def _save_extra_files(self, folder: Path) -> None:
         """The tokenizer's files beside the weights (``Pipeline.save`` writes the rest)."""
         self.tokenizer.save_pretrained(str(folder))
+
+    def _text_export_spec(self, module: torch.nn.Module, output: str, axes: dict[int, str], description: str,
+                          *, key: str | None = "logits", returns: str = "dict") -> Any:
+        """The export of ``module(input_ids, attention_mask)`` (its ``key`` output, or the
+        tensor it returns), as this task's :meth:`forward` calls it (see :mod:`hub.export`)."""
+        from hub.export import ExportSpec, ModuleCall, token_examples
+
+        sequence = {0: "batch", 1: "sequence"}
+        config = getattr(module, "config", {})
+        return ExportSpec(
+            module=ModuleCall(module, key), inputs=("input_ids", "attention_mask"), outputs=(output,),
+            dynamic_axes={"input_ids": sequence, "attention_mask": sequence, output: axes},
+            examples=token_examples(int(self.model.encoder.config["vocab_size"]), self.max_tokens),
+            description=description, returns=returns,
+            preprocessing={"tokenizer": "the tokenizer files in this folder (transformers' AutoTokenizer reads them)",
+                           "max_tokens": self.max_tokens, "pad_token_id": self.tokenizer.pad_token_id or 0,
+                           "long_inputs": f"{self.default_long_inputs} (Hub's default for this task)",
+                           **({"labels": list(config["labels"])} if "labels" in config else {})})

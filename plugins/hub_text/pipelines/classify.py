@@ -96,6 +96,12 @@ class TextClassificationPipeline(TextPipeline):
             return model.head(cls[:, None]).float()
         return model(batch["input_ids"], batch["attention_mask"])["logits"].float()
 
+    def _export_spec(self) -> Any:
+        """The classifier's logits (B, labels) from input_ids and attention_mask."""
+        return self._text_export_spec(self.model, "logits", {0: "batch"},
+                                      f"sequence-classification logits (batch, {len(self.labels)} labels); scores "
+                                      f"are their {self.function_to_apply} (Hub averages the windows of long texts)")
+
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
                     top_k: int | None = 1, function_to_apply: str | None = None,
                     return_all_scores: bool | None = None) -> Any:

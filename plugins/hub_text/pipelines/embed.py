@@ -61,6 +61,7 @@ def read_embedding_options(folder: Path) -> dict[str, Any]:
 class TextEmbeddingPipeline(TextPipeline):
     task = "text-embed"
     architecture = "bert"
+    runner_attribute = "encoder_module"  # forward calls the bare encoder
 
     def __init__(self, model: BertEncoder, tokenizer: Any, *, options: dict[str, Any], **kwargs: Any) -> None:
         self.encoder_module = model
@@ -110,6 +111,16 @@ class TextEmbeddingPipeline(TextPipeline):
             return self.encoder_module.embed_text(batch["input_ids"], mask).float()  # (B, D)
         hidden = self.encoder_module(batch["input_ids"], mask).float()  # (B, T, C)
         return pool(hidden, mask, self.options["pooling"])  # (B, C)
+
+    def _export_spec(self) -> Any:
+        """The encoder's last hidden state (B, T, C); pooling and normalisation stay Hub's."""
+        spec = self._text_export_spec(self.encoder_module, "last_hidden_state", {0: "batch", 1: "sequence"},
+                                      "the encoder's last hidden state (batch, sequence, hidden); Hub pools it "
+                                      f"({self.options['pooling']}) over real tokens"
+                                      f"{' and L2-normalises' if self.options['normalize'] else ''}",
+                                      key=None, returns="tensor")
+        spec.preprocessing["embedding"] = dict(self.options)
+        return spec
 
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
                     normalize: bool | None = None) -> ResultList:

@@ -96,6 +96,12 @@ class FillMaskPipeline(TextPipeline):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(batch["input_ids"], batch["attention_mask"])["logits"].float()  # (B, T, V)
 
+    def _export_spec(self) -> Any:
+        """The masked LM's logits (B, T, vocabulary) from input_ids and attention_mask."""
+        return self._text_export_spec(self.model, "logits", {0: "batch", 1: "sequence"},
+                                      "masked-LM logits (batch, sequence, vocabulary); Hub reads them at the mask "
+                                      "positions and takes a softmax")
+
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
                     top_k: int = 5) -> Any:
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:

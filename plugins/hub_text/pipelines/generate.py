@@ -184,6 +184,27 @@ class TextGenerationPipeline(TextModelLoading, Pipeline):
         """The tokenizer's files beside the weights (``Pipeline.save`` writes the rest)."""
         self.tokenizer.save_pretrained(str(folder))
 
+    # -- export: the logits of a whole sequence, without a KV cache
+    #: generation calls the model step by step with a KV cache, which the graph has not, so
+    #: backend="onnxruntime" does not run this task (its export is for other runtimes)
+    runner_attribute = None  # type: ignore[assignment]
+
+    def _export_spec(self) -> Any:
+        """The causal LM's next-token logits (B, T, vocabulary) for whole (left-padded)
+        sequences, without a KV cache: each step of generation runs the whole prefix."""
+        from hub.export import ExportSpec, ModuleCall, token_examples
+
+        sequence = {0: "batch", 1: "sequence"}
+        return ExportSpec(
+            module=ModuleCall(self.model, "logits"), inputs=("input_ids", "attention_mask"), outputs=("logits",),
+            dynamic_axes={"input_ids": sequence, "attention_mask": sequence, "logits": sequence},
+            examples=token_examples(int(self.model.config["vocab_size"]),
+                                    min(64, int(self.model.config.get("max_positions", 64))), left_padding=True),
+            description="causal-LM logits (batch, sequence, vocabulary) of whole sequences, left padding allowed; "
+                        "no KV cache (generation reruns the prefix each step)",
+            preprocessing={"tokenizer": "the tokenizer files in this folder", "padding": "left",
+                           "eos_token_id": self.eos_token_id, "pad_token_id": self.pad_token_id})
+
 
 def _stop_at(text: str, stops: list[str]) -> int | None:
     """Index of the earliest stop string in ``text``, or None."""

@@ -163,6 +163,12 @@ class TokenClassificationPipeline(TextPipeline):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.model(batch["input_ids"], batch["attention_mask"])["logits"].float()  # (B, T, L)
 
+    def _export_spec(self) -> Any:
+        """The tagger's per-token logits (B, T, labels) from input_ids and attention_mask."""
+        return self._text_export_spec(self.model, "logits", {0: "batch", 1: "sequence"},
+                                      "token-classification logits (batch, sequence, labels); Hub takes a softmax "
+                                      "and groups sub-words into entities")
+
     def postprocess(self, outputs: list[torch.Tensor], features: list[dict[str, Any]], *,
                     aggregation_strategy: str | None = None, ignore_labels: Any = None) -> EntityList:
         strategy, ignored = _strategy(aggregation_strategy), _ignored(ignore_labels)

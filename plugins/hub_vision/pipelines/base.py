@@ -210,6 +210,21 @@ class VisionPipeline(Pipeline):
             out += [[m[row].float().cpu() for m in maps] for row in range(batch["pixel_values"].shape[0])]
         return out[0] if single else out
 
+    def _export_spec(self) -> Any:
+        """The model's logits and pooled features from (B, C, H, W) pixels (dynamic batch), as
+        both vision tasks' :meth:`forward` reads them; decoding and the transform stay Hub's."""
+        from hub.export import ExportSpec, ModuleCall
+
+        outputs = ("logits", "features") if self.model.num_classes > 0 else ("features",)
+        generator = torch.Generator().manual_seed(0)
+        examples = [(torch.randn(batch, *self.data_config["input_size"], generator=generator),) for batch in (2, 1, 5)]
+        return ExportSpec(
+            module=ModuleCall(self.model, outputs), inputs=("pixel_values",), outputs=outputs,
+            dynamic_axes={name: {0: "batch"} for name in ("pixel_values", *outputs)}, examples=examples,
+            description=f"{self.architecture} vision model: {' and '.join(outputs)} per image from pixel_values "
+                        "(batch, channels, height, width), transformed as 'preprocessing' says",
+            preprocessing={"image": as_preprocess(self.data_config), "mode": self.image_mode, "labels": self.labels})
+
     def features_only(self, indices: int | list[int] | None = None) -> nn.Module:
         """The model as a feature-map extractor for downstream heads (detection, segmentation):
         ``module(pixel_values) -> [(B, C_i, H_i, W_i), ...]``; it shares this pipeline's weights."""
