@@ -444,7 +444,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ) if value is not None}
     if args.no_batching:
         knobs["batching"] = False
-    # scale-out flags (--ray --replicas N) branch here, before the single-process serve
+    if args.ray:  # scale-out: the same app as a Ray Serve deployment (ray imported there)
+        from hub.serving.ray import serve_ray
+
+        serve_ray(args.models, ServeSettings(**knobs), replicas=args.replicas or 1, address=args.ray_address,
+                  device=args.device, dtype=args.dtype, revision=args.revision)
+        return EXIT_OK
+    if args.replicas is not None or args.ray_address is not None:
+        from hub.errors import ConfigError
+
+        raise ConfigError("--replicas and --ray-address run the server on Ray Serve; add --ray "
+                          "(pip install 'hub-sdk[ray]').")
     serve(args.models, ServeSettings(**knobs), device=args.device, dtype=args.dtype, revision=args.revision)
     return EXIT_OK
 
@@ -570,6 +580,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", metavar="DTYPE", help="float32 (default), bfloat16 or float16")
     p.add_argument("--revision", metavar="R", help="branch, tag or commit (HF models)")
     p.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), help="default info")
+    p.add_argument("--ray", action="store_true",
+                   help="run as a Ray Serve deployment of --replicas copies (pip install 'hub-sdk[ray]')")
+    p.add_argument("--replicas", type=_positive_int, metavar="N", help="with --ray: replicas, each loads the models")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="with --ray: the cluster ('auto' for the one `ray start` runs here, HOST:6379; default: "
+                        "a local Ray)")
 
     p = add("export", cmd_export, "Export a model to ONNX (parity-checked), for backend='onnxruntime'.",
             "Export NAME (a task's default model, a catalogue model, or --model M for a task) to the folder "
