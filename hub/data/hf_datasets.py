@@ -62,7 +62,7 @@ DATASETS_EXTRA = "pip install 'hub-sdk[datasets]'"
 
 TRAIN_SPLITS = ("train", "training")
 EVAL_SPLITS = ("validation", "valid", "val", "dev", "eval", "evaluation")
-TEST_SPLITS = ("test", "testing", *EVAL_SPLITS)
+TEST_SPLITS = ("test", "testing", "eval", "evaluation", "validation", "val", "valid", "dev")  # evaluate's order
 
 _KINDS = {"Dataset": "dataset", "DatasetDict": "dict", "IterableDataset": "iterable",
           "IterableDatasetDict": "dict"}
