@@ -103,6 +103,11 @@ def test_splits_are_picked_as_transformers_users_expect():
         resolve_splits(as_list(), split="train")
     with pytest.raises(DataError, match="Which split"):
         resolve_splits(DatasetDict(a=sentiment(2), b=sentiment(2)))
+    streams = datasets.IterableDatasetDict(train=sentiment(6).to_iterable_dataset(),
+                                           validation=sentiment(2).to_iterable_dataset())
+    assert dataset_kind(streams) == "dict"
+    train, held = resolve_splits(streams)
+    assert len(to_records(train)) == 6 and len(to_records(held)) == 2
 
 
 def test_a_stream_is_read_in_order_and_bounded(monkeypatch):
