@@ -37,6 +37,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
         raise InvalidInputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port "
                                 "(0: any free port) or --host.") from None
+    sock.listen(2048)  # connections wait in the backlog until uvicorn accepts them, never refused
     sock.set_inheritable(True)
     return sock
 
