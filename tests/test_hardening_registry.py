@@ -357,10 +357,10 @@ def test_an_alias_bomb_overlay_fails_fast(tmp_path, monkeypatch, argv):
 def test_an_alias_bomb_in_a_recipe_fails_fast(tmp_path):
     path = tmp_path / "train.yaml"
     path.write_text("task: text-classify\ndata: {train: train.jsonl}\noptions:\n" + billion_laughs("  "))
+    from hub.train.recipe import load_recipe  # imports torch: outside the clock (seconds under load)
+
     start = time.perf_counter()
     with pytest.raises(ConfigError, match=r"train\.yaml:4:6: YAML anchor '&a' is not allowed"):
-        from hub.train.recipe import load_recipe
-
         load_recipe(path)
     assert time.perf_counter() - start < 5
 
