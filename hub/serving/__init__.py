@@ -9,7 +9,8 @@ model), :mod:`~hub.serving.codec` (JSON and files in, JSON out, per-request chec
 :mod:`~hub.serving.app` (the FastAPI app: auth, limits, errors, logs, lifecycle),
 :mod:`~hub.serving.metrics` (Prometheus), :mod:`~hub.serving.routes_native` (the Python call
 over HTTP), :mod:`~hub.serving.routes_oip` (Open Inference Protocol v2),
-:mod:`~hub.serving.server` (uvicorn).
+:mod:`~hub.serving.server` (uvicorn), :mod:`~hub.serving.ray` (the same app as a Ray Serve
+deployment of N replicas, ``hub serve --ray``).
 
 Extending (a new protocol, e.g. OpenAI-compatible routes under ``/v1``): write a module with
 a FastAPI ``router = APIRouter(...)`` whose handlers do ``state = get_state(request)``,
