@@ -18,7 +18,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 #: a second valid input per task (so that order can be seen)
 OTHER = {"text-classify": "awful tea", "token-classify": "tea was awful", "fill-mask": "[MASK] tea",
          "text-embed": "awful tea", "text-generate": "the tea", "recommend": "2", "text-stats": "One. Two! Three?",
-         "summarize": "awful tea", "translate": "awful tea", "text2text-generate": "awful tea"}
+         "summarize": "awful tea", "translate": "awful tea", "text2text-generate": "awful tea",
+         "zero-shot-classify": "awful tea"}
 
 
 def _pipe(task, pipelines):  # noqa: F811

@@ -34,6 +34,7 @@ VALID = {
     "summarize": ("the film was good", "num_beams"),
     "translate": ("the film was good", "tgt_lang"),
     "text2text-generate": ("the film was good", "max_new_tokens"),
+    "zero-shot-classify": ("the film was good", "multi_label"),
     "image-classify": (photo(0, (40, 40)), "top_k"),
     "image-embed": (photo(0, (40, 40)), "normalize"),
     "zero-shot-image-classify": (photo(0, (40, 40)), "candidate_labels"),
@@ -77,6 +78,9 @@ def pipelines(tmp_path_factory):
         elif task in ("image-classify", "image-embed"):
             make_timm(folder, **TINY_RESNET)
             pipe = hub.load(task, model=str(folder), device="cpu")
+        elif task == "zero-shot-classify":  # a random BERT NLI classifier; the labels given at load
+            make_bert_classifier(folder, max_positions=32)
+            pipe = hub.load(task, model=str(folder), device="cpu", candidate_labels=["good", "bad"])
         elif task == "zero-shot-image-classify":  # a random CLIP; the labels given at load
             from tests.vision.clip_checkpoints import make_clip
 
