@@ -1,12 +1,14 @@
 """``hub.serving.ray``: the same app as a Ray Serve deployment of 2 replicas, on a local Ray the
-test starts on 127.0.0.1 (no network beyond loopback). The routes answer as the in-process
-pipeline does (native and OIP, classification and embeddings), both replicas answer
-(``X-Hub-Replica``), auth and per-request errors behave as in one process, and stopping deletes
-the application. Slow: Ray and two replicas loading their models take about a minute here."""
+test starts on 127.0.0.1 (no network beyond loopback). Slow (Ray and two replicas loading their
+models take about a minute here): the routes answer as the in-process pipeline does (native and
+OIP, classification and embeddings), both replicas answer (``X-Hub-Replica``), auth and
+per-request errors behave as in one process, and stopping deletes the application. Fast: bad
+specs and flags fail before anything starts, and a missing Ray names the extra."""
 
 from __future__ import annotations
 
 import socket
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,12 +16,12 @@ import httpx
 import numpy as np
 import pytest
 
+import hub.cli
 from hub.errors import InvalidInputError
 
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 
-pytestmark = pytest.mark.slow
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 TEXTS = ["good food", "the tea was stale and the service slow", "fine"]
@@ -54,6 +56,7 @@ def ray_server(folders):
         ray.shutdown()
 
 
+@pytest.mark.slow
 def test_routes_answer_as_the_pipeline_does(ray_server, pipes):
     url = ray_server.url
     with httpx.Client(base_url=url, timeout=60, headers=AUTH) as client:
@@ -92,6 +95,7 @@ def test_routes_answer_as_the_pipeline_does(ray_server, pipes):
     assert httpx.get(f"{url}/v2/health/ready", timeout=60).status_code == 200
 
 
+@pytest.mark.slow
 def test_both_replicas_serve(ray_server):
     def one(i: int) -> str:
         response = httpx.post(f"{ray_server.url}/models/clf/predict", json={"inputs": f"text {i}"}, headers=AUTH,
@@ -116,3 +120,14 @@ def test_bad_specs_fail_before_anything_is_deployed(folders):
         build_ray_app([f"clf=text-classify:{folders['clf']}", f"clf=text-embed:{folders['emb']}"])
     with pytest.raises(InvalidInputError, match="replicas"):
         build_ray_app([f"clf=text-classify:{folders['clf']}"], replicas=0)
+
+
+def test_ray_flags_without_ray_and_a_missing_ray_are_clear(monkeypatch, capsys):
+    assert hub.cli.main(["serve", "text-classify", "--replicas", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--replicas and --ray-address run the server on Ray Serve; add --ray" in err and "Traceback" not in err
+    assert hub.cli.main(["serve", "text-classify", "--ray", "--port", "0"]) == 2
+    assert "--ray needs a fixed --port" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "ray", None)
+    assert hub.cli.main(["serve", "text-classify", "--ray", "--replicas", "2"]) == 2
+    assert "pip install 'hub-sdk[ray]'" in capsys.readouterr().err
