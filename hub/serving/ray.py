@@ -305,7 +305,12 @@ def start_ray(app: Any, settings: ServeSettings | None = None, *, address: str |
     settings = settings or ServeSettings()
     started = False
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, logging_level="warning")
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level="warning")
+        except ConnectionError as exc:
+            raise InvalidInputError(f"no Ray cluster at --ray-address {address!r} ({exc}); start one with "
+                                    "`ray start --head` (and `ray start --address HEAD:6379` on the other "
+                                    "machines), or leave --ray-address out for a local Ray.") from None
         started = True
     # Hub's own timeout (504) answers first; Ray's proxy limit is a backstop above it
     http_options = {"host": settings.host, "port": settings.port,
