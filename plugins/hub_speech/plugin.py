@@ -44,6 +44,8 @@ def hub_architectures() -> list[ArchitectureSpec]:
                          "Log-mel front end + conv subsampling + shared backbone + mean-pooled linear classifier."),
         ArchitectureSpec("wav2vec2-ctc", "hub_speech.models.wav2vec2:build_wav2vec2_ctc",
                          "wav2vec 2.0 conv feature encoder + conv positions + shared backbone + CTC head."),
+        ArchitectureSpec("whisper", "hub_speech.models.whisper:build_whisper",
+                         "Whisper: conv front end + encoder, cross-attending decoder on the shared backbone."),
     ]
 
 
@@ -53,4 +55,8 @@ def hub_converters() -> list[ConverterSpec]:
         ConverterSpec(name="transformers-wav2vec2", source="transformers", model_types=("wav2vec2",),
                       architecture="wav2vec2-ctc", convert="hub_speech.models.wav2vec2:convert_wav2vec2",
                       description="transformers Wav2Vec2ForCTC (base layout and do_stable_layer_norm)."),
+        ConverterSpec(name="transformers-whisper", source="transformers", model_types=("whisper",),
+                      architecture="whisper", convert="hub_speech.models.whisper:convert_whisper",
+                      description="transformers WhisperForConditionalGeneration (model only: speech-recognize "
+                                  "does not decode it yet)."),
     ]

@@ -102,7 +102,7 @@ def _ban_repeated_ngrams(sequences: torch.Tensor, scores: torch.Tensor, n: int) 
 
 
 @torch.inference_mode()
-def generate_seq2seq(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+def generate_seq2seq(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                      config: Seq2SeqGenerationConfig, *, eos_token_id: int | None, pad_token_id: int
                      ) -> list[list[int]]:
     """Each source's generated target ids (after the start token, up to and including the
@@ -110,7 +110,8 @@ def generate_seq2seq(model: Any, input_ids: torch.Tensor, attention_mask: torch.
 
     Args:
         model: a :class:`~hub_text.models.seq2seq.Seq2SeqLM`.
-        input_ids: (B, S) source ids, right-padded; attention_mask: (B, S), 1 at real tokens.
+        input_ids: (B, S) source ids, right-padded (or what the model's ``encode`` takes, e.g.
+            Whisper's log-mel frames); attention_mask: (B, S), 1 at real tokens, or None.
         config: decoding settings; eos_token_id / pad_token_id: the tokenizer's.
 
     Returns:
@@ -125,7 +126,7 @@ def generate_seq2seq(model: Any, input_ids: torch.Tensor, attention_mask: torch.
     return _beam_search(model, memory, attention_mask, config, eos_token_id)
 
 
-def _greedy(model: Any, memory: torch.Tensor, mask: torch.Tensor, config: Seq2SeqGenerationConfig,
+def _greedy(model: Any, memory: torch.Tensor, mask: torch.Tensor | None, config: Seq2SeqGenerationConfig,
             eos: int | None, pad: int) -> list[list[int]]:
     batch = memory.shape[0]
     process = _Processors(config, eos)
@@ -155,14 +156,15 @@ def _gather(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.take_along_dim(tensor, index, dim=1)
 
 
-def _beam_search(model: Any, memory: torch.Tensor, mask: torch.Tensor, config: Seq2SeqGenerationConfig,
+def _beam_search(model: Any, memory: torch.Tensor, mask: torch.Tensor | None, config: Seq2SeqGenerationConfig,
                  eos: int | None) -> list[list[int]]:
     """transformers' ``_beam_search`` (vectorised, static shapes), for a decoder prompt of one
     start token. Every beam of a source attends to that source's memory, so the cache's
     memory keys/values never need reordering."""
     batch, beams = memory.shape[0], config.num_beams
     device = memory.device
-    memory, mask = memory.repeat_interleave(beams, 0), mask.repeat_interleave(beams, 0)  # (B * K, S, ...)
+    memory = memory.repeat_interleave(beams, 0)  # (B * K, S, C): each beam attends to its source
+    mask = mask.repeat_interleave(beams, 0) if mask is not None else None
     max_length = 1 + config.max_new_tokens
     keep = max(2, 1 + (eos is not None)) * beams  # candidates kept per step: enough to survive K ends
     top_beams = torch.cat([torch.ones(beams, dtype=torch.bool), torch.zeros(keep - beams, dtype=torch.bool)]).to(device)
