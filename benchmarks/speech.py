@@ -109,6 +109,11 @@ def main() -> None:
             "transformers pipeline": lambda: theirs({"raw": audio, "sampling_rate": 16000},
                                                     chunk_length_s=20)["text"],
         }
+        if device.type == "cpu" and args.dtype == "float32":  # int8 compute: every Linear (convolutions float)
+            ours8 = hub.load("speech-recognize", model=str(folder), device="cpu", quantize="int8")
+            info["hub_int8_compute"] = ours8.metadata["compute"]
+            runners["hub wav2vec2 int8 (quantize='int8')"] = lambda: ours8(audio, sampling_rate=16000,
+                                                                          chunk_length_s=20)["text"]
         default = ROOT / "plugins" / "hub_speech" / "weights" / "commands-ctc"
         if default.is_dir():
             small = hub.load("speech-recognize", model=str(default), device=device)
@@ -130,9 +135,13 @@ def main() -> None:
 
     same = canonical(texts["hub wav2vec2 (converted)"]) == canonical(texts["transformers pipeline"])
     same_unchunked = canonical(unchunked[0]) == canonical(unchunked[1])
+    int8_name = "hub wav2vec2 int8 (quantize='int8')"
+    same_int8 = (canonical(texts[int8_name]) == canonical(texts["hub wav2vec2 (converted)"])
+                 if int8_name in texts else None)
     report = {"machine": info, "machine_tag": machine_tag(info), "audio_seconds": args.seconds,
               "audio": audio_source, "dtype": args.dtype, "repeats": args.repeats, "results": rows,
-              "identical_text_hub_vs_transformers": same, "identical_text_first_15s_unchunked": same_unchunked}
+              "identical_text_hub_vs_transformers": same, "identical_text_first_15s_unchunked": same_unchunked,
+              "identical_text_hub_int8_vs_hub_fp32": same_int8}
     from common import machine_line
 
     table = "\n".join([
@@ -142,7 +151,8 @@ def main() -> None:
           f"{rows['transformers pipeline']['median_s'] / r['median_s']:.2f}x |" for name, r in rows.items()],
         "", f"Same weights on both wav2vec2 rows. Identical transcripts (special tokens removed, repeats merged): "
         f"{same_unchunked} on the first 15 s (one chunk), {same} on the whole clip (chunked: transformers "
-        "normalises each chunk on its own, Hub the whole clip before cutting it)."])
+        "normalises each chunk on its own, Hub the whole clip before cutting it)."
+        + (f" Hub int8 transcript identical to Hub fp32's: {same_int8}." if same_int8 is not None else "")])
     print(table)
     if not args.no_write:
         write_results("speech", report, table, args.dtype, tags=(args.tag,) if args.tag else ())

