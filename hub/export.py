@@ -156,8 +156,18 @@ def export_pipeline(pipe: Pipeline, path: str | Path, *, format: str = "onnx", o
 
 
 def _float_spec(pipe: Pipeline, spec: ExportSpec) -> ExportSpec:
-    """The spec's module on the CPU in float32, in eval mode; int8-computing modules refused."""
+    """The spec's module on the CPU in float32, in eval mode. An int8-computing model
+    (``quantize="int8"``, :mod:`hub.int8_compute`) is exported from a float copy holding the
+    same, dequantised weights (ONNX Runtime quantises the graph itself: ``quantize="int8"``
+    with ``backend="onnxruntime"``); torch.ao's quantized modules are refused."""
+    import copy
+
+    from hub.int8_compute import count_int8_layers, dequantize_module
+
     module = spec.module
+    if count_int8_layers(module):
+        module = copy.deepcopy(module)
+        dequantize_module(module)
     quantized = [name for name, m in module.named_modules()
                  if type(m).__module__.startswith(("torch.ao.nn.quantized", "torch.nn.quantized"))]
     if quantized:
@@ -166,8 +176,6 @@ def _float_spec(pipe: Pipeline, spec: ExportSpec) -> ExportSpec:
                                 "use backend='onnxruntime' with quantize='int8' for ONNX Runtime's own int8).")
     params = list(module.parameters())
     if any(p.dtype != torch.float32 or p.device.type != "cpu" for p in params):
-        import copy
-
         module = copy.deepcopy(module).to(device="cpu", dtype=torch.float32)
     spec.module = module.eval()
     return spec

@@ -79,6 +79,16 @@ def test_text_classify_export_folder_parity_and_ort_pipeline(bert_folder, tmp_pa
     assert single["label"] == torch_pipe(TEXTS[0])["label"]
 
 
+def test_an_int8_computing_pipeline_exports_its_float_weights(bert_folder, tmp_path):
+    fp32 = hub.load("text-classify", model=str(bert_folder), device="cpu", quantize=False)
+    int8 = hub.load("text-classify", model=str(bert_folder), device="cpu", quantize="int8")
+    assert int8.metadata["compute"]["weights"] == "int8"
+    out = int8.export(tmp_path / "exported")
+    assert int8.metadata["compute"]["weights"] == "int8"  # the pipeline itself still computes in int8
+    for a, b in zip(fp32(TEXTS, top_k=None), _ort("text-classify", out)(TEXTS, top_k=None)):
+        _scores_close(a, b)  # the graph holds the float weights
+
+
 def test_graph_has_dynamic_batch_and_sequence_axes(bert_folder, tmp_path):
     import onnxruntime as ort
 
