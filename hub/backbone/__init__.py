@@ -4,8 +4,9 @@ A front end turns inputs into (B, T, C) hidden states,
 :class:`~hub.backbone.transformer.Transformer` transforms them, and a head turns them into
 task outputs. An encoder-decoder is two stacks: the decoder's config sets
 ``cross_attention`` and it is called with the encoder's output as ``memory``; T5's
-relative-position bias is :mod:`~hub.backbone.relative_position`. The core holds only what several families share (timm's ``layers/`` rule):
-the Transformer, its attention, norms, feed-forwards, rotary and KV cache, the token
+relative-position bias is :mod:`~hub.backbone.relative_position`. The core holds only what
+several families share (timm's ``layers/`` rule): the Transformer, its attention, norms,
+feed-forwards, rotary and KV cache, the token
 embedding (text and recsys), :func:`~hub.backbone.pooling.pool` (text, audio, vision) and
 the classification and masked-token heads (:mod:`~hub.backbone.heads`). A layer only one
 family uses, or one laid out for one foreign checkpoint (wav2vec2's convolutions, the CTC
