@@ -13,7 +13,7 @@ measured against unigram and bigram models counted on the same training tokens;
 
     python -m examples.train_text_generate_default --threads 1 --update-registry
 
-About 15 minutes on two idle cores (far more when other jobs share them).
+Measured: 800 steps took 3,706 s (62 minutes) on a 2-core CPU shared with other jobs (load about 12).
 """
 
 from __future__ import annotations

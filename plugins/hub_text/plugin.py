@@ -27,7 +27,7 @@ def hub_tasks() -> list[TaskSpec]:
             pipeline="hub_text.pipelines.generate:TextGenerationPipeline",
             description="Continue prompts: greedy or sampled decoding, stop strings, streaming.",
             aliases=("text-generation",),
-            default_model="gpt2",
+            default_model="fortunes-gpt",
             modality="text",
             pipeline_tag="text-generation",
         ),
