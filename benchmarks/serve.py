@@ -43,6 +43,7 @@ Results: ``benchmarks/results/serve-<machine-tag>.json`` and a table appended to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.resources
 import json
 import os
@@ -217,6 +218,21 @@ class Server:
             time.sleep(0.5)
         raise RuntimeError(f"{self.system} not ready after {timeout:.0f} s; see {self.log.name}")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server's processes so far (LitServe's workers included)."""
+        import psutil
+
+        try:
+            root = psutil.Process(self.proc.pid)
+            total = 0.0
+            for proc in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+            return total
+        except psutil.Error:
+            return float("nan")
+
     def pause(self) -> None:
         """Freeze the server (SIGSTOP to its process group) while another one is measured, so
         an idle server's background threads (pollers, spinning OpenMP workers) take no CPU."""
@@ -270,14 +286,17 @@ def run_load(server: Server, texts: list[str], concurrency: int, seconds: float)
     for thread in threads:
         thread.start()
     start_gate.wait()
+    cpu_before = server.cpu_seconds()
     began = time.monotonic()
     stop_at[0] = began + seconds
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - began
+    cpu = server.cpu_seconds() - cpu_before
     flat = sorted(x for slot in latencies for x in slot)
     done = len(flat) - sum(errors)
     return {"requests": len(flat), "errors": sum(errors), "seconds": elapsed, "rps": done / elapsed,
+            "server_cpu_s": cpu, "cpu_ms_per_request": 1000 * cpu / done if done else float("nan"),
             "p50_ms": 1000 * float(np.percentile(flat, 50)) if flat else float("nan"),
             "p99_ms": 1000 * float(np.percentile(flat, 99)) if flat else float("nan")}
 
@@ -308,6 +327,8 @@ def main() -> int:
     parser.add_argument("--tag", default="")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the servers (some frozen) are stopped by the finally blocks
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     import torch
 
     import hub
@@ -367,7 +388,8 @@ def main() -> int:
                             runs[system][c].append(result)
                             print(f"  round {round_ + 1} c={c:<3} {system:<12} {result['rps']:7.1f} req/s  "
                                   f"p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  "
-                                  f"errors {result['errors']}", flush=True)
+                                  f"CPU {result['cpu_ms_per_request']:6.1f} ms/req  errors {result['errors']}",
+                                  flush=True)
                 entry["runs"] = {s: {str(c): r for c, r in by_c.items()} for s, by_c in runs.items()}
             finally:
                 for server in servers.values():
@@ -408,7 +430,9 @@ def render(report: dict[str, Any]) -> str:
              f"{report['texts']} texts from {report['text_source']}, cut to {report['max_chars']} characters; one "
              f"text per request over loopback HTTP; {report['seconds']:g} s per level, median of "
              f"{report['repeats']} interleaved rounds. Load generator: this script's threads (one keep-alive "
-             "httpx client each), in its own process; every server in its own process.", ""]
+             "httpx client each), in its own process; every server in its own process. Server CPU ms/request: "
+             "the CPU time the server's processes used during the level divided by the requests answered "
+             "(what each request costs, whatever share of the shared machine the server got).", ""]
     for task, entry in report["tasks"].items():
         lines.append(f"**{task}** on {entry['weights']}."
                      + (f" Export parity vs Hub in process: labels {entry['export_parity']['label_agreement']}, "
@@ -418,8 +442,9 @@ def render(report: dict[str, Any]) -> str:
                                                  for k, v in a.items()) for s, a in entry["answers"].items())
         lines += [f"Answers vs Hub's pipeline in process (8 texts): {answers}.", ""]
         levels = report["levels"]
-        lines.append("| server | " + " | ".join(f"c={c} req/s | p50 ms | p99 ms" for c in levels) + " | errors |")
-        lines.append("|---|" + "---:|---:|---:|" * len(levels) + "---:|")
+        lines.append("| server | " + " | ".join(f"c={c} req/s | p50 ms | p99 ms" for c in levels)
+                     + " | server CPU ms/request (c=32) | errors |")
+        lines.append("|---|" + "---:|---:|---:|" * len(levels) + "---:|---:|")
         for system, by_c in entry["runs"].items():
             cells = []
             errors = 0
@@ -427,7 +452,8 @@ def render(report: dict[str, Any]) -> str:
                 rs = by_c[str(c)]
                 errors += sum(r["errors"] for r in rs)
                 cells.append(f"{_median(rs, 'rps'):.1f} | {_median(rs, 'p50_ms'):.0f} | {_median(rs, 'p99_ms'):.0f}")
-            lines.append(f"| {system} | " + " | ".join(cells) + f" | {errors} |")
+            cpu = _median(by_c["32"], "cpu_ms_per_request") if "32" in by_c else float("nan")
+            lines.append(f"| {system} | " + " | ".join(cells) + f" | {cpu:.1f} | {errors} |")
         runs = entry["runs"]
         if "hub" in runs and "naive" in runs and "32" in runs["hub"]:
             hub32, naive32 = _median(runs["hub"]["32"], "rps"), _median(runs["naive"]["32"], "rps")
