@@ -126,6 +126,25 @@ def compare(ours: list[list[float]], reference: list[list[float]]) -> dict:
             "max_abs_prob_diff": diff}
 
 
+def ort_variants(folder: Path, wanted: list[str], device: torch.device, dtype: str) -> dict:
+    """Hub on ONNX Runtime (``backend="onnxruntime"``: exported on the fly, parity-checked,
+    cached): ``ort-fp32`` and ``ort-int8`` (ORT's dynamic int8) rows, CPU float32 runs only."""
+    import os
+
+    import hub
+
+    chosen = [v for v in ("ort-fp32", "ort-int8") if v in wanted]
+    if not chosen or device.type != "cpu" or dtype != "float32":
+        return {}
+    os.environ.setdefault("HUB_ONNX_CACHE", str(folder.parent / "onnx-cache"))  # a fresh export per run
+    try:
+        return {v: hub.load("text-classify", model=str(folder), device="cpu", backend="onnxruntime",
+                            quantize="int8" if v == "ort-int8" else None) for v in chosen}
+    except ImportError as exc:  # the onnx extra is missing: the other rows still run
+        print(f"Hub ONNX Runtime rows not run: {exc}", file=sys.stderr)
+        return {}
+
+
 def truncation_params(pipe) -> dict:
     """Hub's call options that truncate long texts (head kept) as transformers' truncation=True.
 
@@ -168,6 +187,7 @@ def run(args: argparse.Namespace) -> dict:
         variants = {"fp32": ours}
         if "int8" in args.hub_variants and device.type == "cpu" and args.dtype == "float32":
             variants["int8"] = hub.load("text-classify", model=str(folder), device="cpu", quantize="int8")
+        variants.update(ort_variants(folder, args.hub_variants, device, args.dtype))
         labels = list(ours.labels)
         lengths = [len(x) for x in ours.tokenizer(texts, truncation=True, max_length=MAX_TOKENS,
                                                   verbose=False)["input_ids"]]
@@ -319,8 +339,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="Hub batch sizes, comma separated (default: the pipeline's default_batch_size)")
     parser.add_argument("--model", choices=("bert-base", "minilm"), default="bert-base",
                         help="bert-base: BERT-base-sized random weights (default); minilm: the real all-MiniLM-L6-v2")
-    parser.add_argument("--hub-variants", type=lambda t: [x for x in t.split(",") if x], default=["fp32", "int8"],
-                        help="Hub rows: fp32 and/or int8 (int8 compute, CPU float32 runs only; default both)")
+    parser.add_argument("--hub-variants", type=lambda t: [x for x in t.split(",") if x], default=["fp32", "int8", "ort-fp32", "ort-int8"],
+                        help="Hub rows: fp32, int8 (int8 compute), ort-fp32, ort-int8 (ONNX Runtime, its int8); "
+                             "int8 and ORT rows in CPU float32 runs only (default all four)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per config; median reported")
     parser.add_argument("--warmup-texts", type=int, default=16, help="texts in each config's warm-up call")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
