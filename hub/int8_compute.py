@@ -42,7 +42,7 @@ would take most of the 256 levels. For text models a probe run on generic Englis
 weight's column repeated: the same product, an ``n``-times smaller range; at most 1/16 more
 columns). On the shipped default this took the argmax agreement with float32 on the 1,000
 held-out reviews from 98.8 % to 99.5 % and all-MiniLM-L6-v2's worst embedding cosine on 200
-real reviews from 0.986 to 0.997, for one extra pass over each layer's input. Other
+real reviews from 0.986 to 0.995, for one extra pass over each layer's input. Other
 modalities get plain per-tensor quantisation (no probe).
 
 Consequences to know:
