@@ -17,7 +17,8 @@ def hub_tasks() -> list[TaskSpec]:
             name="speech-recognize",
             pipeline="hub_speech.pipelines.recognize:SpeechRecognitionPipeline",
             description="Speech to text: {'text'} per audio (word/char timestamps optional); greedy or "
-                        "beam-search CTC decoding; long audio chunked with overlap.",
+                        "beam-search CTC decoding, or Whisper (language=, task=, num_beams=); long audio "
+                        "chunked with overlap.",
             aliases=("automatic-speech-recognition", "asr"),
             default_model="commands-ctc",
             modality="audio",
@@ -57,6 +58,6 @@ def hub_converters() -> list[ConverterSpec]:
                       description="transformers Wav2Vec2ForCTC (base layout and do_stable_layer_norm)."),
         ConverterSpec(name="transformers-whisper", source="transformers", model_types=("whisper",),
                       architecture="whisper", convert="hub_speech.models.whisper:convert_whisper",
-                      description="transformers WhisperForConditionalGeneration (model only: speech-recognize "
-                                  "does not decode it yet)."),
+                      description="transformers WhisperForConditionalGeneration (speech-recognize decodes it: "
+                                  "language / task prompts, suppressed tokens, 30 s chunks)."),
     ]

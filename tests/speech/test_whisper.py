@@ -1,8 +1,8 @@
 """Whisper on the shared backbone: a random ``WhisperForConditionalGeneration`` (transformers,
 save_pretrained) converts into Hub's ``whisper`` architecture with equal logits, cached
 decoding equal to the full pass, and greedy / beam decoding token for token (through the
-encoder-decoder generation the text tasks use). speech-recognize does not decode Whisper yet:
-it refuses such a folder with a clear error."""
+encoder-decoder generation the text tasks use). Decoding in speech-recognize:
+tests/speech/test_whisper_recognize.py."""
 
 from __future__ import annotations
 
@@ -82,6 +82,8 @@ def test_decoding_equals_transformers_token_for_token(whisper, settings):
     assert got == rows
 
 
-def test_speech_recognize_refuses_a_whisper_folder_clearly(whisper):
-    with pytest.raises(ModelLoadError, match="holds a 'whisper' model"):
+def test_speech_recognize_needs_the_whisper_tokenizer(whisper):
+    """speech-recognize decodes Whisper (tests/speech/test_whisper_recognize.py); a folder saved
+    without its tokenizer is refused clearly."""
+    with pytest.raises(ModelLoadError, match="has no tokenizer"):
         hub.load("speech-recognize", model=str(whisper[0]), device="cpu")

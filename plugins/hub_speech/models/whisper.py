@@ -8,8 +8,12 @@ LayerNorm and a head tied to the token embedding. Its attention has no key bias,
 fused projections express as a zero bias slice.
 
 This module holds the model and its converter (logits equal transformers' within 1e-4;
-``tests/speech/test_whisper.py``). Decoding it in ``speech-recognize`` (the decoder prompt of
-language and task tokens, suppressed tokens, timestamps, 30 s windows) is not wired yet.
+``tests/speech/test_whisper.py``). The converter also keeps what decoding needs from the
+folder's side files: the feature extractor's settings (``preprocessor_config.json``, or the
+``feature_extractor`` entry of ``processor_config.json``) as ``config["feature_extractor"]``
+and the generation settings (``generation_config.json``: language and task tokens,
+suppressed tokens) as ``config["whisper_generation"]``; ``speech-recognize`` decodes with
+them (:mod:`hub_speech.pipelines.whisper_decoding`).
 
 Hub config (architecture ``whisper``)::
 
@@ -30,6 +34,7 @@ from torch import nn
 
 from hub.backbone import KVCache, Transformer, TransformerConfig
 from hub.backbone.config import ConfigReader
+from hub.checkpoint import Checkpoint
 from hub.errors import InvalidInputError, ModelLoadError
 from hub.modeling import check_layer_count
 
@@ -71,6 +76,20 @@ class WhisperModel(nn.Module):
     @property
     def max_positions(self) -> int:
         return self.decoder_positions.num_embeddings
+
+    # what the speech pipelines read of a model (as of Hub's own speech models)
+    @property
+    def sample_rate(self) -> int:
+        return int(self.config.get("feature_extractor", {}).get("sampling_rate", 16000))
+
+    @property
+    def samples_per_frame(self) -> int:
+        """Samples per log-mel frame (the feature extractor's hop)."""
+        return int(self.config.get("feature_extractor", {}).get("hop_length", 160))
+
+    @property
+    def min_samples(self) -> int:
+        return self.samples_per_frame
 
     @property
     def decoder_start_token_id(self) -> int:
@@ -133,9 +152,42 @@ def build_whisper(config: dict[str, Any]) -> WhisperModel:
 _ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "relu": "relu"}
 
 
-def convert_whisper(hf: dict[str, Any], state: dict[str, torch.Tensor]
+#: the feature extractor settings kept from preprocessor_config.json (WhisperFeatureExtractor's arguments)
+FEATURE_KEYS = ("feature_size", "sampling_rate", "hop_length", "chunk_length", "n_fft", "padding_value", "dither")
+#: the generation settings kept from generation_config.json (what Whisper's decoder prompt and suppression read)
+GENERATION_KEYS = ("decoder_start_token_id", "suppress_tokens", "begin_suppress_tokens", "lang_to_id", "task_to_id",
+                   "no_timestamps_token_id", "is_multilingual", "forced_decoder_ids", "max_length", "num_beams",
+                   "max_new_tokens")
+
+
+def _side_files(hf: dict[str, Any], checkpoint: Checkpoint | None) -> dict[str, Any]:
+    """``feature_extractor`` and ``whisper_generation`` from the folder's side files (config.json's
+    values where the folder has none)."""
+    features: dict[str, Any] = {"feature_size": hf.get("num_mel_bins", 80)}
+    generation = {k: hf[k] for k in ("decoder_start_token_id", "suppress_tokens", "begin_suppress_tokens",
+                                     "forced_decoder_ids") if hf.get(k) is not None}
+    if checkpoint is not None:
+        pre = checkpoint.read_json("preprocessor_config.json")
+        if pre is None:
+            pre = (checkpoint.read_json("processor_config.json") or {}).get("feature_extractor")
+        if pre is not None and not isinstance(pre, dict):
+            raise ModelLoadError(f"{str(checkpoint.folder / 'preprocessor_config.json')!r} must be a JSON object.")
+        features.update({k: pre[k] for k in FEATURE_KEYS if k in (pre or {})})
+        gen = checkpoint.read_json("generation_config.json") or {}
+        if not isinstance(gen, dict):
+            raise ModelLoadError(f"{str(checkpoint.folder / 'generation_config.json')!r} must be a JSON object.")
+        generation.update({k: gen[k] for k in GENERATION_KEYS if gen.get(k) is not None})
+    if features["feature_size"] != hf.get("num_mel_bins", 80):
+        raise ModelLoadError(f"the feature extractor makes {features['feature_size']} mel bins but the model takes "
+                             f"num_mel_bins={hf.get('num_mel_bins', 80)}; use the preprocessor_config.json saved "
+                             "with the model.")
+    return {"feature_extractor": features, "whisper_generation": generation, "do_normalize": False}
+
+
+def convert_whisper(hf: dict[str, Any], state: dict[str, torch.Tensor], checkpoint: Checkpoint | None = None
                     ) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
-    """transformers WhisperForConditionalGeneration -> Hub ``whisper``."""
+    """transformers WhisperForConditionalGeneration -> Hub ``whisper`` (``checkpoint``: the
+    folder's side files, see :func:`_side_files`)."""
     act = hf.get("activation_function", "gelu")
     if act not in _ACTIVATIONS:
         raise ModelLoadError(f"Whisper activation {act!r} is not supported; known: {sorted(_ACTIVATIONS)}.")
@@ -155,7 +207,7 @@ def convert_whisper(hf: dict[str, Any], state: dict[str, torch.Tensor]
         "embed_scale": math.sqrt(width) if hf.get("scale_embedding") else 1.0,
         "pad_token_id": hf.get("pad_token_id"), "eos_token_id": hf.get("eos_token_id"),
         "decoder_start_token_id": hf.get("decoder_start_token_id"),
-        "encoder": side("encoder"), "decoder": side("decoder"),
+        "encoder": side("encoder"), "decoder": side("decoder"), **_side_files(hf, checkpoint),
     }
     prefix = "model." if any(k.startswith("model.") for k in state) else ""
 

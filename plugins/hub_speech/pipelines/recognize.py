@@ -9,15 +9,20 @@ search, ``beam_width``); ``return_timestamps="word"`` or ``"char"`` adds ``"chun
 ``chunk_length_s`` / ``stride_length_s`` control how long audio is cut (see
 :mod:`hub_speech.pipelines.base`). Silent audio (peak below 1e-4) gives ``{"text": ""}`` without
 running the decoder; each result's ``metadata`` holds ``seconds``, ``chunks`` and ``silent``.
+
+Whisper checkpoints (transformers' ``WhisperForConditionalGeneration`` folders) decode their own way
+(:mod:`hub_speech.pipelines.whisper_decoding`): ``language=``, ``task=`` ("transcribe" /
+"translate"), ``num_beams``, ``max_new_tokens``, ``length_penalty``; chunks of at most 30 s.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from hub.errors import HubError, InvalidInputError
+from hub.errors import HubError, InvalidInputError, NotSupportedError
 from hub.pipeline import default_device
 from hub.results import Prediction
 from hub.validate import check_choice, check_int
@@ -26,7 +31,9 @@ from hub_speech.ctc_decode import CTCVocab, char_timestamps, word_timestamps
 from hub_speech.metrics import error_rate
 from hub_speech.models.encoder import SpeechCTC
 from hub_speech.models.wav2vec2 import Wav2Vec2CTC
+from hub_speech.models.whisper import WhisperModel
 from hub_speech.pipelines.base import AudioPipeline
+from hub_speech.pipelines.whisper_decoding import WHISPER_PARAMETERS, WhisperDecoding
 
 DEFAULT_VOCAB = ["<pad>", "<unk>", "|", *"abcdefghijklmnopqrstuvwxyz'"]
 DECODERS = ("greedy", "beam")
@@ -38,9 +45,25 @@ TIMESTAMPS = (None, False, "word", "char")
 class SpeechRecognitionPipeline(AudioPipeline):
     task = "speech-recognize"
     architecture = "speech-ctc"
-    model_types = (SpeechCTC, Wav2Vec2CTC)
-    model_needs = "a CTC recogniser (Hub's speech-ctc or transformers' Wav2Vec2ForCTC)"
+    model_types = (SpeechCTC, Wav2Vec2CTC, WhisperModel)
+    model_needs = ("a CTC recogniser (Hub's speech-ctc or transformers' Wav2Vec2ForCTC) or "
+                   "transformers' WhisperForConditionalGeneration")
     export_outputs = {"logits": {0: "batch", 1: "frames"}, "frame_mask": {0: "batch", 1: "frames"}}
+
+    def __init__(self, model: torch.nn.Module, *, whisper: WhisperDecoding | None = None, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        #: a Whisper model's decoding (tokenizer, features, prompt); None for CTC models
+        self.whisper = whisper
+
+    @classmethod
+    def _load_extra_files(cls, folder: Path, model: torch.nn.Module, metadata: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(model, WhisperModel):
+            return {"whisper": WhisperDecoding.from_folder(folder, model)}
+        return super()._load_extra_files(folder, model, metadata)
+
+    def _save_extra_files(self, folder: Path) -> None:
+        if self.whisper is not None:
+            self.whisper.tokenizer.save_pretrained(str(folder))
 
     @property
     def vocab(self) -> CTCVocab:
@@ -66,6 +89,13 @@ class SpeechRecognitionPipeline(AudioPipeline):
     # -- inference -----------------------------------------------------------------------
     def check_parameters(self, params: dict[str, Any]) -> None:
         super().check_parameters(params)
+        if self.whisper is not None:
+            self.whisper.check_parameters(params)
+            return
+        given = [name for name in WHISPER_PARAMETERS if params.get(name) is not None]
+        if given:
+            raise InvalidInputError(f"{'= / '.join(given)}= only Whisper models take; this is a CTC recogniser "
+                                    "(for beam search pass decoder='beam' and beam_width=).")
         check_choice("decoder", params.get("decoder", "greedy"), DECODERS)
         if params.get("return_timestamps") not in TIMESTAMPS:
             raise InvalidInputError(f"return_timestamps must be 'word', 'char' or None, got "
@@ -75,7 +105,17 @@ class SpeechRecognitionPipeline(AudioPipeline):
     def preprocess(self, inputs: list[Any], *, sampling_rate: int | None = None, chunk_length_s: float | None = None,
                    stride_length_s: float | None = None, decoder: str = "greedy",
                    return_timestamps: Any = None, max_chunks: int | None = None,
-                   max_audio_seconds: int | None = None) -> list[dict[str, Any]]:
+                   max_audio_seconds: int | None = None, language: str | None = None, task: str | None = None,
+                   max_new_tokens: int | None = None, num_beams: int | None = None,
+                   length_penalty: float | None = None) -> list[dict[str, Any]]:
+        if self.whisper is not None:  # 30 s windows at most, each with the call's decoder prompt
+            features = self.chunk(inputs, sampling_rate=sampling_rate,
+                                  chunk_length_s=self.whisper.window_s if chunk_length_s is None else chunk_length_s,
+                                  stride_length_s=stride_length_s, max_chunks=max_chunks,
+                                  max_audio_seconds=max_audio_seconds)
+            return self.whisper.annotate(features, {"language": language, "task": task,
+                                                    "max_new_tokens": max_new_tokens, "num_beams": num_beams,
+                                                    "length_penalty": length_penalty})
         if decoder not in DECODERS:
             raise InvalidInputError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
         if return_timestamps not in TIMESTAMPS:
@@ -84,14 +124,23 @@ class SpeechRecognitionPipeline(AudioPipeline):
                           stride_length_s=stride_length_s, max_chunks=max_chunks,
                           max_audio_seconds=max_audio_seconds)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if self.whisper is not None and "label" not in features[0]:
+            return self.whisper.collate(features)
+        return super().collate(features)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> Any:
+        if self.whisper is not None:
+            return self.whisper.generate(batch, self.dtype)
         out = self.model(**self.model_inputs(batch))
         logits = out["logits"].float().log_softmax(-1)
         frames = out["frame_mask"].sum(-1) if "frame_mask" in out else \
             torch.full((logits.shape[0],), logits.shape[1], device=logits.device)
         return {"log_probs": logits, "frames": frames}
 
-    def unbatch(self, outputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    def unbatch(self, outputs: Any) -> list[Any]:
+        if isinstance(outputs, list):  # Whisper: each row's token ids
+            return outputs
         log_probs, frames = outputs["log_probs"].cpu(), outputs["frames"].tolist()
         return [log_probs[i, :n] for i, n in enumerate(frames)]
 
@@ -100,6 +149,8 @@ class SpeechRecognitionPipeline(AudioPipeline):
         meta = features[0]["meta"]
         if meta["silent"]:
             return Prediction(text="", **({"chunks": []} if return_timestamps else {}), metadata=meta)
+        if self.whisper is not None:
+            return Prediction(text=self.whisper.text(outputs), metadata=meta)
         frame = self.model.samples_per_frame
         pieces = []
         for log_probs, feature in zip(outputs, features):  # drop each chunk's overlap frames, then join
@@ -123,8 +174,10 @@ class SpeechRecognitionPipeline(AudioPipeline):
 
         records = read_audio_records(data, target="text")
         predictions = self([r["audio"] for r in records], batch_size=batch_size, **params)
-        vocab = self.vocab
-        refs = [vocab.normalise(str(r["text"])).lower() for r in records]
+        if self.whisper is not None:  # Whisper writes cased, punctuated text: compare case-folded
+            refs = [str(r["text"]).strip().lower() for r in records]
+        else:
+            refs = [self.vocab.normalise(str(r["text"])).lower() for r in records]
         hyps = [p["text"].lower() for p in predictions]
         return {"wer": error_rate(refs, hyps, words=True), "cer": error_rate(refs, hyps, words=False),
                 "n": len(records)}
@@ -143,6 +196,9 @@ class SpeechRecognitionPipeline(AudioPipeline):
         from hub.train import Trainer, TrainingArguments
         from hub_speech.data import read_audio_records
 
+        if self.whisper is not None:
+            raise NotSupportedError("fine_tune trains CTC recognisers; fine-tuning Whisper is not supported yet "
+                                    "(transformers' Seq2SeqTrainer can fine-tune the same folder).")
         args = TrainingArguments.from_kwargs(**training_args)
         vocab = self.vocab
         train_features = self.training_features(read_audio_records(train, target="text"), "text", vocab.encode)

@@ -13,6 +13,7 @@ the ``2 * num_beams`` best continuations (transformers' vectorised beam search, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,8 @@ import torch.nn.functional as F
 from hub.errors import InvalidInputError
 from hub.validate import check_bool, check_int, check_number
 
+#: a model's own score processor: (sequences (N, length), scores (N, V), length) -> scores
+LogitsProcessor = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
 #: the call keywords of generation (the seq2seq pipelines take these)
 GENERATION_PARAMETERS = ("max_new_tokens", "min_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size",
                          "early_stopping")
@@ -69,12 +72,15 @@ class _Processors:
     """transformers' logits processors, in its order, on (N, V) scores at ``length`` decoder
     tokens so far (the start token included)."""
 
-    def __init__(self, config: Seq2SeqGenerationConfig, eos_token_id: int | None) -> None:
-        self.config, self.eos = config, eos_token_id
+    def __init__(self, config: Seq2SeqGenerationConfig, eos_token_id: int | None,
+                 extra: LogitsProcessor | None = None) -> None:
+        self.config, self.eos, self.extra = config, eos_token_id, extra
         self.max_length = 1 + config.max_new_tokens
 
     def __call__(self, sequences: torch.Tensor, scores: torch.Tensor, length: int) -> torch.Tensor:
         config = self.config
+        if self.extra is not None:  # a model's own (Whisper's suppressed tokens), first, as transformers orders them
+            scores = self.extra(sequences, scores, length)
         if config.no_repeat_ngram_size and length + 1 >= config.no_repeat_ngram_size:
             scores = _ban_repeated_ngrams(sequences[:, :length], scores, config.no_repeat_ngram_size)
         if self.eos is not None and length - 1 < config.min_new_tokens:
@@ -103,8 +109,8 @@ def _ban_repeated_ngrams(sequences: torch.Tensor, scores: torch.Tensor, n: int) 
 
 @torch.inference_mode()
 def generate_seq2seq(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                     config: Seq2SeqGenerationConfig, *, eos_token_id: int | None, pad_token_id: int
-                     ) -> list[list[int]]:
+                     config: Seq2SeqGenerationConfig, *, eos_token_id: int | None, pad_token_id: int,
+                     logits_processor: LogitsProcessor | None = None) -> list[list[int]]:
     """Each source's generated target ids (after the start token, up to and including the
     end-of-sequence token when one was generated).
 
@@ -113,6 +119,8 @@ def generate_seq2seq(model: Any, input_ids: torch.Tensor, attention_mask: torch.
         input_ids: (B, S) source ids, right-padded (or what the model's ``encode`` takes, e.g.
             Whisper's log-mel frames); attention_mask: (B, S), 1 at real tokens, or None.
         config: decoding settings; eos_token_id / pad_token_id: the tokenizer's.
+        logits_processor: the model's own processor, applied to the scores before the others
+            (Whisper's suppressed tokens), with ``length`` counted from the start token.
 
     Returns:
         B lists of token ids.
@@ -122,14 +130,14 @@ def generate_seq2seq(model: Any, input_ids: torch.Tensor, attention_mask: torch.
                                 f"{model.max_positions - 1} target positions; lower it.")
     memory = model.encode(input_ids, attention_mask)  # (B, S, C)
     if config.num_beams == 1:
-        return _greedy(model, memory, attention_mask, config, eos_token_id, pad_token_id)
-    return _beam_search(model, memory, attention_mask, config, eos_token_id)
+        return _greedy(model, memory, attention_mask, config, eos_token_id, pad_token_id, logits_processor)
+    return _beam_search(model, memory, attention_mask, config, eos_token_id, logits_processor)
 
 
 def _greedy(model: Any, memory: torch.Tensor, mask: torch.Tensor | None, config: Seq2SeqGenerationConfig,
-            eos: int | None, pad: int) -> list[list[int]]:
+            eos: int | None, pad: int, extra: LogitsProcessor | None = None) -> list[list[int]]:
     batch = memory.shape[0]
-    process = _Processors(config, eos)
+    process = _Processors(config, eos, extra)
     cache = model.new_cache(batch, 1 + config.max_new_tokens)
     sequences = torch.full((batch, 1), model.decoder_start_token_id, dtype=torch.long, device=memory.device)
     finished = torch.zeros(batch, dtype=torch.bool, device=memory.device)
@@ -157,7 +165,7 @@ def _gather(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def _beam_search(model: Any, memory: torch.Tensor, mask: torch.Tensor | None, config: Seq2SeqGenerationConfig,
-                 eos: int | None) -> list[list[int]]:
+                 eos: int | None, extra: LogitsProcessor | None = None) -> list[list[int]]:
     """transformers' ``_beam_search`` (vectorised, static shapes), for a decoder prompt of one
     start token. Every beam of a source attends to that source's memory, so the cache's
     memory keys/values never need reordering."""
@@ -168,7 +176,7 @@ def _beam_search(model: Any, memory: torch.Tensor, mask: torch.Tensor | None, co
     max_length = 1 + config.max_new_tokens
     keep = max(2, 1 + (eos is not None)) * beams  # candidates kept per step: enough to survive K ends
     top_beams = torch.cat([torch.ones(beams, dtype=torch.bool), torch.zeros(keep - beams, dtype=torch.bool)]).to(device)
-    process = _Processors(config, eos)
+    process = _Processors(config, eos, extra)
     cache = model.new_cache(batch * beams, max_length)
 
     running = torch.full((batch, beams, max_length), model.decoder_start_token_id, dtype=torch.long, device=device)

@@ -1,0 +1,154 @@
+"""Whisper checkpoints in ``speech-recognize``: a tiny random ``WhisperForConditionalGeneration``
+with a multilingual generation config (language and task tokens, suppressed tokens) and a byte-level
+``WhisperTokenizer`` built offline; Hub's transcripts equal transformers' ASR pipeline's on the same
+folder and audio (greedy, 2 beams, the pipeline's default 5 beams, language / task prompts, 70 s
+chunked); bad keywords and too-long windows are clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import hub
+from hub.errors import InvalidInputError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+RATE = 16000
+SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|fr|>", "<|de|>", "<|translate|>",
+            "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>"]
+
+
+@pytest.fixture(scope="module")
+def whisper_dir(tmp_path_factory):
+    from transformers import (
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    folder = tmp_path_factory.mktemp("whisper-asr")
+    vocab = {c: i for i, c in enumerate(bytes_to_unicode().values())}
+    for token in SPECIALS:
+        vocab[token] = len(vocab)
+    tokenizer = WhisperTokenizer(vocab=vocab, merges=[], pad_token="<|endoftext|>")
+    tokenizer.add_special_tokens({"additional_special_tokens": SPECIALS[1:]})
+    ids = dict(zip(SPECIALS, tokenizer.convert_tokens_to_ids(SPECIALS)))
+    torch.manual_seed(0)
+    config = WhisperConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=2, decoder_layers=2,
+                           encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+                           decoder_ffn_dim=64, num_mel_bins=80, max_source_positions=1500, max_target_positions=40,
+                           pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"],
+                           eos_token_id=ids["<|endoftext|>"], decoder_start_token_id=ids["<|startoftranscript|>"],
+                           suppress_tokens=[110, 111], begin_suppress_tokens=[220, ids["<|endoftext|>"]])
+    model = WhisperForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.5)
+    generation = model.generation_config
+    generation._from_model_config = False
+    generation.lang_to_id = {k: ids[k] for k in ("<|en|>", "<|fr|>", "<|de|>")}
+    generation.task_to_id = {"translate": ids["<|translate|>"], "transcribe": ids["<|transcribe|>"]}
+    generation.no_timestamps_token_id = ids["<|notimestamps|>"]
+    generation.is_multilingual = True
+    generation.max_length = 40
+    model.save_pretrained(str(folder))
+    WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer
+                     ).save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pipes(whisper_dir):
+    from transformers import pipeline
+
+    return (hub.load("speech-recognize", model=str(whisper_dir), device="cpu"),
+            pipeline("automatic-speech-recognition", model=str(whisper_dir), device="cpu"))
+
+
+def _audio(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.3 * np.sin(2 * np.pi * (200 + 50 * seed) * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.mark.parametrize("settings", [
+    {"max_new_tokens": 8, "num_beams": 1},
+    {"max_new_tokens": 8, "num_beams": 2},
+    {"max_new_tokens": 8, "num_beams": 1, "language": "fr"},
+    {"max_new_tokens": 8, "num_beams": 1, "language": "german", "task": "translate"},
+    {"max_new_tokens": 8, "num_beams": 2, "task": "transcribe"},
+    {"max_new_tokens": 6},  # the pipeline's default beams (5)
+])
+def test_transcripts_equal_transformers_pipeline(pipes, settings):
+    ours, theirs = pipes
+    clips = [_audio(2.0, 0), _audio(3.5, 1)]
+    got = [r["text"] for r in ours([{"array": c, "sampling_rate": RATE} for c in clips], **settings)]
+    want = [theirs({"raw": c.copy(), "sampling_rate": RATE}, generate_kwargs=dict(settings))["text"] for c in clips]
+    assert got == want
+    assert any(got)  # the model writes something
+
+
+def test_prompt_follows_transformers(pipes, whisper_dir):
+    """The decoder prompt Hub builds is the one transformers' generate starts from."""
+    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    ours = pipes[0].whisper
+    model = WhisperForConditionalGeneration.from_pretrained(str(whisper_dir)).eval()
+    features = WhisperFeatureExtractor(feature_size=80)(_audio(1.0), sampling_rate=RATE,
+                                                        return_tensors="pt").input_features
+    for language, task in ((None, None), ("fr", None), ("de", "translate"), (None, "transcribe")):
+        model.generation_config.language, model.generation_config.task = language, task
+        model.generation_config.return_timestamps = False
+        want = model._retrieve_init_tokens(features, 1, model.generation_config, model.config, 3000, {})
+        got = ours.prompt(language, task)
+        if -1 in got:  # detection: transformers' detected token in that slot
+            got[got.index(-1)] = int(want[0, 1])
+        assert got == want[0].tolist(), (language, task)
+    assert ours.prompt("fr", "translate") != ours.prompt("de", "translate")
+
+
+def test_long_audio_is_chunked_like_transformers(pipes):
+    ours, theirs = pipes
+    clip = _audio(70.0, 2)
+    settings = {"max_new_tokens": 8, "num_beams": 1, "language": "en"}
+    got = ours({"array": clip, "sampling_rate": RATE}, chunk_length_s=30, **settings)
+    want = theirs({"raw": clip.copy(), "sampling_rate": RATE}, chunk_length_s=30, generate_kwargs=settings)
+    assert got.metadata["chunks"] == 3
+    assert got["text"] == want["text"]
+    with pytest.raises(InvalidInputError, match="chunk_length_s=40 is longer than the 30 s"):
+        ours({"array": clip, "sampling_rate": RATE}, chunk_length_s=40)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"language": "klingon"}, "language 'klingon' is not one this model knows; pass one of de, en, fr"),
+    ({"task": "summarise"}, "task"),
+    ({"decoder": "beam"}, "decoder= is for CTC recognisers.*num_beams"),
+    ({"num_beams": 0}, "num_beams"),
+    ({"max_new_tokens": 100, "language": "fr"}, "4-token prompt .* pass max_new_tokens <= 36"),
+])
+def test_bad_keywords_are_clear(pipes, kwargs, match):
+    with pytest.raises(InvalidInputError, match=match):
+        pipes[0]({"array": _audio(1.0), "sampling_rate": RATE}, **kwargs)
+
+
+def test_ctc_models_refuse_whisper_keywords():
+    pipe = hub.load("speech-recognize", device="cpu")
+    with pytest.raises(InvalidInputError, match="language= only Whisper models take; this is a CTC recogniser"):
+        pipe({"array": _audio(1.0), "sampling_rate": RATE}, language="fr")
+    with pytest.raises(InvalidInputError, match="num_beams= only Whisper models take.*decoder='beam' and beam_width="):
+        pipe({"array": _audio(1.0), "sampling_rate": RATE}, num_beams=2)
+
+
+def test_save_and_reload_keeps_the_transcripts(pipes, tmp_path):
+    ours = pipes[0]
+    clip = {"array": _audio(2.0, 3), "sampling_rate": RATE}
+    settings = {"max_new_tokens": 8, "num_beams": 2, "language": "de", "length_penalty": 0.7}
+    saved = ours.save(tmp_path / "saved")
+    again = hub.load("speech-recognize", model=str(saved), device="cpu")
+    assert again(clip, **settings)["text"] == ours(clip, **settings)["text"]
