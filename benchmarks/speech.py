@@ -85,6 +85,33 @@ def speech(seconds: float) -> tuple[np.ndarray, str]:
     return (0.5 * np.sin(2 * np.pi * (200 + 100 * t) * t)).astype(np.float32), "chirp"
 
 
+
+def ort_runners(folder: Path, audio, device: torch.device, dtype: str, info: dict) -> dict:
+    """Hub's converted wav2vec2 on ONNX Runtime (``backend="onnxruntime"``: exported on the fly,
+    parity-checked, into a temporary cache), fp32 and ORT's int8; CPU float32 runs only."""
+    import os
+
+    import hub
+    from hub.errors import HubError
+
+    if device.type != "cpu" or dtype != "float32":
+        return {}
+    os.environ.setdefault("HUB_ONNX_CACHE", str(folder.parent / "onnx-cache"))
+    runners = {}
+    for quantize, name in ((None, "hub wav2vec2 ORT fp32 (backend='onnxruntime')"),
+                           ("int8", "hub wav2vec2 ORT int8 (backend='onnxruntime', quantize='int8')")):
+        try:
+            pipe = hub.load("speech-recognize", model=str(folder), device="cpu", backend="onnxruntime",
+                            quantize=quantize)
+        except (ImportError, HubError) as exc:  # no onnx extra, or an export that fails its own check
+            print(f"{name} not run: {exc}", file=sys.stderr)
+            continue
+        info.setdefault("hub_ort", {})[name] = {k: pipe.metadata.get(k) for k in ("providers", "threads",
+                                                                                  "quantization")}
+        runners[name] = lambda p=pipe: p(audio, sampling_rate=16000, chunk_length_s=20)["text"]
+    return runners
+
+
 def main() -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=30.0)
@@ -114,6 +141,7 @@ def main() -> None:
             info["hub_int8_compute"] = ours8.metadata["compute"]
             runners["hub wav2vec2 int8 (quantize='int8')"] = lambda: ours8(audio, sampling_rate=16000,
                                                                           chunk_length_s=20)["text"]
+        runners.update(ort_runners(folder, audio, device, args.dtype, info))
         default = ROOT / "plugins" / "hub_speech" / "weights" / "commands-ctc"
         if default.is_dir():
             small = hub.load("speech-recognize", model=str(default), device=device)

@@ -92,6 +92,47 @@ def timed(calls: dict, warmup: int, repeats: int, device: torch.device) -> dict[
         return interleaved_times(calls, repeats, device, warmup)
 
 
+
+def ort_pipelines(folder: str, device: torch.device, dtype: str) -> dict:
+    """``hub_ort_fp32`` / ``hub_ort_int8``: the model on ONNX Runtime (``backend="onnxruntime"``,
+    exported on the fly and parity-checked, ORT's own int8), CPU float32 runs only."""
+    import atexit
+    import os
+    import shutil
+
+    import hub
+    from hub.errors import HubError
+
+    if device.type != "cpu" or dtype != "float32":
+        return {}
+    cache = tempfile.mkdtemp(prefix="hub-bench-onnx-")  # a fresh export, removed at exit
+    atexit.register(shutil.rmtree, cache, True)
+    os.environ["HUB_ONNX_CACHE"] = cache
+    pipes = {}
+    for side, quantize in (("hub_ort_fp32", None), ("hub_ort_int8", "int8")):
+        try:
+            pipes[side] = hub.load("image-classify", model=folder, device="cpu", backend="onnxruntime",
+                                   quantize=quantize)
+        except (ImportError, HubError) as exc:  # no onnx extra, or an export failing its own check
+            print(f"{side} not run: {exc}", file=sys.stderr)
+    return pipes
+
+
+def ort_summary(ort: dict, ips: dict, ref: torch.Tensor, features: dict) -> dict:
+    """Speed vs Hub's torch path and agreement with timm of the ONNX Runtime rows."""
+    out = {}
+    for side, pipe in ort.items():
+        with torch.inference_mode():
+            logits = pipe.forward(features).float()
+        out[f"{side}_speedup_vs_hub"] = ips[side] / ips["hub"]
+        out[f"{side}_max_abs_logit_diff"] = (ref - logits).abs().max().item()
+        out[f"{side}_argmax_agreement"] = (ref.argmax(-1) == logits.argmax(-1)).float().mean().item()
+        print(f"{side}: {ips[side]:.2f} img/s ({out[f'{side}_speedup_vs_hub']:.2f}x Hub torch), max abs logit "
+              f"diff {out[f'{side}_max_abs_logit_diff']:.2e}, argmax agreement "
+              f"{out[f'{side}_argmax_agreement']:.0%}", flush=True)
+    return out
+
+
 def run(args: argparse.Namespace) -> dict:
     import timm
 
@@ -113,6 +154,7 @@ def run(args: argparse.Namespace) -> dict:
             # int8 compute (hub.int8_compute: every Linear; convolutions stay float): CPU float32 runs
             int8 = (hub.load("image-classify", model=tmp, device="cpu", quantize="int8")
                     if device.type == "cpu" and args.dtype == "float32" else None)
+            ort = ort_pipelines(tmp, device, args.dtype)  # ONNX Runtime fp32 / int8 (CPU float32 runs)
         theirs = reference.to(device=device, dtype=dtype).eval()
         theirs_cl = copy.deepcopy(theirs).to(memory_format=torch.channels_last)
         transform = timm.data.create_transform(**timm.data.resolve_model_data_config(reference))
@@ -124,6 +166,7 @@ def run(args: argparse.Namespace) -> dict:
                  "hub": lambda p=pipe, f=features: p.forward(f)}
         if int8 is not None:
             calls["hub_int8"] = lambda p=int8, f=features: p.forward(f)
+        calls.update({side: (lambda p=p, f=features: p.forward(f)) for side, p in ort.items()})
         with torch.inference_mode():
             ref, got = theirs(x).float(), pipe.forward(features).float()
             got8 = int8.forward(features).float() if int8 is not None else None
@@ -145,11 +188,12 @@ def run(args: argparse.Namespace) -> dict:
                   f"{row['int8_compute']['linear_layers']} int8 Linear layers), max abs logit diff "
                   f"{row['int8_max_abs_logit_diff']:.2e}, argmax agreement {row['int8_argmax_agreement']:.0%}",
                   flush=True)
+        row.update(ort_summary(ort, ips, ref, features))
         results.append(row)
         print(f"{key}: timm {ips['timm']:.2f} img/s, timm channels-last {ips['timm_channels_last']:.2f} img/s, "
               f"hub {ips['hub']:.2f} img/s ({row['hub_speedup']:.2f}x); max abs logit diff {diff:.2e}, "
               f"argmax agreement {agree:.0%}", flush=True)
-        del theirs, theirs_cl, pipe, int8, calls  # free this model before the next is built
+        del theirs, theirs_cl, pipe, int8, ort, calls  # free this model before the next is built
     info["load_average_end"] = load_average()
     return {"benchmark": "vision", "machine": info, "machine_tag": args.tag or machine_tag(info),
             "dtype": args.dtype, "device": str(device), "warmup": args.warmup, "repeats": args.repeats,

@@ -289,16 +289,23 @@ def cached_export(pipe: Any, folder: Path, metadata: dict[str, Any]) -> Path:
 
 #: ``quantize_dynamic``'s settings: int8 weights with one scale per output channel (per-tensor
 #: scales flipped 5 % of the shipped sentiment default's argmaxes on real reviews; per channel
-#: keeps them), activations quantised per batch; only MatMuls with a constant weight
+#: keeps them), activations quantised per batch; only MatMuls with a constant weight; every
+#: operator type ORT quantises dynamically except convolutions, which stay float (as in Hub's
+#: torch int8 compute: ConvInteger is slow on CPUs, and a channels-last CNN's traced weights
+#: are not initialisers ``quantize_dynamic`` can rewrite)
 QUANTIZATION = {"weight_type": "QInt8", "per_channel": True, "extra_options": {"MatMulConstBOnly": True}}
+FLOAT_OPS = ("Conv",)
 
 
 def quantized_graph(graph: Path) -> Path:
     """ONNX Runtime's dynamic int8 quantisation of ``graph`` (:data:`QUANTIZATION`), made
     once and cached by the graph's hash and the settings."""
+    from onnxruntime.quantization.registry import IntegerOpsRegistry
+
     from hub._fs import atomic_directory
 
-    digest = hashlib.sha256(json.dumps(QUANTIZATION, sort_keys=True).encode())
+    chosen = {**QUANTIZATION, "op_types_to_quantize": sorted(op for op in IntegerOpsRegistry if op not in FLOAT_OPS)}
+    digest = hashlib.sha256(json.dumps(chosen, sort_keys=True).encode())
     with graph.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
@@ -308,7 +315,7 @@ def quantized_graph(graph: Path) -> Path:
 
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        settings = {**QUANTIZATION, "weight_type": getattr(QuantType, QUANTIZATION["weight_type"])}
+        settings = {**chosen, "weight_type": getattr(QuantType, chosen["weight_type"])}
         quiet = logging.getLogger()  # quantize_dynamic logs advice on the root logger
         level = quiet.level
         quiet.setLevel(logging.ERROR)
@@ -316,7 +323,7 @@ def quantized_graph(graph: Path) -> Path:
             with atomic_directory(target) as tmp:
                 quantize_dynamic(str(graph), str(tmp / ONNX_NAME), **settings)
                 (tmp / "quantization.json").write_text(json.dumps(
-                    {"source": str(graph), "method": "onnxruntime.quantization.quantize_dynamic", **QUANTIZATION},
+                    {"source": str(graph), "method": "onnxruntime.quantization.quantize_dynamic", **chosen},
                     indent=1) + "\n", encoding="utf-8")
         finally:
             quiet.setLevel(level)
