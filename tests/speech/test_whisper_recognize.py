@@ -11,11 +11,14 @@ import pytest
 import torch
 
 import hub
-from hub.errors import InvalidInputError
+from hub.errors import InvalidInputError, NotSupportedError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 RATE = 16000
+#: tokens this random model writes most (an "n" and the first token it usually starts with): suppressing
+#: them changes its transcripts, so equal transcripts show the suppression is transformers'
+SUPPRESS, BEGIN_SUPPRESS = [77, 110], 101
 SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|fr|>", "<|de|>", "<|translate|>",
             "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>"]
 
@@ -44,7 +47,7 @@ def whisper_dir(tmp_path_factory):
                            decoder_ffn_dim=64, num_mel_bins=80, max_source_positions=1500, max_target_positions=40,
                            pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"],
                            eos_token_id=ids["<|endoftext|>"], decoder_start_token_id=ids["<|startoftranscript|>"],
-                           suppress_tokens=[110, 111], begin_suppress_tokens=[220, ids["<|endoftext|>"]])
+                           suppress_tokens=SUPPRESS, begin_suppress_tokens=[BEGIN_SUPPRESS, ids["<|endoftext|>"]])
     model = WhisperForConditionalGeneration(config).eval()
     with torch.no_grad():
         for p in model.parameters():
@@ -152,3 +155,32 @@ def test_save_and_reload_keeps_the_transcripts(pipes, tmp_path):
     saved = ours.save(tmp_path / "saved")
     again = hub.load("speech-recognize", model=str(saved), device="cpu")
     assert again(clip, **settings)["text"] == ours(clip, **settings)["text"]
+
+
+def test_suppressed_tokens_are_never_written(pipes):
+    ours = pipes[0]
+    features = ours.chunk([{"array": _audio(2.0, seed), "sampling_rate": RATE} for seed in range(3)])
+    for settings in ({"num_beams": 1}, {"num_beams": 2, "language": "fr"}):
+        batch = ours.whisper.collate(ours.whisper.annotate(features, {"max_new_tokens": 8, **settings}))
+        rows = ours.whisper.generate(batch, None)
+        assert all(rows) and not any(set(SUPPRESS) & set(row) for row in rows)
+        assert all(row[0] != BEGIN_SUPPRESS for row in rows)
+
+
+def test_training_and_export_are_refused_clearly(pipes, tmp_path):
+    ours = pipes[0]
+    with pytest.raises(NotSupportedError, match="fine-tuning Whisper is not supported"):
+        ours.fine_tune([{"audio": {"array": _audio(1.0), "sampling_rate": RATE}, "text": "hi"}])
+    with pytest.raises(NotSupportedError, match="Exporting a Whisper"):
+        ours._export_spec()
+
+
+def test_evaluate_scores_whisper_transcripts(pipes):
+    ours = pipes[0]
+    clips = [{"array": _audio(2.0, seed), "sampling_rate": RATE} for seed in (0, 1)]
+    settings = {"max_new_tokens": 8, "num_beams": 1}
+    texts = [r["text"] for r in ours(clips, **settings)]
+    perfect = ours.evaluate([{"audio": c, "text": t} for c, t in zip(clips, texts)], **settings)
+    assert perfect["n"] == 2 and perfect["wer"] == 0.0
+    wrong = ours.evaluate([{"audio": c, "text": "quite other words"} for c in clips], **settings)
+    assert wrong["wer"] > 0.5

@@ -124,6 +124,12 @@ class SpeechRecognitionPipeline(AudioPipeline):
                           stride_length_s=stride_length_s, max_chunks=max_chunks,
                           max_audio_seconds=max_audio_seconds)
 
+    def _export_spec(self) -> Any:
+        if self.whisper is not None:  # generation is a loop around the decoder, not one traced graph
+            raise NotSupportedError("Exporting a Whisper speech-recognize pipeline is not supported yet; export "
+                                    "the transformers folder with optimum (optimum-cli export onnx) instead.")
+        return super()._export_spec()
+
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if self.whisper is not None and "label" not in features[0]:
             return self.whisper.collate(features)
