@@ -114,6 +114,15 @@ def test_prompt_follows_transformers(pipes, whisper_dir):
             got[got.index(-1)] = int(want[0, 1])
         assert got == want[0].tolist(), (language, task)
     assert ours.prompt("fr", "translate") != ours.prompt("de", "translate")
+    # a checkpoint's legacy forced_decoder_ids (openai/whisper-tiny's: language to detect, then a task)
+    forced = [[1, None], [2, model.generation_config.task_to_id["translate"]]]
+    legacy = type(ours)(ours.model, ours.tokenizer)
+    legacy.generation["forced_decoder_ids"] = forced
+    model.generation_config.language = model.generation_config.task = None
+    model.generation_config.forced_decoder_ids = forced
+    want = model._retrieve_init_tokens(features, 1, model.generation_config, model.config, 3000, {})[0].tolist()
+    got = legacy.prompt()
+    assert len(want) == 4 and got == [want[0], -1, *want[2:]]
 
 
 def test_long_audio_is_chunked_like_transformers(pipes):
