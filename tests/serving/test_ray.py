@@ -7,6 +7,7 @@ specs and flags fail before anything starts, and a missing Ray names the extra."
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import time
@@ -19,6 +20,10 @@ import pytest
 import hub.cli
 from hub.errors import InvalidInputError
 
+# Ray turns a node address of 127.0.0.1 into the machine's network address, except where it treats
+# the host as a one-machine install (its Windows/macOS default): then GCS, raylet and workers use
+# loopback. Read when Ray is imported, so set first; the workers inherit it.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 
