@@ -68,9 +68,12 @@ class WandbCallback(Callback):
         else:
             options: dict[str, Any] = {"project": os.environ.get("WANDB_PROJECT") or "hub",
                                        "config": trainer.args.to_dict(), "name": trainer.args.run_name}
-            if trainer.args.output_dir and not os.environ.get("WANDB_DIR"):
-                Path(trainer.args.output_dir).mkdir(parents=True, exist_ok=True)
-                options["dir"] = trainer.args.output_dir
+            # passed explicitly every time: wandb reads WANDB_DIR once per process (its settings
+            # singleton), so a second training with another WANDB_DIR would write to the first's
+            run_dir = os.environ.get("WANDB_DIR") or trainer.args.output_dir
+            if run_dir:
+                Path(run_dir).mkdir(parents=True, exist_ok=True)
+                options["dir"] = run_dir
             self.run, self._owns = wandb.init(**options), True
         self.run.define_metric("step")
         self.run.define_metric("*", step_metric="step", step_sync=True)

@@ -27,8 +27,8 @@ def held_out():
     return read_jsonl(reviews("test"))
 
 
-def test_shipped_default_int8_agrees_with_float32_on_held_out_reviews(held_out):
-    logging.getLogger("hub_text").setLevel(logging.ERROR)  # "N texts exceed 256 tokens" warnings
+def test_shipped_default_int8_agrees_with_float32_on_held_out_reviews(held_out, caplog):
+    caplog.set_level(logging.ERROR, logger="hub_text")  # "N texts exceed 256 tokens"; restored after the test
     int8 = hub.load("text-classify", device="cpu")  # the default: int8 compute for the int8-stored folder
     fp32 = hub.load("text-classify", device="cpu", quantize=False)
     assert int8.metadata["compute"]["weights"] == "int8" and fp32.metadata["compute"]["weights"] == "float32"

@@ -42,8 +42,8 @@ def _agreement(reference, other, gold):
     return agree, accuracy
 
 
-def test_shipped_default_on_onnx_runtime_agrees_with_torch_fp32_on_held_out_reviews(held_out):
-    logging.getLogger("hub_text").setLevel(logging.ERROR)  # "N texts exceed 256 tokens" warnings
+def test_shipped_default_on_onnx_runtime_agrees_with_torch_fp32_on_held_out_reviews(held_out, caplog):
+    caplog.set_level(logging.ERROR, logger="hub_text")  # "N texts exceed 256 tokens"; restored after the test
     texts, gold = [r["text"] for r in held_out], [r["label"] for r in held_out]
     assert len(texts) == 1000
     torch_fp32 = hub.load("text-classify", device="cpu", quantize=False)
