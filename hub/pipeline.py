@@ -674,6 +674,16 @@ class Pipeline:
         items = [inputs] if single else list(inputs)
         if not items:
             return []  # as transformers' pipeline does
+        results = self._predict(items, batch_size=batch_size, progress=progress, params=params)
+        return results[0] if single else results
+
+    def _predict(self, items: list[Any], *, batch_size: int, progress: bool | None,
+                 params: dict[str, Any]) -> list[Any]:
+        """One result per input of ``items`` (a non-empty list), in order; what :meth:`__call__`
+        runs after its shared work (call defaults, streams, keyword checks, ``adapter=``, the
+        batch size, one input vs a list). The default: preprocess -> length-sorted batches ->
+        forward -> postprocess. A task whose model is not one forward pass per batch (token by
+        token generation) overrides this, not ``__call__``."""
         features = self.preprocess(items, **self._params_for("preprocess", params))
         order = sorted(range(len(features)), key=lambda i: features[i]["length"])
         outputs: list[Any] = [None] * len(features)
@@ -691,9 +701,8 @@ class Pipeline:
         for index, feature in enumerate(features):
             groups[feature.get("input_index", index)].append(index)
         post_params = self._params_for("postprocess", params)
-        results = [self.postprocess([outputs[i] for i in group], [features[i] for i in group], **post_params)
-                   for group in groups]
-        return results[0] if single else results
+        return [self.postprocess([outputs[i] for i in group], [features[i] for i in group], **post_params)
+                for group in groups]
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16/fp16 autocast when the pipeline was loaded with such a dtype on CUDA."""

@@ -459,3 +459,28 @@ def test_an_adapter_refuses_a_base_it_does_not_fit(vit_adapter, tmp_path):
         text.load_adapter(folder)
     with pytest.raises(ModelLoadError, match="is not an adapter folder"):
         text.load_adapter(tmp_path / "clf")
+
+
+def test_a_call_picks_its_adapter_on_generation_tasks_too(tmp_path):
+    """text2text-generate decodes in its own ``_predict``; the call's ``adapter=`` is still handled by
+    the base's ``__call__`` (before, its own ``__call__`` skipped it and ran the active adapter)."""
+    from hub_text.pretrain import train_tokenizer
+
+    words = "cat dog fox bird tree road sun moon".split()
+    pairs = [(f"{a} {b}", f"{b} {a}") for a in words for b in words[:4]]
+    tokenizer = train_tokenizer([p[0] for p in pairs], "bpe", vocab_size=300)
+    pipe = hub.create("text2text-generate", config={"num_layers": 1, "hidden_size": 32, "num_heads": 2,
+                                                    "dropout": 0.0, "max_positions": 32},
+                      tokenizer=tokenizer, device="cpu", seed=0)
+    train = {**TRAIN, "max_steps": 40, "batch_size": 8, "learning_rate": 3e-2}
+    pipe.fine_tune(pairs, adapter={"name": "first", "r": 8}, **train)  # swap the two words
+    pipe.fine_tune([(source, "road road road") for source, _ in pairs], adapter={"name": "second", "r": 8},
+                   **train)  # always the same answer
+    texts, options = ["cat dog", "sun moon", "fox tree"], {"max_new_tokens": 6}
+    second = pipe(texts, **options)
+    pipe.set_adapter("first")
+    first = pipe(texts, **options)
+    pipe.set_adapter("second")
+    assert first != second  # the two adapters answer differently, so the next check can fail
+    assert pipe(texts, adapter="first", **options) == first and pipe.active_adapter == "second"
+    assert pipe(texts, **options) == second

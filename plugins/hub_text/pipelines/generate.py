@@ -141,18 +141,10 @@ class TextGenerationPipeline(TextModelLoading, Pipeline):
         if len(text) > len(emitted):
             yield text[len(emitted):]
 
-    def __call__(self, inputs: Any, *, batch_size: int | None = None, progress: bool | None = None,
-                 **params: Any) -> Any:
-        batch_size, progress, params = self.with_defaults(batch_size, progress, params)
-        if self.is_stream(inputs):  # a generator of prompts: results batch by batch (Pipeline)
-            return self.iter_results(inputs, batch_size=batch_size, **params)
-        self.check_call_parameters(params)
-        batch_size = self.resolve_batch_size(batch_size)
-        progress = check_bool("progress", progress, none_ok=True)
-        single = not self.is_batch(inputs)
-        prompts = [inputs] if single else list(inputs)
-        if not prompts:
-            return []  # as transformers' pipeline does
+    def _predict(self, prompts: list[Any], *, batch_size: int, progress: bool | None,
+                 params: dict[str, Any]) -> list[Any]:
+        """Prompts of similar length decoded together, token by token on the KV cache (the
+        base's ``__call__`` did the shared work: defaults, streams, keyword checks, adapters)."""
         self._check(prompts)
         config, stop, full = self._config(dict(params))
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
@@ -178,7 +170,7 @@ class TextGenerationPipeline(TextModelLoading, Pipeline):
                                         metadata={"new_tokens": len(tokens)})  # every result has .metadata
             bar.update(len(chunk))
         bar.close()
-        return results[0] if single else results
+        return results
 
     def _save_extra_files(self, folder: Path) -> None:
         """The tokenizer's files beside the weights (``Pipeline.save`` writes the rest)."""

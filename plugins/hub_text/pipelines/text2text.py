@@ -25,7 +25,7 @@ from hub.data.padding import pad_sequences
 from hub.errors import ConfigError, InvalidInputError
 from hub.pipeline import Pipeline
 from hub.results import Result
-from hub.validate import check_bool, check_number
+from hub.validate import check_number
 from hub_text.models.seq2seq import Seq2SeqLM, check_seq2seq_config
 from hub_text.models.seq2seq_generation import (
     GENERATION_PARAMETERS,
@@ -132,20 +132,11 @@ class Seq2SeqPipeline(TextModelLoading, Pipeline):
             meta.append({"num_tokens": len(row), "truncated": truncated})
         return out, meta
 
-    def __call__(self, inputs: Any, *, batch_size: int | None = None, progress: bool | None = None,
-                 **params: Any) -> Any:
-        """Generate for one text (one result) or a list (a list, same order); see the module
-        docstring for the keywords. A generator streams results batch by batch."""
-        batch_size, progress, params = self.with_defaults(batch_size, progress, params)
-        if self.is_stream(inputs):
-            return self.iter_results(inputs, batch_size=batch_size, **params)
-        self.check_call_parameters(params)
-        batch_size = self.resolve_batch_size(batch_size)
-        progress = check_bool("progress", progress, none_ok=True)
-        single = not self.is_batch(inputs)
-        texts = [inputs] if single else list(inputs)
-        if not texts:
-            return []  # as transformers' pipeline does
+    def _predict(self, texts: list[Any], *, batch_size: int, progress: bool | None,
+                 params: dict[str, Any]) -> list[Any]:
+        """Texts of similar length encoded and decoded together (greedy or beam search); see the
+        module docstring for the keywords. The base's ``__call__`` did the shared work (defaults,
+        streams, keyword checks, ``adapter=``, one text vs a list)."""
         self._check(texts)
         config = self._generation(params)
         rows, meta = self._encode(texts, self.prefix(params))
@@ -163,7 +154,7 @@ class Seq2SeqPipeline(TextModelLoading, Pipeline):
                     results[index] = Result({self.result_key: text},
                                             metadata={**meta[index], "new_tokens": len(tokens)})
                 bar.update(len(chunk))
-        return results[0] if single else results
+        return results
 
     # -- making and training ---------------------------------------------------------------
     @classmethod

@@ -138,25 +138,23 @@ class VisionPipeline(Pipeline):
     def labels(self) -> list[str]:
         return self.model.labels
 
-    def __call__(self, inputs: Any, *, batch_size: int | None = None, progress: bool | None = None,
-                 **params: Any) -> Any:
-        batch_size, progress, params = self.with_defaults(batch_size, progress, params)
-        self.check_call_parameters(params)
-        size = self.resolve_batch_size(batch_size)
-        progress = check_bool("progress", progress, none_ok=True)
-        if self.is_batch(inputs) and len(inputs) > size * CHUNK_BATCHES:
-            step = size * CHUNK_BATCHES  # decoded images of one step at a time: bounded memory
-            results: list[Any] = []
-            with self.progress_bar(len(inputs), progress, unit="image") as bar:
-                for start in range(0, len(inputs), step):
-                    try:
-                        results += super().__call__(list(inputs[start:start + step]), batch_size=size,
-                                                    progress=False, **params)
-                    except (InvalidInputError, InputTypeError) as exc:  # name the index in the whole list
-                        raise shift_input_index(exc, start) from None
-                    bar.update(min(step, len(inputs) - start))
-            return results
-        return super().__call__(inputs, batch_size=size, progress=progress, **params)
+    def _predict(self, items: list[Any], *, batch_size: int, progress: bool | None,
+                 params: dict[str, Any]) -> list[Any]:
+        """A long list runs ``batch_size * CHUNK_BATCHES`` images at a time, so only one step's
+        decoded images are in memory at once (the base decodes a whole list in ``preprocess``)."""
+        step = batch_size * CHUNK_BATCHES
+        if len(items) <= step:
+            return super()._predict(items, batch_size=batch_size, progress=progress, params=params)
+        results: list[Any] = []
+        with self.progress_bar(len(items), progress, unit="image") as bar:
+            for start in range(0, len(items), step):
+                try:
+                    results += super()._predict(items[start:start + step], batch_size=batch_size, progress=False,
+                                                params=params)
+                except (InvalidInputError, InputTypeError) as exc:  # name the index in the whole list
+                    raise shift_input_index(exc, start) from None
+                bar.update(min(step, len(items) - start))
+        return results
 
     def check_parameters(self, params: dict[str, Any]) -> None:
         """Values checked before any image is decoded (image-classify's ``top_k``, image-embed's
