@@ -270,8 +270,8 @@ class MaskedFramePretrainer(nn.Module):
             spans[:, offset:] |= starts[:, :length - offset]
         return spans & mask
 
-    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                **_: Any) -> dict[str, torch.Tensor]:
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
         frames, mel, mask = self.encoder.embed(input_values, attention_mask)
         real = mask if mask is not None else torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device)
         masked = self._span_mask(real)
