@@ -140,19 +140,40 @@ class ServingState:
             ServeError: ``503`` (queue full, not ready), ``504`` (timeout).
             ClientDisconnected: the client left.
         """
+        options = self.admit(model, items, options)
+        if not items:
+            return []
+        return await self.wait(request, model.batcher.submit(items, options, single=single,
+                                                             request_id=request_id(request)))
+
+    def admit(self, model: ServedModel, items: list[Any], options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The checks every request passes before its work is queued (:meth:`infer`, and the
+        streaming routes, which hand their work to ``model.batcher.iterate`` themselves).
+
+        Args:
+            model: the served model.
+            items: the decoded inputs (a list, even for one input).
+            options: the call options.
+
+        Returns:
+            The options as a dict, checked by the pipeline's own keyword checks.
+
+        Raises:
+            HubError: too many inputs, a bad input or option (``400``).
+            ServeError: ``503`` when the model is not ready.
+        """
         limit = self.settings.max_inputs_per_request
         if len(items) > limit:
             raise InvalidInputError(f"{model.task}: a request may carry at most {limit} inputs "
                                     f"(--max-inputs-per-request), got {len(items)}; split it.")
         options = model.check_options(options)
         if not items:
-            return []
+            return options
         check_items(items, task=model.task, modality=model.modality, pipeline=model.pipeline)
         if not model.ready or model.batcher is None:
             raise ServeError(503, "not_ready", f"model {model.name!r} is not ready; retry shortly.",
                              {"Retry-After": str(self.settings.retry_after_s)})
-        return await self.wait(request, model.batcher.submit(items, options, single=single,
-                                                             request_id=request_id(request)))
+        return options
 
     async def wait(self, request: Any, awaitable: Awaitable[Any]) -> Any:
         """Await ``awaitable`` within the request's remaining time, cancelling it when the

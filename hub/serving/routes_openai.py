@@ -43,6 +43,7 @@ import json
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -51,7 +52,6 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 
 from hub.errors import InvalidInputError
 from hub.serving.app import get_state
-from hub.serving.codec import check_items
 from hub.serving.errors import ServeError
 from hub.serving.models import ServedModel
 from hub.serving.routes_native import read_json
@@ -163,7 +163,7 @@ async def completions(request: Request) -> Any:
             return {"id": ident, "object": "text_completion", "created": created, "model": model.name,
                     "choices": [], "usage": counter.usage(prompts, [completion])}
 
-        pieces = await _stream(state, request, model, prompts[0], options)
+        pieces = await _stream(state, model, prompts[0], options)
         return _sse(pieces, chunk, usage_chunk if usage else None, counter, max_tokens,
                     prefix=prompts[0] if echo else "")
     results = await state.infer(request, model, prompts, {**options, "return_full_text": echo})
@@ -207,7 +207,7 @@ async def chat_completions(request: Request) -> Any:
             return {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model.name,
                     "choices": [], "usage": counter.usage([prompt], [completion])}
 
-        pieces = await _stream(state, request, model, prompt, options)
+        pieces = await _stream(state, model, prompt, options)
         return _sse(pieces, chunk, usage_chunk if usage else None, counter, max_tokens)
     result = (await state.infer(request, model, [prompt], {**options, "return_full_text": False}, single=True))[0]
     text = result["generated_text"]
@@ -441,7 +441,8 @@ class _Counter:
     loop while the model's own tokenizer works in the inference thread."""
 
     _lock = threading.Lock()
-    _copies: dict[int, _Counter] = {}
+    #: one copy per served pipeline, dropped with it (keyed by the object, not its reusable id)
+    _copies: weakref.WeakKeyDictionary[Any, _Counter] = weakref.WeakKeyDictionary()
 
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
@@ -449,10 +450,10 @@ class _Counter:
     @classmethod
     def of(cls, model: ServedModel) -> _Counter:
         with cls._lock:
-            key = id(model.pipeline)
-            if key not in cls._copies:
-                cls._copies[key] = cls(copy.deepcopy(model.pipeline.tokenizer))
-            return cls._copies[key]
+            counter = cls._copies.get(model.pipeline)
+            if counter is None:
+                counter = cls._copies[model.pipeline] = cls(copy.deepcopy(model.pipeline.tokenizer))
+            return counter
 
     def count(self, text: str, *, specials: bool) -> int:
         return len(self.tokenizer(text, add_special_tokens=specials)["input_ids"])
@@ -484,16 +485,12 @@ class _Counter:
         return prompt
 
 
-async def _stream(state: Any, request: Request, model: ServedModel, prompt: str,
+async def _stream(state: Any, model: ServedModel, prompt: str,
                   options: dict[str, Any]) -> AsyncIterator[str]:
     """The pieces of ``pipe.stream(prompt)``, computed in the model's inference thread; the
     options and the prompt are checked, and the first piece awaited, before the response
     starts, so an error before any text is a normal HTTP error."""
-    options = model.check_options(options)
-    check_items([prompt], task=model.task, modality=model.modality, pipeline=model.pipeline)
-    if model.batcher is None or not model.ready:
-        raise ServeError(503, "not_ready", f"model {model.name!r} is not ready; retry shortly.",
-                         {"Retry-After": str(state.settings.retry_after_s)})
+    options = state.admit(model, [prompt], options)
     pieces = model.batcher.iterate(lambda: model.pipeline.stream(prompt, **options)).__aiter__()
     try:
         first = await pieces.__anext__()
