@@ -20,9 +20,10 @@ per-request checks, batching, queue bound (503), timeout (504), client disconnec
 error mapping all come with it. Add the module's name to
 :data:`hub.serving.app.PROTOCOL_MODULES`; a module-level ``PREFIX`` and
 ``error_format(status, fields) -> body`` give its routes their protocol's error shape.
-Streaming (token by token) goes through ``model.batcher.iterate(lambda: pipe.stream(...))``,
-an async iterator of pieces computed in the model's inference thread (taking turns with the
-batches), wrapped in ``state.wait``-style disconnect handling and a ``StreamingResponse``.
+Streaming (token by token): ``options = state.admit(model, [item], options)`` (the checks
+``infer`` runs before queueing), then ``model.batcher.iterate(lambda: pipe.stream(...))``, an
+async iterator of pieces computed in the model's inference thread (taking turns with the
+batches), in a ``StreamingResponse`` (``hub.serving.routes_openai`` does this).
 
 Nothing here is imported by ``import hub``; FastAPI and uvicorn are imported when an app is
 built (``pip install 'hub-sdk[serve]'``).
