@@ -87,6 +87,9 @@ class ZeroShotClassificationPipeline(TextPipeline):
         hypotheses = [template.format(label) for label in labels]
         limit = self.max_tokens
         alone = self.tokenizer(list(inputs), add_special_tokens=False, verbose=False)["input_ids"]
+        # the longest hypothesis plus the pair's special tokens: what a text must leave room for
+        room = max(len(ids) for ids in self.tokenizer(hypotheses, add_special_tokens=False)["input_ids"]) \
+            + self.tokenizer.num_special_tokens_to_add(pair=True)
         features = []
         for index, text in enumerate(inputs):
             try:
@@ -96,9 +99,8 @@ class ZeroShotClassificationPipeline(TextPipeline):
                 raise InvalidInputError(f"zero-shot-classify: input {index} with hypothesis {hypotheses[0]!r:.60} "
                                         f"cannot fit the model's {limit} tokens ({exc}); shorten the template "
                                         "or the labels.") from None
-            full = len(alone[index]) + max(len(self.tokenizer(h, add_special_tokens=False)["input_ids"])
-                                           for h in hypotheses) + self.tokenizer.num_special_tokens_to_add(pair=True)
-            meta = {"num_tokens": len(alone[index]), "truncated": full > limit, "candidates": len(labels)}
+            meta = {"num_tokens": len(alone[index]), "truncated": len(alone[index]) + room > limit,
+                    "candidates": len(labels)}
             for ids, types in zip(enc["input_ids"], enc["token_type_ids"]):
                 features.append({"input_ids": ids, "token_type_ids": types, "length": len(ids),
                                  "input_index": index, "text": text, "labels": labels, "meta": meta})
