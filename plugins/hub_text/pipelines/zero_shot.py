@@ -63,27 +63,19 @@ class ZeroShotClassificationPipeline(TextPipeline):
         """Candidate labels and template checked before any text is tokenised."""
         super().check_parameters(params)
         if "candidate_labels" in params:  # required, but defaults given at hub.load may leave it to the call
-            self._candidates(params["candidate_labels"], params.get("max_candidate_labels"))
+            check_candidate_labels(self.task, params["candidate_labels"], params.get("max_candidate_labels"))
         if "hypothesis_template" in params:
-            self._template(params["hypothesis_template"])
+            check_template(params["hypothesis_template"], DEFAULT_TEMPLATE)
         if "multi_label" in params:
             check_bool("multi_label", params["multi_label"])
-
-    @staticmethod
-    def _candidates(labels: Any, limit: int | None = None) -> list[str]:
-        return check_candidate_labels("zero-shot-classify", labels, limit)
-
-    @staticmethod
-    def _template(template: Any) -> str:
-        return check_template(template, DEFAULT_TEMPLATE)
 
     def preprocess(self, inputs: list[Any], *, candidate_labels: Any = None,
                    hypothesis_template: str = DEFAULT_TEMPLATE,
                    max_candidate_labels: int | None = None) -> list[dict[str, Any]]:
         """One feature per (text, candidate label) pair, in candidate order per text."""
         self.check_texts(inputs)
-        labels = self._candidates(candidate_labels, max_candidate_labels)
-        template = self._template(hypothesis_template)
+        labels = check_candidate_labels(self.task, candidate_labels, max_candidate_labels)
+        template = check_template(hypothesis_template, DEFAULT_TEMPLATE)
         hypotheses = [template.format(label) for label in labels]
         limit = self.max_tokens
         alone = self.tokenizer(list(inputs), add_special_tokens=False, verbose=False)["input_ids"]
