@@ -188,3 +188,22 @@ def test_generation_with_good_parameters_and_a_progress_bar(gpt, capsys):
     assert "text-generate" in capsys.readouterr().err
     again = gpt(["the film", "a tea"], max_new_tokens=3, do_sample=True, seed=1, top_k=5, batch_size=1)
     assert again == out
+
+
+def test_tokenizer_that_does_not_belong_to_the_model_is_a_hub_error(tmp_path):
+    """A folder whose tokenizer is larger than the model's embeddings (a tokenizer saved
+    from another model) gives ids past the embedding table: torch's bare IndexError from
+    deep inside the lookup, before; now a HubError naming the input, the id and the fix."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tokenizer = make_wordpiece_tokenizer(tmp_path)
+    torch.manual_seed(0)
+    small = BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                       intermediate_size=37, max_position_embeddings=32, num_labels=2)
+    BertForSequenceClassification(small).save_pretrained(tmp_path)
+    pipe = hub.load("text-classify", model=str(tmp_path), device="cpu")
+    assert pipe(WORDS[0])["label"]  # ids inside the table still work
+    high = tokenizer.convert_ids_to_tokens(len(tokenizer) - 1)
+    with pytest.raises(InvalidInputError, match=r"input 1 gives token id \d+ .*embeddings have 40 rows.*does not "
+                                                r"belong to this model"):
+        pipe([WORDS[0], f"{WORDS[0]} {high}"])

@@ -149,6 +149,7 @@ class TextPipeline(TextModelLoading, Pipeline):
         if stride is not None:  # the tokenizer overflows (negative) or panics (>= room) otherwise
             check_int("stride", stride, minimum=0, maximum=room - 1)
         ids = self.tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        self.check_token_ids(ids)
         long = [i for i, seq in enumerate(ids) if len(seq) > limit]
         if long and mode == "error":
             raise InvalidInputError(f"{self.task}: input {long[0]} has {len(ids[long[0]])} tokens, more than "
@@ -180,6 +181,28 @@ class TextPipeline(TextModelLoading, Pipeline):
             for part in parts:
                 features.append({"input_ids": part, "length": len(part), "input_index": index, "meta": meta})
         return features
+
+    def check_token_ids(self, ids: list[list[int]]) -> None:
+        """Refuse token ids the model's embeddings have no row for (a tokenizer that does not
+        belong to the model), before torch's bare ``IndexError`` from the embedding lookup.
+
+        Args:
+            ids: the tokenizer's ids, one list per text.
+
+        Raises:
+            InvalidInputError: naming the input, the id, the sizes and the fix.
+        """
+        rows = int(getattr(self.model.encoder, "config", {}).get("vocab_size") or 0)
+        if rows <= 0:
+            return
+        for index, seq in enumerate(ids):
+            if seq and max(seq) >= rows:
+                token = self.tokenizer.convert_ids_to_tokens(max(seq))
+                raise InvalidInputError(
+                    f"{self.task}: input {index} gives token id {max(seq)} ({token!r}), but the model's embeddings "
+                    f"have {rows} rows: the tokenizer ({len(self.tokenizer)} tokens) does not belong to this model. "
+                    "Save the tokenizer the model was trained with beside its weights (or resize the model's "
+                    "embeddings to the tokenizer and fine-tune).")
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         ids, mask = pad_sequences([f["input_ids"] for f in features], value=self.tokenizer.pad_token_id or 0)

@@ -120,6 +120,7 @@ class TokenClassificationPipeline(TextPipeline):
         limit = self.max_tokens
         enc = self.tokenizer(inputs, add_special_tokens=True, truncation=False, return_offsets_mapping=True,
                              return_special_tokens_mask=True, verbose=False)
+        self.check_token_ids(enc["input_ids"])
         features, long = [], []
         for index, text in enumerate(inputs):
             ids, special = enc["input_ids"][index], enc["special_tokens_mask"][index]
