@@ -6,64 +6,23 @@ chunked); bad keywords and too-long windows are clear errors."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import torch
 
 import hub
 from hub.errors import InvalidInputError, NotSupportedError
+from tests.speech.whisper_checkpoints import RATE, whisper_folder
+from tests.speech.whisper_checkpoints import audio as _audio
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-RATE = 16000
 #: tokens this random model writes most (an "n" and the first token it usually starts with): suppressing
 #: them changes its transcripts, so equal transcripts show the suppression is transformers'
 SUPPRESS, BEGIN_SUPPRESS = [77, 110], 101
-SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|fr|>", "<|de|>", "<|translate|>",
-            "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>"]
 
 
 @pytest.fixture(scope="module")
 def whisper_dir(tmp_path_factory):
-    from transformers import (
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-        WhisperTokenizer,
-    )
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    folder = tmp_path_factory.mktemp("whisper-asr")
-    vocab = {c: i for i, c in enumerate(bytes_to_unicode().values())}
-    for token in SPECIALS:
-        vocab[token] = len(vocab)
-    tokenizer = WhisperTokenizer(vocab=vocab, merges=[], pad_token="<|endoftext|>")
-    tokenizer.add_special_tokens({"additional_special_tokens": SPECIALS[1:]})
-    ids = dict(zip(SPECIALS, tokenizer.convert_tokens_to_ids(SPECIALS)))
-    torch.manual_seed(0)
-    config = WhisperConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=2, decoder_layers=2,
-                           encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
-                           decoder_ffn_dim=64, num_mel_bins=80, max_source_positions=1500, max_target_positions=40,
-                           pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"],
-                           eos_token_id=ids["<|endoftext|>"], decoder_start_token_id=ids["<|startoftranscript|>"],
-                           suppress_tokens=SUPPRESS, begin_suppress_tokens=[BEGIN_SUPPRESS, ids["<|endoftext|>"]])
-    model = WhisperForConditionalGeneration(config).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn_like(p) * 0.5)
-    generation = model.generation_config
-    generation._from_model_config = False
-    generation.lang_to_id = {k: ids[k] for k in ("<|en|>", "<|fr|>", "<|de|>")}
-    generation.task_to_id = {"translate": ids["<|translate|>"], "transcribe": ids["<|transcribe|>"]}
-    generation.no_timestamps_token_id = ids["<|notimestamps|>"]
-    generation.is_multilingual = True
-    generation.max_length = 40
-    model.save_pretrained(str(folder))
-    WhisperProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=80), tokenizer=tokenizer
-                     ).save_pretrained(str(folder))
-    return folder
+    return whisper_folder(tmp_path_factory.mktemp("whisper-asr"), suppress=SUPPRESS, begin_suppress=BEGIN_SUPPRESS)
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +31,6 @@ def pipes(whisper_dir):
 
     return (hub.load("speech-recognize", model=str(whisper_dir), device="cpu"),
             pipeline("automatic-speech-recognition", model=str(whisper_dir), device="cpu"))
-
-
-def _audio(seconds: float, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * RATE)) / RATE
-    return (0.3 * np.sin(2 * np.pi * (200 + 50 * seed) * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
 
 
 @pytest.mark.parametrize("settings", [
@@ -135,6 +88,23 @@ def test_long_audio_is_chunked_like_transformers(pipes):
     assert got["text"] == want["text"]
     with pytest.raises(InvalidInputError, match="chunk_length_s=40 is longer than the 30 s"):
         ours({"array": clip, "sampling_rate": RATE}, chunk_length_s=40)
+
+
+def test_audio_longer_than_a_window_is_never_cut_silently(pipes):
+    """transformers' Whisper refuses > 30 s of features without chunking or timestamps (ValueError);
+    Hub cuts such audio into 30 s windows by default (chunk_length_s <= 30 enforced above) and
+    says so in the metadata, so no audio is dropped; the model itself refuses longer features."""
+    ours, theirs = pipes
+    clip = _audio(40.0, 5)
+    settings = {"max_new_tokens": 8, "num_beams": 1, "language": "en"}
+    got = ours({"array": clip, "sampling_rate": RATE}, **settings)
+    assert got.metadata["chunks"] == 2
+    assert got["text"] == theirs({"raw": clip.copy(), "sampling_rate": RATE}, chunk_length_s=30,
+                                 generate_kwargs=settings)["text"]
+    features = ours.whisper.extractor(clip, sampling_rate=RATE, truncation=False, padding="longest",
+                                      return_tensors="pt")["input_features"]
+    with pytest.raises(InvalidInputError, match="exactly 3000 log-mel frames .* got 4000"):
+        ours.model.encode(features)
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

@@ -157,7 +157,7 @@ FEATURE_KEYS = ("feature_size", "sampling_rate", "hop_length", "chunk_length", "
 #: the generation settings kept from generation_config.json (what Whisper's decoder prompt and suppression read)
 GENERATION_KEYS = ("decoder_start_token_id", "suppress_tokens", "begin_suppress_tokens", "lang_to_id", "task_to_id",
                    "no_timestamps_token_id", "is_multilingual", "forced_decoder_ids", "max_length", "num_beams",
-                   "max_new_tokens")
+                   "max_new_tokens", "max_initial_timestamp_index")
 
 
 def _side_files(hf: dict[str, Any], checkpoint: Checkpoint | None) -> dict[str, Any]:

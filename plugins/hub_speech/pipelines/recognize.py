@@ -12,7 +12,9 @@ running the decoder; each result's ``metadata`` holds ``seconds``, ``chunks`` an
 
 Whisper checkpoints (transformers' ``WhisperForConditionalGeneration`` folders) decode their own way
 (:mod:`hub_speech.pipelines.whisper_decoding`): ``language=``, ``task=`` ("transcribe" /
-"translate"), ``num_beams``, ``max_new_tokens``, ``length_penalty``; chunks of at most 30 s.
+"translate"), ``num_beams``, ``max_new_tokens``, ``length_penalty``, ``return_timestamps=True``
+(``chunks`` with (start, end) seconds from Whisper's timestamp tokens, as transformers'
+pipeline); chunks of at most 30 s (longer audio is always cut: ``chunk_length_s`` defaults to 30).
 """
 
 from __future__ import annotations
@@ -115,7 +117,8 @@ class SpeechRecognitionPipeline(AudioPipeline):
                                   max_audio_seconds=max_audio_seconds)
             return self.whisper.annotate(features, {"language": language, "task": task,
                                                     "max_new_tokens": max_new_tokens, "num_beams": num_beams,
-                                                    "length_penalty": length_penalty})
+                                                    "length_penalty": length_penalty,
+                                                    "return_timestamps": return_timestamps})
         if decoder not in DECODERS:
             raise InvalidInputError(f"decoder must be one of {DECODERS}, got {decoder!r}.")
         if return_timestamps not in TIMESTAMPS:
@@ -155,8 +158,12 @@ class SpeechRecognitionPipeline(AudioPipeline):
         meta = features[0]["meta"]
         if meta["silent"]:
             return Prediction(text="", **({"chunks": []} if return_timestamps else {}), metadata=meta)
-        if self.whisper is not None:
-            return Prediction(text=self.whisper.text(outputs), metadata=meta)
+        if self.whisper is not None:  # each window's ids and (length, left, right) stride in seconds
+            rate = self.sample_rate
+            strides = [(f["length"] / rate, f["left"] / rate, f["right"] / rate) for f in features]
+            timestamps = self.whisper.timestamps(return_timestamps)
+            text, chunks = self.whisper.decode(outputs, strides, timestamps)
+            return Prediction({"text": text, **({"chunks": chunks} if timestamps else {})}, metadata=meta)
         frame = self.model.samples_per_frame
         pieces = []
         for log_probs, feature in zip(outputs, features):  # drop each chunk's overlap frames, then join

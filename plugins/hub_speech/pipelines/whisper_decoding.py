@@ -7,13 +7,23 @@ chunks of ``chunk_length_s`` <= 30 s): log-mel features from transformers'
 (:func:`hub_text.models.seq2seq_generation.generate_seq2seq`, greedy or beam search) after
 Whisper's decoder prompt ``<|startoftranscript|> <|lang|> <|task|> <|notimestamps|>``, with the
 checkpoint's ``suppress_tokens`` (every step) and ``begin_suppress_tokens`` (the first step)
--> the tokenizer's text without special tokens. The prompt follows transformers'
-``_retrieve_init_tokens``: ``language=`` / ``task=`` when given; otherwise the checkpoint's
+-> the tokenizer's text without special tokens (:mod:`hub_speech.pipelines.whisper_text`). The
+prompt follows transformers' ``_retrieve_init_tokens``: ``language=`` / ``task=`` when given; otherwise the checkpoint's
 ``forced_decoder_ids``, and a multilingual model detects the language (the most likely
 language token after ``<|startoftranscript|>``). Chunks' tokens are joined where they overlap
 (transformers' longest common sequence). Defaults as transformers' pipeline: the checkpoint's
 ``num_beams`` / ``max_new_tokens`` when its generation config sets them, else 5 beams and
 256 new tokens (capped at the decoder's positions).
+
+``return_timestamps=True`` decodes as transformers' ``generate(..., return_timestamps=True)``:
+the prompt leaves out ``<|notimestamps|>``, its timestamp rules apply at every step
+(:func:`timestamp_rules`: timestamps in pairs, never decreasing, the first token a timestamp
+no later than ``max_initial_timestamp_index``, a timestamp whenever their probabilities sum
+above every text token's), and a window whose decoding stops inside a segment (its last
+timestamps a pair: more speech follows) is decoded again from that pair's time on, its
+features shifted left and zero-padded (Whisper's sequential "seek"), until a window ends
+with a single timestamp or has no pair; the segments' ids, joined, give the text and the
+``chunks`` with (start, end) seconds (time precision 0.02 s).
 """
 
 from __future__ import annotations
@@ -27,6 +37,9 @@ import torch
 from hub.errors import InvalidInputError
 from hub.validate import check_choice, check_int, check_number
 from hub_speech.models.whisper import FEATURE_KEYS, WhisperModel
+from hub_speech.pipelines.whisper_text import decode_windows, merge_overlapping
+
+__all__ = ["WhisperDecoding", "merge_overlapping", "timestamp_rules", "window_segments"]
 
 #: the tasks a Whisper decoder prompt can name
 TASKS = ("transcribe", "translate")
@@ -35,23 +48,80 @@ PIPELINE_DEFAULTS = {"max_new_tokens": 256, "num_beams": 5}
 #: the call keywords only Whisper models take
 WHISPER_PARAMETERS = ("language", "task", "max_new_tokens", "num_beams", "length_penalty")
 #: the call keywords only CTC models take (with their neutral values)
-CTC_PARAMETERS = {"decoder": "greedy", "beam_width": None, "return_timestamps": None}
+CTC_PARAMETERS = {"decoder": "greedy", "beam_width": None}
+#: Whisper's encoder halves the log-mel frames (conv2's stride): frames per encoder position
+INPUT_STRIDE = 2
 #: marks the prompt's language slot to fill by detection
 DETECT = -1
 
 
-def _suppressor(suppress: list[int], begin: list[int]) -> Any:
+def _suppressor(suppress: list[int], begin: list[int], timestamps: Any = None) -> Any:
     """transformers' SuppressTokens / SuppressTokensAtBegin processors: -inf on ``suppress``
-    at every step, on ``begin`` at the first generated token."""
+    at every step, on ``begin`` at the first generated token; then ``timestamps``' rules
+    (:func:`timestamp_rules`), in transformers' order."""
 
     def process(sequences: torch.Tensor, scores: torch.Tensor, length: int) -> torch.Tensor:
         banned = suppress + (begin if length == 1 else [])
         if banned:
             scores = scores.clone()
             scores[:, banned] = float("-inf")
+        return timestamps(sequences, scores, length) if timestamps is not None else scores
+
+    return process
+
+
+def timestamp_rules(timestamp_begin: int, no_timestamps: int, eos: int, max_initial: int | None) -> Any:
+    """transformers' ``WhisperTimeStampLogitsProcessor``: ``<|notimestamps|>`` never; after a
+    single timestamp another timestamp or the end, after a pair text; timestamps never
+    decrease (nor repeat, but to close a pair); the first token a timestamp (at most
+    ``max_initial`` steps in); a timestamp whenever the timestamps' probabilities sum above the
+    likeliest text token's. ``sequences`` hold the start token, then the generated ones."""
+    inf = float("-inf")
+
+    def process(sequences: torch.Tensor, scores: torch.Tensor, length: int) -> torch.Tensor:
+        scores = scores.clone()
+        scores[:, no_timestamps] = inf
+        lowest = []
+        for row, seq in enumerate(sequences[:, 1:].tolist()):
+            last = len(seq) >= 1 and seq[-1] >= timestamp_begin
+            penultimate = len(seq) < 2 or seq[-2] >= timestamp_begin
+            if last:
+                if penultimate:
+                    scores[row, timestamp_begin:] = inf
+                else:
+                    scores[row, :eos] = inf
+            stamps = [t for t in seq if t >= timestamp_begin]
+            lowest.append(timestamp_begin if not stamps else
+                          stamps[-1] if last and not penultimate else stamps[-1] + 1)
+        vocab = torch.arange(scores.shape[-1], device=scores.device)
+        floor = torch.tensor(lowest, device=scores.device)[:, None]
+        scores.masked_fill_((vocab >= timestamp_begin) & (vocab < floor), inf)
+        if length == 1:
+            scores[:, :timestamp_begin] = inf
+            if max_initial is not None:
+                scores[:, timestamp_begin + max_initial + 1:] = inf
+        log_probs = torch.log_softmax(scores.float(), dim=-1)
+        stamp = log_probs[:, timestamp_begin:].logsumexp(-1) > log_probs[:, :timestamp_begin].max(-1).values
+        scores[:, :timestamp_begin].masked_fill_(stamp[:, None], inf)
         return scores
 
     return process
+
+
+def window_segments(tokens: list[int], eos: int | None, timestamp_begin: int) -> tuple[list[int], int | None]:
+    """One window's generated ids -> (the ids kept, frames to seek on, or None when the window is done):
+    transformers' ``_retrieve_segment``. The end token is dropped; a decoding that stops
+    inside a segment (its last timestamps a pair, not one closing timestamp) keeps up to that
+    pair and is decoded again from the pair's time."""
+    if tokens and tokens[-1] == eos:
+        tokens = tokens[:-1]
+    stamps = [t >= timestamp_begin for t in tokens]
+    single_ending = stamps[-2:] == [False, True]
+    pairs = [i + 1 for i in range(len(stamps) - 1) if stamps[i] and stamps[i + 1]]
+    if not pairs or single_ending:
+        return tokens, None
+    end = pairs[-1] + 1
+    return tokens[:end], (tokens[end - 2] - timestamp_begin) * INPUT_STRIDE
 
 
 class _Prompted:
@@ -110,15 +180,32 @@ class WhisperDecoding:
     def check_parameters(self, params: dict[str, Any]) -> None:
         """Refuse CTC-only keywords and check Whisper's (before any audio is read)."""
         for name, neutral in CTC_PARAMETERS.items():
-            if params.get(name, neutral) not in (neutral, False if name == "return_timestamps" else neutral):
-                hint = " (pass num_beams= for beam search)" if name in ("decoder", "beam_width") else ""
-                raise InvalidInputError(f"{name}= is for CTC recognisers; a Whisper model does not take it{hint}.")
+            if params.get(name, neutral) != neutral:
+                raise InvalidInputError(f"{name}= is for CTC recognisers; a Whisper model does not take it (pass "
+                                        "num_beams= for beam search).")
+        self.timestamps(params.get("return_timestamps"))
         chunk = params.get("chunk_length_s")
         if chunk is not None and chunk > self.window_s:
             raise InvalidInputError(f"chunk_length_s={chunk} is longer than the {self.window_s:g} s Whisper hears at "
                                     f"once; pass chunk_length_s <= {self.window_s:g} (longer audio is cut into "
                                     "chunks of that length).")
-        self.settings(params, len(self.prompt(params.get("language"), params.get("task"))))
+        self.settings(params, len(self.prompt(params.get("language"), params.get("task"),
+                                              self.timestamps(params.get("return_timestamps")))))
+
+    def timestamps(self, value: Any) -> bool:
+        """``return_timestamps`` -> whether to decode with timestamps (True: segment-level, as
+        transformers' pipeline); word / char level and a model without timestamp tokens refused."""
+        if value in (None, False):
+            return False
+        if value is not True:
+            hint = (" (word timestamps need the checkpoint's alignment heads and cross-attention weights, which "
+                    "Hub's Whisper decoding does not compute)" if value == "word" else "")
+            raise InvalidInputError(f"return_timestamps for a Whisper model is True (segment timestamps) or "
+                                    f"False, got {value!r}{hint}.")
+        if self.generation.get("no_timestamps_token_id") is None:
+            raise InvalidInputError("This Whisper checkpoint's generation config has no no_timestamps_token_id, so "
+                                    "its timestamp tokens are unknown; call it without return_timestamps.")
+        return True
 
     def language_id(self, language: Any) -> int:
         """``language`` ("fr", "french" or "<|fr|>") -> its token id; InvalidInputError listing the accepted ones."""
@@ -137,9 +224,9 @@ class WhisperDecoding:
                                     f"{', '.join(codes)} (a code, its English name, or '<|code|>').")
         return int(self.languages[token])
 
-    def prompt(self, language: Any = None, task: Any = None) -> list[int]:
-        """The decoder prompt (transformers' ``_retrieve_init_tokens`` without timestamps);
-        :data:`DETECT` where the language is to be detected."""
+    def prompt(self, language: Any = None, task: Any = None, timestamps: bool = False) -> list[int]:
+        """The decoder prompt (transformers' ``_retrieve_init_tokens``); :data:`DETECT` where
+        the language is to be detected; ``<|notimestamps|>`` last unless ``timestamps``."""
         if task is not None:
             if not self.multilingual or not self.tasks:
                 raise InvalidInputError("This Whisper model is English-only (no task tokens); call it without task=.")
@@ -167,8 +254,10 @@ class WhisperDecoding:
         elif language is not None and "transcribe" in self.tasks and not set(tokens) & set(self.tasks.values()):
             tokens.append(self.tasks["transcribe"])
         no_timestamps = self.generation.get("no_timestamps_token_id")
-        if no_timestamps is not None and tokens[-1] != no_timestamps:
+        if no_timestamps is not None and not timestamps and tokens[-1] != no_timestamps:
             tokens.append(no_timestamps)
+        elif no_timestamps is not None and timestamps and len(tokens) > 1 and tokens[-1] == no_timestamps:
+            tokens.pop()
         return [t for t in tokens if t is not None]
 
     def settings(self, params: dict[str, Any], prompt_length: int) -> tuple[int, int, float]:
@@ -200,15 +289,17 @@ class WhisperDecoding:
 
     def annotate(self, features: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
         """Give every feature (chunk) the call's prompt and settings."""
-        prompt = self.prompt(params.get("language"), params.get("task"))
-        settings = self.settings(params, len(prompt))
+        timestamps = self.timestamps(params.get("return_timestamps"))
+        prompt = self.prompt(params.get("language"), params.get("task"), timestamps)
+        settings = (*self.settings(params, len(prompt)), float(timestamps))
         for feature in features:
             feature["whisper"] = (prompt, settings)
         return features
 
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """Log-mel features (B, n_mels, 30 s of frames), prompts (B, P) and settings (B, 3) as
-        int64 (the length penalty's float64 bits: exact, and movable to every device)."""
+        """Log-mel features (B, n_mels, 30 s of frames), prompts (B, P) and settings (B, 4:
+        new tokens, beams, length penalty, timestamps) as int64 (their float64 bits: exact,
+        and movable to every device)."""
         extracted = self.extractor([np.asarray(f["input_values"], dtype=np.float32) for f in features],
                                    sampling_rate=self.model.sample_rate, return_tensors="pt")
         return {"input_features": extracted["input_features"],
@@ -216,79 +307,78 @@ class WhisperDecoding:
                 "settings": torch.tensor([f["whisper"][1] for f in features], dtype=torch.float64).view(torch.int64)}
 
     def generate(self, batch: dict[str, torch.Tensor], dtype: torch.dtype | None) -> list[list[int]]:
-        """Each row's generated ids (the prompt left out)."""
+        """Each row's generated ids (the prompt left out; with timestamps, every segment's ids
+        of the window's sequential decoding, joined, without end tokens)."""
         from hub_text.models.seq2seq_generation import Seq2SeqGenerationConfig, generate_seq2seq
 
         model = self.model
-        memory = model.encode(batch["input_features"].to(dtype or torch.float32))
+        features = batch["input_features"].to(dtype or torch.float32)
+        memory = model.encode(features)
         prompt = batch["prompt"]
         if bool((prompt == DETECT).any()):  # transformers' detect_language: the best language token after the start
             logits = model.decode(prompt[:, :1], memory)[:, -1].float()
             allowed = torch.full_like(logits[0], float("-inf"))
             allowed[list(self.languages.values())] = 0.0
             prompt = torch.where(prompt == DETECT, (logits + allowed).argmax(-1, keepdim=True), prompt)
-        settings = batch["settings"][0].cpu()
-        new, beams = (int(v) for v in settings[:2].view(torch.float64).tolist())
-        penalty = float(settings[2:].view(torch.float64))
+        new, beams, penalty, timestamps = batch["settings"][0].cpu().view(torch.float64).tolist()
         vocab = model.tokens.num_embeddings
         suppress = [t for t in self.generation.get("suppress_tokens") or [] if 0 <= t < vocab]
         begin = [t for t in self.generation.get("begin_suppress_tokens") or [] if 0 <= t < vocab]
         eos = model.config.get("eos_token_id")
         pad = model.config.get("pad_token_id")
-        config = Seq2SeqGenerationConfig(max_new_tokens=new, num_beams=beams, length_penalty=penalty)
-        return generate_seq2seq(_Prompted(model, prompt, memory), None, None, config, eos_token_id=eos,
-                                pad_token_id=pad if pad is not None else 0,
-                                logits_processor=_suppressor(suppress, begin))
+        config = Seq2SeqGenerationConfig(max_new_tokens=int(new), num_beams=int(beams), length_penalty=penalty)
+        rules = None
+        if timestamps:
+            timestamp_begin = int(self.generation["no_timestamps_token_id"]) + 1
+            rules = timestamp_rules(timestamp_begin, timestamp_begin - 1, int(eos if eos is not None else 0),
+                                    self.generation.get("max_initial_timestamp_index"))
+        process = _suppressor(suppress, begin, rules)
+
+        def run(rows: torch.Tensor, memory: torch.Tensor) -> list[list[int]]:
+            return generate_seq2seq(_Prompted(model, rows, memory), None, None, config, eos_token_id=eos,
+                                    pad_token_id=pad if pad is not None else 0, logits_processor=process)
+
+        if not timestamps:
+            return run(prompt, memory)
+        # Whisper's sequential decoding of each window: seek to the last closed segment, decode again
+        frames = features.shape[-1]
+        seek = [0] * features.shape[0]
+        out: list[list[int]] = [[] for _ in seek]
+        active = list(range(len(seek)))
+        while active:
+            if any(seek[i] for i in active):  # the windows from their seek on, zero-padded (as transformers)
+                window = torch.zeros_like(features[active])
+                for row, i in enumerate(active):
+                    window[row, :, :frames - seek[i]] = features[i, :, seek[i]:]
+                memory = model.encode(window)
+            still = []
+            for i, tokens in zip(active, run(prompt[active], memory)):
+                kept, step = window_segments(tokens, eos, timestamp_begin)
+                out[i].extend(kept)
+                if step:  # (a pair at 0.00 s cannot close a segment: the rules forbid it; never loop on one)
+                    seek[i] += step
+                    if seek[i] < frames:
+                        still.append(i)
+            active = still
+        return out
+
+    def decode(self, pieces: list[list[int]], strides: list[tuple[float, float, float]],
+               timestamps: bool) -> tuple[str, list[dict[str, Any]]]:
+        """The windows' generated ids -> (text, timestamped chunks) as transformers'
+        ``_decode_asr`` writes them (:func:`hub_speech.pipelines.whisper_text.decode_windows`);
+        ``strides``: each window's (length, left, right) in seconds."""
+        no_timestamps = self.generation.get("no_timestamps_token_id")
+        return decode_windows(self.tokenizer, list(zip(pieces, strides)),
+                              timestamp_begin=no_timestamps + 1 if no_timestamps is not None else None,
+                              languages=set(self.languages.values()), timestamps=timestamps,
+                              time_precision=self.time_precision)
+
+    @property
+    def time_precision(self) -> float:
+        """Seconds per timestamp step: the window's length over the encoder's positions (0.02 s)."""
+        return self.window_s / self.model.encoder_positions.num_embeddings
 
     def text(self, pieces: list[list[int]]) -> str:
-        """The chunks' tokens decoded without special tokens, joined where they overlap, as
-        transformers' ``_decode_asr`` does without timestamps: overlapping chunks merge by
-        :func:`merge_overlapping`; a change of language token starts a new stretch of text."""
-        special = set(self.tokenizer.all_special_ids)
-        no_timestamps = self.generation.get("no_timestamps_token_id")
-        first_timestamp = no_timestamps + 1 if no_timestamps is not None else None
-        languages = set(self.languages.values())
-        texts: list[str] = []
-        previous: list[list[int]] = []
-        last_language = None
-        for tokens in pieces:
-            current: list[int] = []
-            for token in tokens:
-                if token in special:
-                    if token in languages:
-                        if last_language is not None and token != last_language:
-                            previous.append(current)
-                            texts.append(self.tokenizer.decode(merge_overlapping(previous)))
-                            previous, current = [], []
-                        last_language = token
-                elif first_timestamp is None or token < first_timestamp:  # timestamps are not text
-                    current.append(token)
-            if current:
-                previous.append(current)
-            elif not any(previous):
-                previous = []
-        if previous:
-            texts.append(self.tokenizer.decode(merge_overlapping(previous)))
-        return "".join(texts)
-
-
-def merge_overlapping(sequences: list[list[int]]) -> list[int]:
-    """Consecutive chunks' tokens as one sequence: transformers' Whisper
-    ``_find_longest_common_sequence`` (slide each chunk over the text so far, keep the offset
-    where most tokens agree, more than one, longer perfect matches preferred; the left chunk
-    wins the left half of the overlap, the right chunk the right half)."""
-    left = list(sequences[0])
-    total: list[int] = []
-    for right in sequences[1:]:
-        best, chosen = 0.0, (len(left), len(left), 0, 0)
-        for i in range(1, len(left) + len(right)):
-            left_start, left_stop = max(0, len(left) - i), min(len(left), len(left) + len(right) - i)
-            right_start, right_stop = max(0, i - len(left)), min(len(right), i)
-            matches = sum(a == b for a, b in zip(left[left_start:left_stop], right[right_start:right_stop]))
-            matching = matches / i + i / 10000.0  # epsilon: favour long perfect matches
-            if matches > 1 and matching > best:
-                best, chosen = matching, (left_start, left_stop, right_start, right_stop)
-        left_start, left_stop, right_start, right_stop = chosen
-        total.extend(left[:(left_stop + left_start) // 2])
-        left = list(right[(right_stop + right_start) // 2:])
-    return total + left
+        """The chunks' text without special tokens (overlapping chunks joined), as the
+        pipeline's text without timestamps."""
+        return self.decode(pieces, [(0.0, 0.0, 0.0)] * len(pieces), False)[0]
