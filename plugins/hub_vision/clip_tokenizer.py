@@ -65,11 +65,16 @@ def train_clip_tokenizer(texts: Iterable[str], vocab_size: int = 1000, *, max_le
     return CLIPTokenizer(vocab=vocab, merges=kept, model_max_length=max_length)
 
 
+def has_tokenizer(folder: str | Path) -> bool:
+    """Whether a model folder holds tokenizer files (tokenizer.json or vocab.json)."""
+    return any((Path(folder) / name).is_file() for name in ("tokenizer.json", "vocab.json"))
+
+
 def load_clip_tokenizer(folder: str | Path) -> Any:
     """The tokenizer saved beside a CLIP model (transformers' files: tokenizer.json or
     vocab.json + merges.txt, with tokenizer_config.json)."""
     folder = Path(folder)
-    if not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.json")):
+    if not has_tokenizer(folder):
         raise ModelLoadError(f"{str(folder)!r} has no tokenizer (tokenizer.json or vocab.json + merges.txt); a CLIP "
                              "model folder needs the tokenizer its text tower was trained with.")
     from transformers import AutoTokenizer

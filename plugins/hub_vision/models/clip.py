@@ -45,7 +45,10 @@ from hub_vision.models.vit import VisionTransformer
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 CLIP_KEYS = ("vision", "text", "projection_dim", "logit_scale_init", "preprocess")
-TEXT_KEYS = ("vocab_size", "max_positions", "eos_token_id", "backbone", "quick_gelu")
+TEXT_KEYS = ("vocab_size", "max_positions", "eos_token_id", "backbone", "quick_gelu", "pooling")
+#: where the text tower reads a text: "auto" (transformers' rule, see :func:`eos_positions`),
+#: "eos" (the first eos_token_id) or "argmax" (the highest token id: open_clip's default)
+POOLINGS = ("auto", "eos", "argmax")
 TOWER_BACKBONE = {"norm_position": "pre", "norm_eps": 1e-5, "activation": "gelu", "dropout": 0.0,
                   "attention_dropout": 0.0}
 
@@ -70,12 +73,13 @@ def use_quick_gelu(encoder: Transformer) -> None:
         layer.mlp.__class__ = QuickGELUFeedForward
 
 
-def eos_positions(input_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
-    """(B, T) token ids -> (B,) the position each text is pooled at, transformers' rule:
-    configs from before its PR #24773 say ``eos_token_id == 2`` and pool at the highest token
-    id (the end-of-text token is the last in CLIP's vocabulary); otherwise the first
-    ``eos_token_id`` (padding may reuse that id, so never the last)."""
-    if eos_token_id == 2:
+def eos_positions(input_ids: torch.Tensor, eos_token_id: int, pooling: str = "auto") -> torch.Tensor:
+    """(B, T) token ids -> (B,) the position each text is pooled at. ``"auto"`` is transformers'
+    rule: configs from before its PR #24773 say ``eos_token_id == 2`` and pool at the highest
+    token id (the end-of-text token is the last in CLIP's vocabulary); otherwise the first
+    ``eos_token_id`` (padding may reuse that id, so never the last). ``"argmax"`` /
+    ``"eos"`` choose one of the two whatever the id (open_clip's ``pool_type``)."""
+    if pooling == "argmax" or (pooling == "auto" and eos_token_id == 2):
         return input_ids.to(torch.int).argmax(dim=-1)
     return (input_ids == eos_token_id).to(torch.int).argmax(dim=-1)
 
@@ -96,6 +100,7 @@ class ClipTextTower(nn.Module):
         read.known(TEXT_KEYS)
         vocab, positions = read.int("vocab_size"), read.int("max_positions", 77)
         self.eos_token_id = read.int("eos_token_id", minimum=0)
+        self.pooling = read.choice("pooling", POOLINGS, "auto")
         if self.eos_token_id >= vocab:
             raise ConfigError(f"clip config: text.eos_token_id ({self.eos_token_id}) must be below text.vocab_size "
                               f"({vocab}).")
@@ -116,7 +121,7 @@ class ClipTextTower(nn.Module):
         x = self.token_embedding(input_ids) + self.position_embedding(positions)[None]  # (B, T, C)
         hidden = self.encoder(x, attention_mask)  # (B, T, C), final norm applied
         rows = torch.arange(hidden.shape[0], device=hidden.device)
-        return hidden[rows, eos_positions(input_ids, self.eos_token_id).to(hidden.device)]  # (B, C)
+        return hidden[rows, eos_positions(input_ids, self.eos_token_id, self.pooling).to(hidden.device)]  # (B, C)
 
 
 def vision_config(config: dict[str, Any]) -> dict[str, Any]:

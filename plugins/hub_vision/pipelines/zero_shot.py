@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from hub.errors import ConfigError, InvalidInputError
+from hub.errors import ConfigError, InvalidInputError, ModelLoadError
 from hub.modeling import LoadedModel, wrong_model
 from hub.results import Result, ResultList
 from hub.validate import check_candidate_labels, check_template
@@ -34,11 +34,22 @@ TEXT_BATCH = 256
 class ZeroShotImageClassificationPipeline(VisionPipeline):
     task = "zero-shot-image-classify"
     architecture = "clip"
-    model_needs = "an image-text model (CLIP: transformers' CLIPModel, or a Hub clip folder)"
+    model_needs = "an image-text model (CLIP: transformers' CLIPModel, an open_clip folder or a Hub clip folder)"
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
         self.tokenizer = tokenizer
+
+    @classmethod
+    def _load_model(cls, folder: Path, *, device: torch.device, dtype: torch.dtype | None) -> LoadedModel:
+        """Hub's and transformers' folders as every pipeline reads them; an open_clip folder
+        (``open_clip_config.json`` + ``open_clip_model.safetensors``, no ``config.json``)
+        through :func:`hub_vision.models.open_clip.load_open_clip_folder`."""
+        from hub_vision.models.open_clip import is_open_clip_folder, load_open_clip_folder
+
+        if is_open_clip_folder(folder):
+            return load_open_clip_folder(folder, device=device, dtype=dtype)
+        return super()._load_model(folder, device=device, dtype=dtype)
 
     @classmethod
     def _model_from_loaded(cls, loaded: LoadedModel, metadata: dict[str, Any]) -> torch.nn.Module:
@@ -50,8 +61,16 @@ class ZeroShotImageClassificationPipeline(VisionPipeline):
 
     @classmethod
     def _load_extra_files(cls, folder: Path, model: torch.nn.Module, metadata: dict[str, Any]) -> dict[str, Any]:
-        from hub_vision.clip_tokenizer import load_clip_tokenizer
+        from hub_vision.clip_tokenizer import has_tokenizer, load_clip_tokenizer
+        from hub_vision.models.open_clip import is_open_clip_folder, openai_clip_tokenizer
 
+        if is_open_clip_folder(folder) and not has_tokenizer(folder):  # open_clip's own BPE (OpenAI's)
+            vocab = model.config["text"]["vocab_size"]
+            if vocab != 49408:
+                raise ModelLoadError(f"{str(folder)!r}: an open_clip text tower of {vocab:,} tokens is not OpenAI's "
+                                     "tokenizer (49,408) and the folder has no tokenizer files; save the tokenizer "
+                                     "beside the weights.")
+            return {"tokenizer": openai_clip_tokenizer(model.max_positions)}
         return {"tokenizer": load_clip_tokenizer(folder)}
 
     def _save_extra_files(self, folder: Path) -> None:
