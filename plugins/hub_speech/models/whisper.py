@@ -128,19 +128,22 @@ class WhisperModel(nn.Module):
         return F.linear(x, self.tokens.weight)
 
     def forward(self, input_features: torch.Tensor, decoder_input_ids: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                labels: torch.Tensor | None = None, label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
         """Teacher-forced logits; with ``labels`` (B, T; -100 ignored) the cross-entropy loss
-        (the decoder reads [start] + labels[:-1] unless ``decoder_input_ids`` are given)."""
+        (mean over the labelled positions, ``label_smoothing`` as ``F.cross_entropy`` takes
+        it). The decoder reads [start] + labels[:-1] (-100 read as the pad token), as
+        transformers' ``shift_tokens_right``, unless ``decoder_input_ids`` are given."""
         if decoder_input_ids is None:
             if labels is None:
                 raise ValueError("WhisperModel needs decoder_input_ids or labels.")
             start = torch.full_like(labels[:, :1], self.decoder_start_token_id)
-            decoder_input_ids = torch.cat([start, labels[:, :-1]], 1).masked_fill(
-                torch.cat([start, labels[:, :-1]], 1) == -100, int(self.config.get("pad_token_id") or 0))
+            shifted = torch.cat([start, labels[:, :-1]], 1)
+            decoder_input_ids = shifted.masked_fill(shifted == -100, int(self.config.get("pad_token_id") or 0))
         logits = self.decode(decoder_input_ids, self.encode(input_features))
         out = {"logits": logits}
         if labels is not None:
-            out["loss"] = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+            out["loss"] = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100,
+                                          label_smoothing=float(label_smoothing))
         return out
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from hub.errors import HubError, InvalidInputError, NotSupportedError
+from hub.errors import DataError, HubError, InvalidInputError, NotSupportedError
 from hub.pipeline import default_device
 from hub.results import Prediction
 from hub.validate import check_choice, check_int
@@ -196,22 +196,39 @@ class SpeechRecognitionPipeline(AudioPipeline):
                 "n": len(records)}
 
     # -- training ------------------------------------------------------------------------
-    def fine_tune(self, train: Any, eval: Any = None, *, augment: bool = False, **training_args: Any):
-        """CTC training on transcribed audio (manifest, folder or list; see :mod:`hub_speech.data`).
+    def fine_tune(self, train: Any, eval: Any = None, *, augment: bool = False, language: str | None = None,
+                  task: str | None = None, max_target_tokens: int = 448, label_smoothing: float = 0.0,
+                  **training_args: Any):
+        """Training on transcribed audio (manifest, folder or list; see :mod:`hub_speech.data`)
+        with the common Trainer: CTC for CTC recognisers, teacher forcing for Whisper.
 
-        ``augment=True`` perturbs speed and spectral tilt of every training draw
-        (:mod:`hub_speech.augment`).
+        Args:
+            train: transcribed clips; eval: held-out ones (``eval_loss``; the best is kept).
+            augment: perturb speed and spectral tilt of every training draw (:mod:`hub_speech.augment`).
+            language, task: Whisper only: the prompt the decoder is taught
+                (``<|startoftranscript|> <|language|> <|task|> <|notimestamps|>``; a multilingual
+                checkpoint needs ``language``; ``task`` defaults to transcribe).
+            max_target_tokens: Whisper only: labels (prompt, text, end token) are cut to this.
+            label_smoothing: Whisper only: the cross-entropy's label smoothing (0 to 0.99).
+            **training_args: :class:`hub.train.TrainingArguments`.
 
-        Clips are used whole; transcripts are written in the model's vocabulary (case folded;
-        a character it lacks raises). Returns the :class:`~hub.train.TrainResult`; the
-        pipeline keeps the best evaluation's weights (lowest CTC loss).
+        Clips are used whole (a Whisper clip at most 30 s). CTC transcripts are written in the
+        model's vocabulary (case folded; a character it lacks raises); Whisper's are tokenised
+        as given, after the prompt (loss on every label but the start token, as transformers'
+        fine-tuning recipe). Returns the :class:`~hub.train.TrainResult`; the pipeline keeps
+        the best evaluation's weights (lowest loss).
         """
         from hub.train import Trainer, TrainingArguments
         from hub_speech.data import read_audio_records
 
         if self.whisper is not None:
-            raise NotSupportedError("fine_tune trains CTC recognisers; fine-tuning Whisper is not supported yet "
-                                    "(transformers' Seq2SeqTrainer can fine-tune the same folder).")
+            return self._fine_tune_whisper(train, eval, augment=augment, language=language, task=task,
+                                           max_target_tokens=max_target_tokens, label_smoothing=label_smoothing,
+                                           **training_args)
+        given = {k: v for k, v in {"language": language, "task": task}.items() if v is not None}
+        if given or label_smoothing:
+            raise InvalidInputError(f"{', '.join([*given, *(['label_smoothing'] if label_smoothing else [])])}= "
+                                    "only Whisper's fine_tune takes; this is a CTC recogniser.")
         args = TrainingArguments.from_kwargs(**training_args)
         vocab = self.vocab
         train_features = self.training_features(read_audio_records(train, target="text"), "text", vocab.encode)
@@ -221,6 +238,42 @@ class SpeechRecognitionPipeline(AudioPipeline):
             train_features = AugmentedClips(train_features, min_samples=self.model.min_samples)
         trainer = Trainer(self.model, args, train_data=train_features, collate=self.collate,
                           eval_data=eval_features, save_best=lambda model, path: self.save(path))
+        result = trainer.train()
+        self.model.to(self.device).eval()
+        return result
+
+    def _fine_tune_whisper(self, train: Any, eval: Any, *, augment: bool, language: str | None, task: str | None,
+                           max_target_tokens: int, label_smoothing: float, **training_args: Any):
+        """Whisper's teacher-forced fine-tuning (see :meth:`fine_tune`)."""
+        from hub.train import Trainer, TrainingArguments
+        from hub.validate import check_number
+        from hub_speech.data import read_audio_records
+
+        whisper = self.whisper
+        label_smoothing = check_number("label_smoothing", label_smoothing, minimum=0.0, maximum=0.99)
+        max_target_tokens = check_int("max_target_tokens", max_target_tokens, minimum=2)
+        args = TrainingArguments.from_kwargs(**training_args)
+        prompt = whisper.training_prompt(language, task)
+        window = int(whisper.window_s * self.sample_rate)
+
+        def featurise(data: Any, name: str) -> list[dict[str, Any]]:
+            records = read_audio_records(data, target="text")
+            features = self.training_features(records, "text",
+                                              lambda text: whisper.labels(str(text), prompt, max_target_tokens))
+            for index, feature in enumerate(features):
+                if feature["length"] > window:
+                    raise DataError(f"{name} clip {index} is {feature['length'] / self.sample_rate:.1f} s long; "
+                                    f"Whisper hears {whisper.window_s:g} s at once: cut it into clips of at most "
+                                    f"{whisper.window_s:g} s, each with its own transcript.")
+            return features
+
+        train_features = featurise(train, "training")
+        eval_features = featurise(eval, "evaluation") if eval is not None else None
+        if augment:
+            train_features = AugmentedClips(train_features, min_samples=self.model.min_samples)
+        trainer = Trainer(_Smoothed(self.model, label_smoothing), args, train_data=train_features,
+                          collate=whisper.training_collate, eval_data=eval_features,
+                          save_best=lambda model, path: self.save(path))
         result = trainer.train()
         self.model.to(self.device).eval()
         return result
@@ -236,3 +289,15 @@ class SpeechRecognitionPipeline(AudioPipeline):
                            "(a converted checkpoint) is already pretrained: fine_tune it instead.")
         return pretrain_encoder(self, self.model.encoder, data, eval=eval, mask_prob=mask_prob, span=span,
                                 **training_args)
+
+
+class _Smoothed(torch.nn.Module):
+    """The model as the Trainer calls it (``model(**batch)``), with the run's label smoothing
+    (a setting of the loss, not a tensor of the batch)."""
+
+    def __init__(self, model: torch.nn.Module, label_smoothing: float) -> None:
+        super().__init__()
+        self.model, self.label_smoothing = model, label_smoothing
+
+    def forward(self, **batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.model(**batch, label_smoothing=self.label_smoothing)

@@ -277,6 +277,40 @@ class WhisperDecoding:
         penalty = check_number("length_penalty", 1.0 if penalty is None else penalty)
         return int(new), int(beams), float(penalty)
 
+    # -- training ------------------------------------------------------------------------
+    def training_prompt(self, language: Any = None, task: Any = None) -> list[int]:
+        """The prompt a fine-tuning run teaches (``<|startoftranscript|> <|lang|> <|task|>
+        <|notimestamps|>``, as :meth:`prompt` builds it); a multilingual model needs the
+        transcripts' ``language`` (there is nothing to detect it from in training)."""
+        prompt = self.prompt(language, task)
+        if DETECT in prompt:
+            codes = ", ".join(sorted(k.strip("<|>") for k in self.languages)[:8])
+            raise InvalidInputError(f"fine_tune on a multilingual Whisper needs the transcripts' language: pass "
+                                    f"language= (one of {codes}, ...), and task= if they are translations.")
+        return prompt
+
+    def labels(self, text: str, prompt: list[int], max_target_tokens: int) -> list[int]:
+        """A transcript's labels: the prompt after the start token, the text's tokens, the end
+        token (transformers' ``WhisperTokenizer(language=, task=)(text).input_ids`` without the
+        start token, which the collator of its fine-tuning recipe drops). Text beyond
+        ``max_target_tokens`` (and the decoder's positions) is cut; the end token stays."""
+        eos = self.model.config.get("eos_token_id")
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        room = min(max_target_tokens, self.model.max_positions) - len(prompt) + 1 - (eos is not None)
+        if room < 1:
+            raise InvalidInputError(f"max_target_tokens={max_target_tokens} leaves no room for text after the "
+                                    f"{len(prompt)}-token prompt; raise it.")
+        return [*prompt[1:], *ids[:room], *([eos] if eos is not None else [])]
+
+    def training_collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Log-mel features (B, n_mels, 30 s of frames) and labels padded with -100."""
+        from hub.data.padding import pad_sequences
+
+        extracted = self.extractor([np.asarray(f["input_values"], dtype=np.float32) for f in features],
+                                   sampling_rate=self.model.sample_rate, return_tensors="pt")
+        return {"input_features": extracted["input_features"],
+                "labels": pad_sequences([f["label"] for f in features], value=-100)[0]}
+
     # -- features and decoding -------------------------------------------------------------
     @property
     def extractor(self) -> Any:
