@@ -23,14 +23,21 @@ repeats interleaved, median reported:
   ``text-embed`` on a CLIP folder runs per batch).
 
 Agreement (max abs difference of the projected embeddings) is checked on the same inputs.
-open_clip is compared only when it is installed (it is not a Hub dependency; the results
-say when it was absent). Results: ``benchmarks/results/clip-<machine-tag>[-<dtype>].json``
+
+**open_clip** (when installed: ``pip install 'hub-sdk[clip]'``; the results say when it was
+absent): an ``open_clip.model.CLIP`` of the same size (ViT-B-32-quickgelu's config) with its
+own seeded random weights, saved in open_clip's Hugging Face layout (open_clip_config.json +
+open_clip_model.safetensors) and loaded by ``hub.load`` from that folder: open_clip's
+``encode_image`` / ``encode_text`` vs Hub on the converted weights, same pixels and token
+ids (padded to the 77 positions open_clip's text tower always takes), in the same
+interleaved loop. Results: ``benchmarks/results/clip-<machine-tag>[-<dtype>].json``
 + a table appended to ``benchmarks/results/clip.md``, with the machine and its load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import statistics
 import sys
@@ -79,6 +86,23 @@ def make_checkpoint(folder: Path, seed: int) -> None:
     CLIPImageProcessor().save_pretrained(str(folder))
 
 
+def make_open_clip(folder: Path, seed: int):
+    """ViT-B-32-quickgelu-sized open_clip CLIP, random, saved as open_clip saves for the HF Hub."""
+    import json
+
+    from open_clip.model import CLIP
+    from safetensors.torch import save_file
+
+    cfg = {"embed_dim": 512, "quick_gelu": True,
+           "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 12}}
+    torch.manual_seed(seed)
+    model = CLIP(**cfg).eval()
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": {}}))
+    return model
+
+
 def run(args: argparse.Namespace) -> dict:
     from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
 
@@ -89,9 +113,16 @@ def run(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     info = machine(device)
-    info["open_clip"] = "installed" if importlib.util.find_spec("open_clip") else "not installed (not compared)"
+    with_open_clip = importlib.util.find_spec("open_clip") is not None and not args.no_open_clip
+    info["open_clip"] = (f"open_clip {importlib.import_module('open_clip').__version__}" if with_open_clip
+                         else "not installed or --no-open-clip (not compared)")
     with tempfile.TemporaryDirectory(prefix="hub-bench-clip-") as tmp:
         make_checkpoint(Path(tmp), args.seed)
+        if with_open_clip:
+            (Path(tmp) / "open_clip").mkdir()
+            oc = make_open_clip(Path(tmp) / "open_clip", args.seed).to(device=device, dtype=dtype)
+            oc_pipe = hub.load("zero-shot-image-classify", model=str(Path(tmp) / "open_clip"), device=str(device),
+                               dtype=None if args.dtype == "float32" else args.dtype)
         theirs = CLIPModel.from_pretrained(tmp, dtype=dtype).to(device).eval()
         tokenizer = AutoTokenizer.from_pretrained(tmp)
         processor = CLIPImageProcessor.from_pretrained(tmp)
@@ -114,6 +145,19 @@ def run(args: argparse.Namespace) -> dict:
         "transformers_text": lambda: theirs.get_text_features(**text),
         "hub_text": lambda: pipe.model.embed_text(text["input_ids"], text["attention_mask"]),
     }
+    oc_diff = {}
+    if with_open_clip:
+        # open_clip's text tower takes exactly its 77 positions: the same ids, padded out to them
+        extra = 77 - text["input_ids"].shape[1]
+        ids = torch.nn.functional.pad(text["input_ids"], (0, extra), value=tokenizer.pad_token_id)
+        mask = torch.nn.functional.pad(text["attention_mask"], (0, extra), value=0)
+        with torch.inference_mode():
+            oc_diff = {"image": (oc.encode_image(x).float() - oc_pipe.model.embed_images(x).float()).abs().max().item(),
+                       "text": (oc.encode_text(ids).float() - oc_pipe.model.embed_text(ids, mask).float()
+                                ).abs().max().item()}
+        calls.update({"open_clip_image": lambda: oc.encode_image(x), "hub_oc_image": lambda: oc_pipe.forward(batch),
+                      "open_clip_text": lambda: oc.encode_text(ids),
+                      "hub_oc_text": lambda: oc_pipe.model.embed_text(ids, mask)})
     with torch.inference_mode():
         times = interleaved_times(calls, args.repeats, device, args.warmup)
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -121,8 +165,19 @@ def run(args: argparse.Namespace) -> dict:
                               "hub": args.image_batch / med["hub_image"]},
              "texts_per_s": {"transformers": args.text_batch / med["transformers_text"],
                              "hub": args.text_batch / med["hub_text"]}}
+    if with_open_clip:
+        rates["open_clip"] = {"images_per_s": {"open_clip": args.image_batch / med["open_clip_image"],
+                                               "hub": args.image_batch / med["hub_oc_image"]},
+                              "texts_per_s": {"open_clip": args.text_batch / med["open_clip_text"],
+                                              "hub": args.text_batch / med["hub_oc_text"]}}
     info["load_average_end"] = load_average()
     for what, r in rates.items():
+        if what == "open_clip":
+            for kind, q in r.items():
+                diff = oc_diff["image" if kind.startswith("image") else "text"]
+                print(f"open_clip {kind}: open_clip {q['open_clip']:.2f}, hub {q['hub']:.2f} "
+                      f"({q['hub'] / q['open_clip']:.2f}x); max abs diff {diff:.2e}", flush=True)
+            continue
         print(f"{what}: transformers {r['transformers']:.2f}, hub {r['hub']:.2f} "
               f"({r['hub'] / r['transformers']:.2f}x)", flush=True)
     print(f"max abs difference: image embeds {image_diff:.2e}, text embeds {text_diff:.2e}")
@@ -130,6 +185,7 @@ def run(args: argparse.Namespace) -> dict:
             "device": str(device), "warmup": args.warmup, "repeats": args.repeats, "seed": args.seed,
             "image_batch": args.image_batch, "text_batch": args.text_batch, "text_tokens": int(text["input_ids"].shape[1]),
             "rates": rates, "max_abs_image_embed_diff": image_diff, "max_abs_text_embed_diff": text_diff,
+            "open_clip_max_abs_embed_diff": oc_diff,
             "times_s": times}
 
 
@@ -148,8 +204,18 @@ def markdown(report: dict) -> str:
              f"| text embeddings ({report['text_tokens']} tokens, padded) | {report['text_batch']} | "
              f"{r['texts_per_s']['transformers']:.2f} | {r['texts_per_s']['hub']:.2f} | "
              f"{r['texts_per_s']['hub'] / r['texts_per_s']['transformers']:.2f}× | "
-             f"{report['max_abs_text_embed_diff']:.2e} |", ""]
-    return "\n".join(lines)
+             f"{report['max_abs_text_embed_diff']:.2e} |"]
+    if "open_clip" in r:
+        o, d = r["open_clip"], report["open_clip_max_abs_embed_diff"]
+        lines += ["", "| open_clip (its own random weights, converted) | batch | open_clip /s | Hub /s | Hub vs open_clip "
+                  "| max abs embed diff |", "|---|---:|---:|---:|---:|---:|",
+                  f"| image embeddings (224 px) | {report['image_batch']} | {o['images_per_s']['open_clip']:.2f} | "
+                  f"{o['images_per_s']['hub']:.2f} | {o['images_per_s']['hub'] / o['images_per_s']['open_clip']:.2f}× "
+                  f"| {d['image']:.2e} |",
+                  f"| text embeddings (77 tokens, padded) | {report['text_batch']} | "
+                  f"{o['texts_per_s']['open_clip']:.2f} | {o['texts_per_s']['hub']:.2f} | "
+                  f"{o['texts_per_s']['hub'] / o['texts_per_s']['open_clip']:.2f}× | {d['text']:.2e} |"]
+    return "\n".join(lines + [""])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -158,6 +224,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--text-batch", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=1, help="warm-up calls per side")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per side; median reported")
+    parser.add_argument("--no-open-clip", action="store_true", help="skip the open_clip rows even when installed")
     return parser.parse_args(argv)
 
 
