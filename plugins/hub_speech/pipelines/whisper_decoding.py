@@ -24,6 +24,9 @@ timestamps a pair: more speech follows) is decoded again from that pair's time o
 features shifted left and zero-padded (Whisper's sequential "seek"), until a window ends
 with a single timestamp or has no pair; the segments' ids, joined, give the text and the
 ``chunks`` with (start, end) seconds (time precision 0.02 s).
+
+Training (``fine_tune``): :meth:`WhisperDecoding.training_prompt`, :meth:`~WhisperDecoding.labels`
+and :meth:`~WhisperDecoding.training_collate` make transformers' fine-tuning recipe's batches.
 """
 
 from __future__ import annotations
