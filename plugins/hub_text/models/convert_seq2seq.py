@@ -43,9 +43,11 @@ def _generation(hf: dict[str, Any], checkpoint: Any) -> dict[str, Any]:
         source.update(checkpoint.read_json("generation_config.json") or {})
     out: dict[str, Any] = {}
     for key in ("num_beams", "length_penalty", "no_repeat_ngram_size", "early_stopping", "forced_bos_token_id",
-                "forced_eos_token_id"):
+                "forced_eos_token_id", "num_return_sequences", "do_sample", "temperature", "top_k", "top_p"):
         if source.get(key) is not None:
             out[key] = source[key]
+    if out.get("do_sample") and "top_k" not in out:  # the checkpoint samples as transformers' default top_k does
+        out["top_k"] = 50
     if source.get("max_new_tokens"):
         out["max_new_tokens"] = int(source["max_new_tokens"])
     elif source.get("max_length"):

@@ -50,15 +50,34 @@ def process_logits(logits: torch.Tensor, previous: torch.Tensor, config: Generat
         logits = logits.scatter(1, previous, seen)
     if not config.do_sample:
         return logits
-    logits = logits / config.temperature
-    if config.top_k:
-        kth = torch.topk(logits, min(config.top_k, logits.shape[-1])).values[:, -1:]
+    return warp_logits(logits, temperature=config.temperature, top_k=config.top_k, top_p=config.top_p)
+
+
+def warp_logits(logits: torch.Tensor, *, temperature: float, top_k: int, top_p: float,
+                min_tokens_to_keep: int = 1) -> torch.Tensor:
+    """transformers' sampling warpers, in its order: temperature, top-k, top-p (nucleus).
+
+    Shared by causal and encoder-decoder sampling so both do transformers' arithmetic.
+
+    Args:
+        logits: (N, V) scores (logits, or log-probabilities in beam sampling).
+        temperature: the divisor (> 0); top_k: keep the k best (0: no cut); top_p: keep the
+            smallest set of best tokens whose probability reaches top_p (1.0: no cut).
+        min_tokens_to_keep: at least this many survive each cut (transformers keeps 2 in beam
+            sampling, so a beam can always continue past the end token).
+
+    Returns:
+        The (N, V) scores with the cut tokens at -inf.
+    """
+    logits = logits / temperature
+    if top_k:
+        kth = torch.topk(logits, min(max(top_k, min_tokens_to_keep), logits.shape[-1])).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    if config.top_p < 1.0:
+    if top_p < 1.0:
         sorted_logits, order = torch.sort(logits, descending=False)
         cumulative = sorted_logits.softmax(-1).cumsum(-1)
-        remove = cumulative <= (1 - config.top_p)
-        remove[:, -1] = False  # always keep the most likely token
+        remove = cumulative <= (1 - top_p)
+        remove[:, -min_tokens_to_keep:] = False  # always keep the most likely token(s)
         logits = logits.masked_fill(remove.scatter(1, order, remove), float("-inf"))
     return logits
 

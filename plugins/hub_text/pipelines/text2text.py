@@ -2,12 +2,20 @@
 through an encoder-decoder (``seq2seq-lm``: BART, mBART, Marian, T5).
 
 ``pipe(text, max_new_tokens=..., min_new_tokens=0, num_beams=1, length_penalty=1.0,
-no_repeat_ngram_size=0, early_stopping=False)`` returns ``{"generated_text": ...}``
+no_repeat_ngram_size=0, early_stopping=False, num_return_sequences=1, do_sample=False,
+temperature=1.0, top_k=0, top_p=1.0, seed=None)`` returns ``{"generated_text": ...}``
 (``summary_text`` / ``translation_text`` for the other two tasks, as transformers named
 them). Keywords left out take the checkpoint's generation defaults (its
 ``generation_config.json``; for T5, the task's ``task_specific_params`` entry), as
 transformers' ``generate`` does; outputs equal ``model.generate`` + ``tokenizer.decode`` on
-the same weights (greedy and beam search). A list is generated in length-sorted batches
+the same weights (greedy, beam search, and sampling / beam sampling under the same torch
+seed: ``seed=s`` draws as ``torch.manual_seed(s)`` before ``generate`` does; without
+``seed`` the draws come from torch's global RNG). With ``num_return_sequences=n > 1`` (beam
+search: the n best beams; sampling: n samples) each input gives a list of n results, best
+beam first (one input: that list; a list of inputs: a list of such lists). Beam search's
+results carry transformers' ``sequences_scores`` in ``result.metadata["score"]``. With a
+``seed``, a call repeats exactly; the rows of a list are drawn in length-sorted batches, so
+a list's samples are not those of each text alone. A list is generated in length-sorted batches
 (right padding: each batch pads only to its own longest source). Sources longer than the
 model takes are truncated (``result.metadata["truncated"]``), as transformers' pipelines
 truncated them.
@@ -24,7 +32,7 @@ import torch
 from hub.data.padding import pad_sequences
 from hub.errors import ConfigError, InvalidInputError
 from hub.pipeline import Pipeline
-from hub.results import Result
+from hub.results import Result, ResultList
 from hub.validate import check_number
 from hub_text.models.seq2seq import Seq2SeqLM, check_seq2seq_config
 from hub_text.models.seq2seq_generation import (
@@ -85,7 +93,8 @@ class Seq2SeqPipeline(TextModelLoading, Pipeline):
         given = {k: v for k, v in params.items() if k in GENERATION_PARAMETERS}
         entry = self.task_params(params)
         task_defaults = {k: entry[k] for k in ("num_beams", "length_penalty", "no_repeat_ngram_size",
-                                                "early_stopping") if k in entry}
+                                                "early_stopping", "do_sample", "temperature", "top_k", "top_p")
+                         if k in entry}
         if "max_length" in entry:
             task_defaults["max_new_tokens"] = max(int(entry["max_length"]) - 1, 1)
         if "min_length" in entry:
@@ -142,19 +151,32 @@ class Seq2SeqPipeline(TextModelLoading, Pipeline):
         rows, meta = self._encode(texts, self.prefix(params))
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
         results: list[Any] = [None] * len(rows)
+        n = config.num_return_sequences
+        generator = None  # one per call: a seeded call repeats, batches continue one stream
+        if config.do_sample and config.seed is not None:
+            generator = torch.Generator(device=self.device).manual_seed(config.seed)
         with self.progress_bar(len(rows), progress, unit="text") as bar:
             for start in range(0, len(order), batch_size):
                 chunk = order[start:start + batch_size]
                 ids, mask = pad_sequences([rows[i] for i in chunk], value=self.pad_token_id)
                 with self.autocast():
-                    generated = generate_seq2seq(self.model, ids.to(self.device), mask.to(self.device), config,
-                                                 eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id)
-                for index, tokens in zip(chunk, generated):
-                    text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-                    results[index] = Result({self.result_key: text},
-                                            metadata={**meta[index], "new_tokens": len(tokens)})
+                    generated, scores = generate_seq2seq(
+                        self.model, ids.to(self.device), mask.to(self.device), config, eos_token_id=self.eos_token_id,
+                        pad_token_id=self.pad_token_id, generator=generator, return_scores=True)
+                for position, index in enumerate(chunk):
+                    outputs = [self._result(tokens, score, meta[index])
+                               for tokens, score in zip(generated[position * n:(position + 1) * n],
+                                                        scores[position * n:(position + 1) * n])]
+                    results[index] = outputs[0] if n == 1 else ResultList(outputs, metadata=meta[index])
                 bar.update(len(chunk))
         return results
+
+    def _result(self, tokens: list[int], score: float | None, meta: dict[str, Any]) -> Result:
+        """One generated sequence as the task's result (its metadata: the source's, the new
+        token count and, for beam search, the sequence's score)."""
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        extra = {"score": score} if score is not None else {}
+        return Result({self.result_key: text}, metadata={**meta, "new_tokens": len(tokens), **extra})
 
     # -- making and training ---------------------------------------------------------------
     @classmethod
