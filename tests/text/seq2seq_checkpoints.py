@@ -81,3 +81,37 @@ def make_seq2seq(folder: Path, family: str, *, hidden: int = 32, seed: int = 0, 
                 p.add_(torch.randn_like(p) * (0.1 if p.ndim == 1 else 0.05))
     model.save_pretrained(str(folder))
     return model, tokenizer
+
+
+def make_mbart50(folder: Path, *, hidden: int = 32, seed: int = 0):
+    """A random mBART-50-style model (``mbart``) with transformers' MBart50Tokenizer: a
+    Unigram vocabulary trained on the corpus, then the 52 language codes (``en_XX``,
+    ``de_DE``, ...) and ``<mask>``, in fairseq's layout (<s>=0, <pad>=1, </s>=2, <unk>=3);
+    sources are ``[src_lang] text </s>``. Returns (model, tokenizer)."""
+    import json
+
+    from tokenizers import Tokenizer
+    from tokenizers.models import Unigram
+    from tokenizers.pre_tokenizers import Metaspace
+    from tokenizers.trainers import UnigramTrainer
+    from transformers import MBart50Tokenizer, MBartConfig, MBartForConditionalGeneration
+
+    folder.mkdir(parents=True, exist_ok=True)
+    unigram = Tokenizer(Unigram())
+    unigram.pre_tokenizer = Metaspace()
+    unigram.train_from_iterator(CORPUS, UnigramTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"],
+                                                       unk_token="<unk>"))
+    vocab = [tuple(piece) for piece in json.loads(unigram.to_str())["model"]["vocab"]]
+    tokenizer = MBart50Tokenizer(vocab=vocab, src_lang="en_XX")
+    tokenizer.save_pretrained(str(folder))
+    torch.manual_seed(seed)
+    config = MBartConfig(vocab_size=len(tokenizer), d_model=hidden, encoder_layers=2, decoder_layers=2,
+                         encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=2 * hidden,
+                         decoder_ffn_dim=2 * hidden, max_position_embeddings=128, pad_token_id=1, bos_token_id=0,
+                         eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=2, scale_embedding=True)
+    model = MBartForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * (0.1 if p.ndim == 1 else 0.05))
+    model.save_pretrained(str(folder))
+    return model, tokenizer

@@ -192,3 +192,20 @@ def test_a_step_with_nothing_to_draw_is_a_clear_error(checkpoints):
         with pytest.raises(InvalidInputError, match="every token of a step was ruled out"):
             _ours(ours, tokenizer, TEXTS, {"max_new_tokens": 4, "num_beams": beams, "do_sample": True},
                   logits_processor=ban_all)
+
+
+def test_a_checkpoint_that_samples_by_default(tmp_path):
+    """A generation_config.json with do_sample (and no top_k: transformers' 50) makes the
+    task sample by default, as generate does on that checkpoint."""
+    model, tokenizer = make_seq2seq(tmp_path, "bart")
+    generation = model.generation_config
+    generation.do_sample, generation.temperature, generation.top_p, generation.max_length = True, 0.9, 0.95, 12
+    generation.save_pretrained(str(tmp_path))
+    pipe = hub.load("summarize", model=str(tmp_path), device="cpu")
+    enc = tokenizer(TEXTS[:1], return_tensors="pt")
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        want = tokenizer.decode(model.generate(**enc)[0], skip_special_tokens=True)
+        torch.manual_seed(seed)
+        assert pipe(TEXTS[0]) == {"summary_text": want}
+    assert pipe.model.config["generation"]["top_k"] == 50

@@ -26,7 +26,8 @@ Hub config (architecture ``seq2seq-lm``)::
 
 ``generation`` holds the checkpoint's generation defaults (``num_beams``, ``length_penalty``,
 ``no_repeat_ngram_size``, ``early_stopping``, ``max_new_tokens``, ``min_new_tokens``,
-``forced_bos_token_id``, ``forced_eos_token_id``), which the pipelines use as transformers'
+``forced_bos_token_id``, ``forced_eos_token_id``, and sampling's ``do_sample``,
+``temperature``, ``top_k``, ``top_p``, ``num_return_sequences``), which the pipelines use as transformers'
 ``generate`` uses ``generation_config.json``; ``task_specific_params`` is transformers' field
 of the same name (T5's ``"summarize: "`` prefixes and per-task settings).
 """
@@ -46,7 +47,8 @@ from hub.backbone.config import ConfigReader
 POSITIONS = ("learned", "sinusoidal", "none")
 #: generation defaults a config may carry, and what each must be
 GENERATION_KEYS = ("num_beams", "length_penalty", "no_repeat_ngram_size", "early_stopping", "max_new_tokens",
-                   "min_new_tokens", "forced_bos_token_id", "forced_eos_token_id")
+                   "min_new_tokens", "forced_bos_token_id", "forced_eos_token_id", "num_return_sequences",
+                   "do_sample", "temperature", "top_k", "top_p")
 
 
 def check_seq2seq_config(config: Any) -> tuple[TransformerConfig, TransformerConfig]:

@@ -124,9 +124,15 @@ class Seq2SeqPipeline(TextModelLoading, Pipeline):
 
         return model_max_tokens(self.tokenizer, int(self.model.config.get("max_positions", 512)))
 
-    def _encode(self, texts: list[str], prefix: str) -> tuple[list[list[int]], list[dict[str, Any]]]:
-        rows = self.tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=False,
-                              verbose=False)["input_ids"]
+    def source_tokenizer(self, params: dict[str, Any]) -> Any:
+        """The tokenizer that encodes this call's sources (translate: one set to ``src_lang``)."""
+        return self.tokenizer
+
+    def _encode(self, texts: list[str], prefix: str, tokenizer: Any = None
+                ) -> tuple[list[list[int]], list[dict[str, Any]]]:
+        tokenizer = tokenizer if tokenizer is not None else self.tokenizer
+        rows = tokenizer([prefix + t for t in texts], add_special_tokens=True, truncation=False,
+                         verbose=False)["input_ids"]
         limit = self.max_source_tokens
         out, meta = [], []
         for index, row in enumerate(rows):
@@ -148,7 +154,7 @@ class Seq2SeqPipeline(TextModelLoading, Pipeline):
         streams, keyword checks, ``adapter=``, one text vs a list)."""
         self._check(texts)
         config = self._generation(params)
-        rows, meta = self._encode(texts, self.prefix(params))
+        rows, meta = self._encode(texts, self.prefix(params), self.source_tokenizer(params))
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
         results: list[Any] = [None] * len(rows)
         n = config.num_return_sequences
