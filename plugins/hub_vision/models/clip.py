@@ -119,6 +119,11 @@ class ClipTextTower(nn.Module):
             raise ValueError(f"a text of {length} tokens is longer than the model's {self.max_positions} positions.")
         positions = torch.arange(length, device=input_ids.device)
         x = self.token_embedding(input_ids) + self.position_embedding(positions)[None]  # (B, T, C)
+        if attention_mask is not None and bool((attention_mask[:, 1:] <= attention_mask[:, :-1]).all()):
+            # right padding: no token at or before a text's end attends to it under the causal
+            # mask, so the pooled states are the same without the padding mask, and the
+            # attention runs causal-only kernels (open_clip never passes one)
+            attention_mask = None
         hidden = self.encoder(x, attention_mask)  # (B, T, C), final norm applied
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         return hidden[rows, eos_positions(input_ids, self.eos_token_id, self.pooling).to(hidden.device)]  # (B, C)
