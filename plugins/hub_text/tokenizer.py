@@ -20,6 +20,9 @@ def load_tokenizer(folder: str | Path) -> Any:
     try:
         return AutoTokenizer.from_pretrained(str(folder), use_fast=True)
     except Exception as exc:
+        if "sentencepiece" in str(exc).lower():  # Marian's tokenizer reads .spm files: an optional dependency
+            raise ModelLoadError(f"The tokenizer in {str(folder)!r} needs SentencePiece; install it with "
+                                 f"pip install 'hub[sentencepiece]'.") from None
         raise ModelLoadError(f"Cannot load the tokenizer in {str(folder)!r}: {exc}") from None
 
 

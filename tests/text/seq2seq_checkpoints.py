@@ -115,3 +115,48 @@ def make_mbart50(folder: Path, *, hidden: int = 32, seed: int = 0):
             p.add_(torch.randn_like(p) * (0.1 if p.ndim == 1 else 0.05))
     model.save_pretrained(str(folder))
     return model, tokenizer
+
+
+def make_marian_separate(folder: Path, *, hidden: int = 32, seed: int = 0):
+    """A random MarianMTModel with separate source and target vocabularies
+    (``share_encoder_decoder_embeddings=False``) and transformers' MarianTokenizer with
+    ``separate_vocabs=True``: a source SentencePiece model + vocab.json trained on the corpus,
+    a target one + target_vocab.json (a different size) trained on the corpus upper-cased
+    (</s>=0, <unk>=1, <pad>=2 in both). Needs sentencepiece. Returns (model, tokenizer)."""
+    import json
+
+    import sentencepiece
+    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    work = folder / "spm"
+    work.mkdir(exist_ok=True)
+    vocabs = {}
+    for side, texts, size in (("source", CORPUS, 150), ("target", [t.upper() for t in CORPUS], 40)):
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts), model_prefix=str(work / side), vocab_size=size, model_type="unigram",
+            bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0, hard_vocab_limit=False, minloglevel=2)
+        spm = sentencepiece.SentencePieceProcessor(model_file=str(work / f"{side}.model"))
+        pieces = [spm.id_to_piece(i) for i in range(1, spm.get_piece_size())]
+        vocab = {"</s>": 0, "<unk>": 1, "<pad>": 2}
+        for piece in pieces:
+            vocab.setdefault(piece, len(vocab))
+        vocabs[side] = vocab
+        (work / f"{side}.json").write_text(json.dumps(vocab))
+    tokenizer = MarianTokenizer(str(work / "source.model"), str(work / "target.model"), str(work / "source.json"),
+                                target_vocab_file=str(work / "target.json"), separate_vocabs=True)
+    tokenizer.save_pretrained(str(folder))
+    torch.manual_seed(seed)
+    config = MarianConfig(vocab_size=len(vocabs["source"]), decoder_vocab_size=len(vocabs["target"]),
+                          share_encoder_decoder_embeddings=False, d_model=hidden, encoder_layers=2, decoder_layers=2,
+                          encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=2 * hidden,
+                          decoder_ffn_dim=2 * hidden, max_position_embeddings=128, pad_token_id=2, eos_token_id=0,
+                          decoder_start_token_id=2, forced_eos_token_id=0, scale_embedding=True,
+                          activation_function="swish")
+    model = MarianMTModel(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * (0.1 if p.ndim == 1 else 0.05))
+    model.save_pretrained(str(folder))
+    return model, tokenizer

@@ -2,7 +2,8 @@
 
 * :func:`convert_bart`: ``bart`` (post-norm, learned positions offset by 2, embedding
   LayerNorm, ``final_logits_bias``), ``mbart`` (the same, pre-norm with final norms) and
-  ``marian`` (post-norm, split sinusoidal positions, no embedding norm).
+  ``marian`` (post-norm, split sinusoidal positions, no embedding norm; with separate source
+  and target vocabularies, two token tables and ``decoder_vocab_size``).
 * :func:`convert_t5`: ``t5`` (v1.0: ReLU; v1.1 / Flan: gated GELU, untied head), pre-norm
   RMSNorm, the relative-position bias of each stack's first layer, no attention scaling,
   decoder outputs scaled by C^-0.5 before a tied head.
@@ -86,9 +87,7 @@ def convert_bart(hf: dict[str, Any], state: dict[str, torch.Tensor], *, checkpoi
     if model_type not in _BART_TYPES:
         raise ModelLoadError(f"model_type {model_type!r} is not BART, mBART or Marian.")
     family = {"bart": "BART", "mbart": "mBART", "marian": "Marian"}[model_type]
-    if model_type == "marian" and hf.get("share_encoder_decoder_embeddings") is False:
-        raise ModelLoadError("Marian checkpoints with separate encoder and decoder vocabularies "
-                             "(share_encoder_decoder_embeddings=false) are not supported yet.")
+    separate = model_type == "marian" and hf.get("share_encoder_decoder_embeddings") is False
     act = hf.get("activation_function", "gelu")
     if act not in _ACTIVATIONS:
         raise ModelLoadError(f"{family} activation {act!r} is not supported; known: {sorted(_ACTIVATIONS)}.")
@@ -112,13 +111,20 @@ def convert_bart(hf: dict[str, Any], state: dict[str, torch.Tensor], *, checkpoi
         "task_specific_params": hf.get("task_specific_params") or {},
         "encoder": side("encoder"), "decoder": side("decoder"),
     }
+    if separate:  # Marian with separate source / target vocabularies: two tables, the head tied to the target's
+        config["decoder_vocab_size"] = int(hf.get("decoder_vocab_size") or hf["vocab_size"])
     prefix = "model." if any(k.startswith("model.") for k in state) else ""
     get = _getter(state, family)
     check_layer_count(state, prefix + "encoder.layers.", hf["encoder_layers"], "encoder_layers")
     check_layer_count(state, prefix + "decoder.layers.", hf["decoder_layers"], "decoder_layers")
-    out = {"shared.weight": get(prefix + "shared.weight", prefix + "encoder.embed_tokens.weight",
-                                prefix + "decoder.embed_tokens.weight", "lm_head.weight")}
-    vocab = hf["vocab_size"]
+    if separate:
+        out = {"shared.weight": get(prefix + "encoder.embed_tokens.weight"),
+               "decoder_tokens.weight": get(prefix + "decoder.embed_tokens.weight", "lm_head.weight")}
+        _check_tied_head(state, out["decoder_tokens.weight"])
+    else:
+        out = {"shared.weight": get(prefix + "shared.weight", prefix + "encoder.embed_tokens.weight",
+                                    prefix + "decoder.embed_tokens.weight", "lm_head.weight")}
+    vocab = config.get("decoder_vocab_size", hf["vocab_size"])
     out["logits_bias"] = state["final_logits_bias"].reshape(-1) if "final_logits_bias" in state else torch.zeros(vocab)
     for side_name in ("encoder", "decoder"):
         src = f"{prefix}{side_name}."
@@ -145,6 +151,15 @@ def convert_bart(hf: dict[str, Any], state: dict[str, torch.Tensor], *, checkpoi
                     out[dst + f"cross.out.{kind}"] = get(layer + f"encoder_attn.out_proj.{kind}")
                     out[dst + f"norm_cross.{kind}"] = get(layer + f"encoder_attn_layer_norm.{kind}")
     return "seq2seq-lm", config, out
+
+
+def _check_tied_head(state: dict[str, torch.Tensor], table: torch.Tensor) -> None:
+    """Marian's head is tied to the target table; a checkpoint whose head differs is refused
+    rather than run with the wrong weights."""
+    head = state.get("lm_head.weight")
+    if head is not None and (head.shape != table.shape or not torch.equal(head, table)):
+        raise ModelLoadError("Marian checkpoint's lm_head.weight differs from its decoder embeddings; untied "
+                             "heads with separate vocabularies are not supported.")
 
 
 # -- T5 ------------------------------------------------------------------------------------

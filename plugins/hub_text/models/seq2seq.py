@@ -24,6 +24,10 @@ Hub config (architecture ``seq2seq-lm``)::
      "decoder_start_token_id": 2, "generation": {...}, "task_specific_params": {...},
      "encoder": {TransformerConfig}, "decoder": {TransformerConfig: causal, cross_attention}}
 
+``decoder_vocab_size`` (optional; Marian with separate source and target vocabularies) gives
+the decoder a token table of its own (``decoder_tokens``, tied to the head, and the logits
+bias of that size); without it both sides and the head share ``shared``.
+
 ``generation`` holds the checkpoint's generation defaults (``num_beams``, ``length_penalty``,
 ``no_repeat_ngram_size``, ``early_stopping``, ``max_new_tokens``, ``min_new_tokens``,
 ``forced_bos_token_id``, ``forced_eos_token_id``, and sampling's ``do_sample``,
@@ -56,6 +60,7 @@ def check_seq2seq_config(config: Any) -> tuple[TransformerConfig, TransformerCon
     and the decoder's backbone configs (the decoder made causal with cross-attention)."""
     read = ConfigReader(config, "seq2seq-lm config")
     vocab = read.int("vocab_size")
+    target_vocab = read.int("decoder_vocab_size", vocab)
     read.int("max_positions", 1024)
     read.choice("position", POSITIONS, "learned")
     read.int("position_offset", 0, minimum=0, maximum=1024)
@@ -64,7 +69,7 @@ def check_seq2seq_config(config: Any) -> tuple[TransformerConfig, TransformerCon
     for flag in ("embedding_norm", "logits_bias", "tie_word_embeddings"):
         read.bool(flag, False if flag != "tie_word_embeddings" else True)
     for key in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
-        read.int(key, None, minimum=0, maximum=max(vocab - 1, 0), optional=True)
+        read.int(key, None, minimum=0, maximum=max(min(vocab, target_vocab) - 1, 0), optional=True)
     generation = read.section("generation", {})
     generation.known(GENERATION_KEYS)
     read.mapping("task_specific_params", {})
@@ -135,7 +140,8 @@ class Seq2SeqEmbedding(nn.Module):
 
 
 class Seq2SeqLM(nn.Module):
-    """Encoder + cross-attending decoder + LM head tied to the shared token embedding."""
+    """Encoder + cross-attending decoder + LM head tied to the shared token embedding (or to
+    the decoder's own table when the config has a separate ``decoder_vocab_size``)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
@@ -143,19 +149,30 @@ class Seq2SeqLM(nn.Module):
         encoder, decoder = check_seq2seq_config(config)
         vocab = config["vocab_size"]
         self.shared = nn.Embedding(vocab, encoder.hidden_size, padding_idx=config.get("pad_token_id"))
+        target_vocab = int(config.get("decoder_vocab_size") or vocab)
+        self.separate_vocabularies = "decoder_vocab_size" in config and config["decoder_vocab_size"] is not None
+        # the decoder's own table (separate vocabularies) as a module; else it reads `shared`
+        if self.separate_vocabularies:
+            self.decoder_tokens = nn.Embedding(target_vocab, decoder.hidden_size,
+                                               padding_idx=config.get("pad_token_id"))
         self.encoder_embed = Seq2SeqEmbedding(config, encoder)
         self.decoder_embed = Seq2SeqEmbedding(config, decoder)
         self.encoder = Transformer(encoder)
         self.decoder = Transformer(decoder)
         self.tied = bool(config.get("tie_word_embeddings", True))
-        self.lm_head = None if self.tied else nn.Linear(decoder.hidden_size, vocab, bias=False)
+        self.lm_head = None if self.tied else nn.Linear(decoder.hidden_size, target_vocab, bias=False)
         self.output_scale = float(config.get("output_scale", 1.0))
         if config.get("logits_bias", False):  # BART's final_logits_bias: a buffer, saved, not trained
-            self.register_buffer("logits_bias", torch.zeros(vocab))
+            self.register_buffer("logits_bias", torch.zeros(target_vocab))
         else:
             self.logits_bias = None
 
     # -- what generation and the pipelines read --------------------------------------
+    @property
+    def target_tokens(self) -> nn.Embedding:
+        """The decoder's token table (tied to the head): its own, or the shared one."""
+        return self.decoder_tokens if self.separate_vocabularies else self.shared
+
     @property
     def max_positions(self) -> int:
         return self.decoder_embed.max_positions if self.config.get("position", "learned") != "none" else 1 << 30
@@ -186,13 +203,13 @@ class Seq2SeqLM(nn.Module):
         ``attention_mask`` is the source's (B, S) padding mask; ``decoder_attention_mask``
         the target's (B, past + T), needed only when targets are padded (training)."""
         past = cache.length if cache is not None else 0
-        x = self.decoder_embed(self.shared, decoder_input_ids, past)  # (B, T, C)
+        x = self.decoder_embed(self.target_tokens, decoder_input_ids, past)  # (B, T, C)
         x = self.decoder(x, decoder_attention_mask, cache=cache, memory=memory, memory_mask=attention_mask)
         if last_only:
             x = x[:, -1:]
         if self.output_scale != 1.0:  # T5 with tied embeddings rescales before the tied head
             x = x * self.output_scale
-        logits = F.linear(x, self.shared.weight if self.tied else self.lm_head.weight)  # (B, T, V)
+        logits = F.linear(x, self.target_tokens.weight if self.tied else self.lm_head.weight)  # (B, T, V)
         return logits if self.logits_bias is None else logits + self.logits_bias
 
     def shift_right(self, labels: torch.Tensor) -> torch.Tensor:
