@@ -75,7 +75,60 @@ def render_model_card(metadata: dict[str, Any]) -> str:
         on = f" on {describe_data(evaluation['data'])}" if evaluation.get("data") else ""
         lines += [f"## Evaluation with `evaluate()`{on}", "", "| metric | value |", "| --- | --- |"]
         lines += [f"| {k} | {v} |" for k, v in evaluation["metrics"].items()] + [""]
+    lines += [_embedded(metadata), ""]
     return "\n".join(lines)
+
+
+#: the HTML comment (invisible where the card is rendered) that carries the card's data as JSON
+CARD_DATA_MARK = "hub-card-data:"
+#: what a reloaded card restores: lineage and figures, not what the model folder itself says
+#: (labels come from the config, the task from the loader)
+RESTORED_KEYS = ("base_model", "training", "evaluation", "metrics", "license", "model_name")
+
+
+def _embedded(metadata: dict[str, Any]) -> str:
+    """The card's own data as one JSON line in an HTML comment, so that :func:`read_card_data`
+    gives it back after ``hub.load(folder)`` and a later ``save`` writes the same card (the
+    rendered Markdown alone loses types and the training arguments' exact values)."""
+    import json
+
+    data = {k: metadata[k] for k in RESTORED_KEYS if metadata.get(k) is not None}
+    # '<' and '>' only occur inside JSON strings, where their \u escapes mean the same: the
+    # comment cannot be closed early by a value holding '-->'
+    text = json.dumps(data, default=str).replace("<", "\\u003c").replace(">", "\\u003e")
+    return f"<!-- {CARD_DATA_MARK} {text} -->"
+
+
+def read_card_data(folder: Any) -> dict[str, Any]:
+    """The data a card written by :func:`render_model_card` carries (``{}`` for a folder
+    without README.md, a card from elsewhere, or an unreadable one).
+
+    ``hub.load`` merges it under what the loader knows, so a model fine-tuned from another
+    keeps its base model, data, training arguments and figures through ``load`` + ``save``.
+
+    Args:
+        folder: a model folder.
+
+    Returns:
+        ``{key: value}`` for the keys of :data:`RESTORED_KEYS` the card holds.
+    """
+    import json
+    import re
+    from pathlib import Path
+
+    path = Path(folder) / "README.md"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    found = re.findall(rf"<!-- {re.escape(CARD_DATA_MARK)} (.*?) -->", text)
+    if not found:
+        return {}
+    try:
+        data = json.loads(found[-1])
+    except ValueError:
+        return {}
+    return {k: data[k] for k in RESTORED_KEYS if isinstance(data, dict) and k in data}
 
 
 def describe_data(data: Any) -> str:

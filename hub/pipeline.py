@@ -144,6 +144,11 @@ class Pipeline:
             return load_adapter_folder(cls, folder, device=device, dtype=dtype, metadata=metadata)
         loaded = cls._load_model(folder, device=device, dtype=dtype)
         metadata = {**metadata, "architecture": loaded.architecture}
+        from hub.card import read_card_data
+
+        for key, value in read_card_data(folder).items():  # lineage survives load + save (the card's data)
+            if metadata.get(key) is None:
+                metadata[key] = value
         if loaded.converted_from:
             metadata["converted_from"] = loaded.converted_from
         model = cls._model_from_loaded(loaded, metadata)
