@@ -3,8 +3,8 @@
 custom configs (QuickGELU and exact GELU, which open_clip picks by ``quick_gelu``; argmax and
 eos pooling), saved as the Hugging Face Hub stores them (open_clip_config.json +
 open_clip_model.safetensors, which open_clip's own ``local-dir:`` loader reads back); the
-folder loads through hub.load; OpenAI's tokenizer gives open_clip's ids; what is not OpenAI's
-layout is refused by name."""
+folder loads through hub.load, and a live open_clip model converts from its modules;
+OpenAI's tokenizer gives open_clip's ids; what is not OpenAI's layout is refused by name."""
 
 from __future__ import annotations
 
@@ -174,3 +174,44 @@ def test_missing_or_extra_weights_are_named(tmp_path):
     (tmp_path / "open_clip_config.json").write_text(json.dumps(config))
     with pytest.raises(ModelLoadError, match="layers=5 but the weights hold 2"):
         load_open_clip_folder(tmp_path)
+
+
+def test_a_live_open_clip_model_becomes_a_pipeline(tmp_path):
+    """open_clip.create_model_and_transforms's model, converted from its modules (no config
+    file): the same scores as open_clip; its weights are copied, not shared."""
+    from PIL import Image
+
+    from hub_vision.models.open_clip import model_config_of, pipeline_from_open_clip
+
+    make_open_clip(tmp_path, model_cfg(quick_gelu=False))
+    model, preprocess = open_clip.create_model_from_pretrained(f"local-dir:{tmp_path}")
+    model.eval()
+    cfg = model_config_of(model)
+    assert cfg["quick_gelu"] is False and cfg["vision_cfg"]["head_width"] == 16 and cfg["text_cfg"]["heads"] == 4
+    pipe = pipeline_from_open_clip(model, device="cpu")
+    image = Image.fromarray((torch.rand(36, 30, 3) * 255).to(torch.uint8).numpy())
+    labels = ["cat", "dog", "house"]
+    result = pipe(image, candidate_labels=labels, hypothesis_template="a photo of a {}")
+    tokenizer = open_clip.get_tokenizer("ViT-B-32", context_length=20)
+    with torch.no_grad():
+        img = torch.nn.functional.normalize(model.encode_image(preprocess(image)[None]), dim=-1)
+        txt = torch.nn.functional.normalize(model.encode_text(tokenizer([f"a photo of a {x}" for x in labels])), dim=-1)
+        probs = (model.logit_scale.exp() * img @ txt.t()).softmax(-1)[0].tolist()
+    assert {r["label"]: r["score"] for r in result} == pytest.approx(dict(zip(labels, probs)), abs=1e-4)
+    with torch.no_grad():
+        model.logit_scale.fill_(0.0)
+    assert float(pipe.model.logit_scale.detach()) != 0.0  # a copy
+
+
+def test_a_model_that_is_not_openai_clips_layout_is_refused():
+    from open_clip.model import CLIP
+
+    from hub_vision.models.open_clip import model_config_of
+
+    cfg = model_config_of(CLIP(**model_cfg()))
+    assert cfg["text_cfg"]["pool_type"] == "argmax"
+    attentional = CLIP(**{**model_cfg(), "vision_cfg": {**model_cfg()["vision_cfg"], "attentional_pool": True}})
+    with pytest.raises(ModelLoadError, match="image tower"):
+        model_config_of(attentional)
+    with pytest.raises(ModelLoadError, match="not Sequential"):
+        model_config_of(torch.nn.Sequential())

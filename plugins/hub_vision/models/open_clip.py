@@ -300,3 +300,73 @@ def openai_clip_tokenizer(max_length: int = 77) -> Any:
     tokens = [*symbols, *(s + "</w>" for s in symbols), *("".join(m) for m in merges), BOS, EOS]
     vocab = {token: i for i, token in enumerate(tokens)}
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
+
+
+def model_config_of(model: Any) -> dict[str, Any]:
+    """An open_clip ``CLIP`` instance's ``model_cfg`` as open_clip_config.json states it, read
+    from the modules (widths, depths, heads, the activation, the pooling), so a model made by
+    ``open_clip.create_model_and_transforms`` converts without its config file.
+
+    Raises:
+        ModelLoadError: not OpenAI CLIP's layout (a CustomTextCLIP, CoCa, a timm or ResNet
+            image tower, attentional pooling).
+    """
+    from open_clip.model import CLIP
+    from open_clip.transformer import VisionTransformer
+
+    if type(model) is not CLIP:
+        raise ModelLoadError(f"Hub converts open_clip's CLIP (OpenAI's layout), not {type(model).__name__}.")
+    visual = model.visual
+    if type(visual) is not VisionTransformer or visual.attn_pool is not None or visual.pool_type != "tok":
+        raise ModelLoadError(f"this open_clip CLIP's image tower ({type(visual).__name__}, pool "
+                             f"{getattr(visual, 'pool_type', '?')!r}) is not OpenAI's ViT layout.")
+    if getattr(model, "logit_bias", None) is not None:
+        raise ModelLoadError("this open_clip model has a logit_bias (SigLIP): not OpenAI CLIP's layout.")
+
+    def tower(transformer: Any) -> dict[str, Any]:
+        block = transformer.resblocks[0]
+        return {"layers": len(transformer.resblocks), "width": block.attn.embed_dim,
+                "mlp_ratio": block.mlp.c_fc.out_features / block.attn.embed_dim}, block
+
+    vision, vblock = tower(visual.transformer)
+    text, tblock = tower(model.transformer)
+    quick = type(vblock.mlp.gelu).__name__ == "QuickGELU"
+    if quick != (type(tblock.mlp.gelu).__name__ == "QuickGELU"):
+        raise ModelLoadError("this open_clip model's towers use different activations; Hub's CLIP uses one.")
+    vision.update(head_width=vision["width"] // vblock.attn.num_heads, patch_size=list(visual.patch_size)[0],
+                  image_size=list(visual.image_size))
+    text.update(heads=tblock.attn.num_heads, context_length=model.context_length, vocab_size=model.vocab_size,
+                pool_type=model.text_pool_type, eos_id=model.text_eos_id)
+    return {"embed_dim": model.text_projection.shape[1], "quick_gelu": quick, "vision_cfg": vision,
+            "text_cfg": text}
+
+
+def pipeline_from_open_clip(model: Any, *, tokenizer: Any = None, device: Any = None) -> Any:
+    """A ``zero-shot-image-classify`` pipeline on a live open_clip ``CLIP`` (its weights
+    converted, copied), e.g. ``open_clip.create_model_and_transforms("ViT-B-32",
+    pretrained=...)[0]``: the image preprocessing from ``model.visual``'s mean, std and
+    ``preprocess_cfg``, the tokenizer OpenAI's BPE unless one is given (a transformers
+    tokenizer). ``pipe.save(folder)`` then writes a Hub folder ``hub.load`` reads.
+
+    Raises:
+        ModelLoadError: the model is not OpenAI CLIP's layout (named).
+    """
+    from hub.modeling import build_module
+    from hub.pipeline import default_device
+    from hub_vision.pipelines.zero_shot import ZeroShotImageClassificationPipeline
+
+    visual = model.visual
+    preprocess = dict(getattr(visual, "preprocess_cfg", None) or {})
+    for key in ("mean", "std"):
+        value = getattr(visual, f"image_{key}", None)
+        if value is not None:
+            preprocess[key] = list(value)
+    weights = {k: v.detach().to("cpu", torch.float32, copy=True) for k, v in model.state_dict().items()}
+    architecture, config, state = convert_open_clip({"model_cfg": model_config_of(model),
+                                                     "preprocess_cfg": preprocess}, weights)
+    module = build_module(architecture, config, state)
+    tokenizer = tokenizer if tokenizer is not None else openai_clip_tokenizer(config["text"]["max_positions"])
+    metadata = {"task": ZeroShotImageClassificationPipeline.task, "architecture": architecture,
+                "converted_from": "open_clip:clip", "source": "open_clip model"}
+    return ZeroShotImageClassificationPipeline(module.eval(), tokenizer, device=default_device(device),
+                                               metadata=metadata)
