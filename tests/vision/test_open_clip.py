@@ -215,3 +215,17 @@ def test_a_model_that_is_not_openai_clips_layout_is_refused():
         model_config_of(attentional)
     with pytest.raises(ModelLoadError, match="not Sequential"):
         model_config_of(torch.nn.Sequential())
+
+
+def test_the_pickled_weights_of_older_uploads_load_weights_only(tmp_path):
+    """open_clip_pytorch_model.bin (older HF uploads) is read with weights_only=True; the same model."""
+    reference = make_open_clip(tmp_path, model_cfg())
+    (tmp_path / "open_clip_model.safetensors").unlink()
+    torch.save(reference.state_dict(), tmp_path / "open_clip_pytorch_model.bin")
+    pixels, _ = _inputs()
+    with torch.no_grad():
+        assert (load_open_clip_folder(tmp_path).module.embed_images(pixels)
+                - reference.encode_image(pixels)).abs().max() <= TOL
+    (tmp_path / "open_clip_pytorch_model.bin").unlink()
+    with pytest.raises(ModelLoadError, match="no weights"):
+        load_open_clip_folder(tmp_path)
