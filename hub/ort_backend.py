@@ -18,7 +18,8 @@ default torch's thread count, so the two backends compare at equal threads), ``p
 (default the CPU; ``device="cuda"`` asks for CUDA first when ONNX Runtime has it).
 ``quantize="int8"`` runs ONNX Runtime's own dynamic int8 quantisation
 (``onnxruntime.quantization.quantize_dynamic``: int8 weights, activations quantised per
-batch) on the graph once and caches the result beside the float export.
+batch) on the graph once, after Hub's outlier-column spreading and padded-row masking
+(:mod:`hub.ort_int8`), and caches the result beside the float export.
 """
 
 from __future__ import annotations
@@ -207,18 +208,25 @@ def load_ort_pipeline(pipeline_cls: Any, folder: Path, *, device: torch.device, 
                              "backend='onnxruntime'), or export a model of this task.")
     graph = export_folder / ONNX_NAME
     quantize = "int8" if quantize in (True, "int8") else None
-    if quantize == "int8":
-        graph = quantized_graph(graph)
     providers = options["providers"] or _default_providers(ort, device)
     threads = options["threads"] or torch.get_num_threads()
-    session = session_for(ort, graph, threads=threads, optimization=options["optimization"], providers=providers)
     source = getattr(pipe, pipe.runner_attribute)
-    pipe._install_runner(OrtModule(session, info, source, spec.optional_inputs))
+    runner = OrtModule(None, info, source, spec.optional_inputs)
+    pipe._install_runner(runner)
     source.to("meta")  # its weights are not used again: free them (the structure and config stay)
-    pipe.metadata.update(backend="onnxruntime", providers=session.get_providers(),
+    int8_record = None
+    if quantize == "int8":
+        from hub.ort_int8 import prepare_int8
+
+        graph, int8_record = prepare_int8(pipe, runner, graph, ort, cache_root(), threads=threads)
+    runner.session = session_for(ort, graph, threads=threads, optimization=options["optimization"],
+                                 providers=providers)
+    pipe.metadata.update(backend="onnxruntime", providers=runner.session.get_providers(),
                          optimization=options["optimization"], threads=threads,
                          quantization="int8-dynamic (onnxruntime)" if quantize == "int8" else None,
                          onnx_folder=str(export_folder), onnxruntime_version=ort.__version__)
+    if int8_record is not None:
+        pipe.metadata["int8"] = int8_record
     return pipe
 
 
@@ -285,46 +293,3 @@ def cached_export(pipe: Any, folder: Path, metadata: dict[str, Any]) -> Path:
     if not is_onnx_folder(target):
         pipe.export(target, format="onnx")
     return target
-
-
-#: ``quantize_dynamic``'s settings: int8 weights with one scale per output channel (per-tensor
-#: scales flipped 5 % of the shipped sentiment default's argmaxes on real reviews; per channel
-#: keeps them), activations quantised per batch; only MatMuls with a constant weight; every
-#: operator type ORT quantises dynamically except convolutions, which stay float (as in Hub's
-#: torch int8 compute: ConvInteger is slow on CPUs, and a channels-last CNN's traced weights
-#: are not initialisers ``quantize_dynamic`` can rewrite)
-QUANTIZATION = {"weight_type": "QInt8", "per_channel": True, "extra_options": {"MatMulConstBOnly": True}}
-FLOAT_OPS = ("Conv",)
-
-
-def quantized_graph(graph: Path) -> Path:
-    """ONNX Runtime's dynamic int8 quantisation of ``graph`` (:data:`QUANTIZATION`), made
-    once and cached by the graph's hash and the settings."""
-    from onnxruntime.quantization.registry import IntegerOpsRegistry
-
-    from hub._fs import atomic_directory
-
-    chosen = {**QUANTIZATION, "op_types_to_quantize": sorted(op for op in IntegerOpsRegistry if op not in FLOAT_OPS)}
-    digest = hashlib.sha256(json.dumps(chosen, sort_keys=True).encode())
-    with graph.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    target = cache_root() / f"int8-{digest.hexdigest()[:32]}"
-    if not (target / ONNX_NAME).is_file():
-        import logging
-
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        settings = {**chosen, "weight_type": getattr(QuantType, chosen["weight_type"])}
-        quiet = logging.getLogger()  # quantize_dynamic logs advice on the root logger
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
-        try:
-            with atomic_directory(target) as tmp:
-                quantize_dynamic(str(graph), str(tmp / ONNX_NAME), **settings)
-                (tmp / "quantization.json").write_text(json.dumps(
-                    {"source": str(graph), "method": "onnxruntime.quantization.quantize_dynamic", **chosen},
-                    indent=1) + "\n", encoding="utf-8")
-        finally:
-            quiet.setLevel(level)
-    return target / ONNX_NAME

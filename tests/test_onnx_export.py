@@ -224,6 +224,41 @@ def test_ort_int8_is_close_and_says_so(bert_folder, tmp_path):
     assert not (out / "model.int8.onnx").exists()  # the quantised graph goes to the cache, not the export
 
 
+def test_ort_int8_rewrite_is_exact_in_float_on_real_tokens(bert_folder, tmp_path):
+    """Before quantize_dynamic, Hub spreads outlier columns and zeroes padded rows (hub/ort_int8.py):
+    in float that graph computes what the export computes on every real token, padded batches too."""
+    import onnx
+    import onnxruntime as ort
+
+    from hub.export import session_for
+    from hub.ort_int8 import constant_matmuls, probe_ranges, spread_outlier_columns
+
+    torch_pipe = hub.load("text-embed", model=str(bert_folder), device="cpu")
+    out = torch_pipe.export(tmp_path / "exported")
+    pipe = _ort("text-embed", out)
+    runner = pipe.encoder_module
+    model = onnx.load(str(out / "model.onnx"))
+    ranges, token_rows = probe_ranges(pipe, runner, model, ort, 1)
+    assert set(ranges) == {n.input[0] for n in constant_matmuls(model)} and token_rows == set(ranges)
+    # a forced split on every probed input (a random tiny model has no real outliers), masking too
+    splits = {name: {0: 3, int(np.argmax(found)): 2} for name, found in ranges.items()}
+    assert spread_outlier_columns(model, splits, token_rows) == len(constant_matmuls(model))
+    assert any(n.name.endswith("/Mask") for n in model.graph.node) and any(n.op_type == "Concat" for n in model.graph.node)
+    onnx.checker.check_model(model)
+    rewritten = tmp_path / "rewritten.onnx"
+    onnx.save(model, str(rewritten))
+    plain, spread = session_for(ort, out / "model.onnx", threads=1), session_for(ort, rewritten, threads=1)
+    ids = np.random.RandomState(0).randint(5, 90, (3, 11))
+    mask = np.ones((3, 11), dtype=np.int64)
+    mask[0, 6:], mask[2, 3:] = 0, 0
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    a, b = plain.run(None, feeds)[0], spread.run(None, feeds)[0]
+    real = mask.astype(bool)
+    assert np.abs(a[real] - b[real]).max() <= 1e-5  # padded rows differ (zeroed), never read
+    int8 = _ort("text-embed", out, quantize="int8")
+    assert int8.metadata["int8"]["padded_rows_zeroed"] == len(token_rows)
+
+
 def test_backend_options_are_checked_and_used(bert_folder, tmp_path):
     out = hub.load("text-classify", model=str(bert_folder), device="cpu").export(tmp_path / "exported")
     pipe = _ort("text-classify", out, backend_options={"optimization": "basic", "threads": 1})

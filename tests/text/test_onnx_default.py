@@ -14,12 +14,11 @@ import hub
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 pytest.importorskip("onnxruntime", reason="pip install 'hub-sdk[onnx]' (test extra)")
 
-#: measured 2026-12-02 on the 2-core AMD EPYC (AVX-512 VNNI), per-channel int8 weights, per-tensor
-#: dynamic uint8 activations: 987/1,000 argmaxes agree, accuracy 0.848 vs 0.849 (the 13 flips all
-#: have fp32 scores below 0.67). The issue's goal is 99.5 %: torch's int8 compute reaches it
-#: (tests/text/test_int8_default.py) by spreading MiniLM's outlier input channels before its
-#: per-tensor activation quantisation; ORT's quantize_dynamic has no such step and stops short.
-MIN_INT8_AGREEMENT = 0.985
+#: the issue's bar: >= 99.5 % argmax agreement with fp32, accuracy within 0.5 points. Measured
+#: 2026-12-02 on the 2-core AMD EPYC (AVX-512 VNNI): 996/1,000, accuracy 0.849 -> 0.851, with Hub's
+#: outlier columns spread and padded rows zeroed before quantize_dynamic (hub/ort_int8.py); plain
+#: quantize_dynamic gave 987/1,000
+MIN_INT8_AGREEMENT = 0.995
 MAX_ACCURACY_SHIFT = 0.005
 
 
@@ -59,6 +58,8 @@ def test_shipped_default_on_onnx_runtime_agrees_with_torch_fp32_on_held_out_revi
     assert agree == 1.0 and worst <= 1e-4 and accuracy == accuracy_fp32
     ort_int8 = hub.load("text-classify", device="cpu", backend="onnxruntime", quantize="int8")
     assert ort_int8.metadata["quantization"] == "int8-dynamic (onnxruntime)"
+    spread = ort_int8.metadata["int8"]
+    assert spread["outlier_columns"]["columns"] > 0 and spread["padded_rows_zeroed"] == 6 * 4  # 6 layers' MatMul inputs
     agree, accuracy = _agreement(reference, ort_int8(texts), gold)
     print(f"ORT int8: agreement {agree:.3f}, accuracy {accuracy:.4f} (torch fp32 {accuracy_fp32:.4f})")
     assert agree >= MIN_INT8_AGREEMENT
@@ -71,10 +72,9 @@ def test_real_minilm_embeddings_on_onnx_runtime_keep_cosine_to_torch(held_out):
 
     texts = [r["text"] for r in held_out[:200]]
     reference = torch.tensor(hub.load("text-embed", model="all-minilm-l6-v2", device="cpu", quantize=False)(texts))
-    # measured 2026-12-02: fp32 min 1.00000; int8 min 0.98527, mean 0.99360 (the issue asks >= 0.99 for
-    # int8; torch's int8 compute, which spreads MiniLM's outlier channels, meets it; ORT's
-    # quantize_dynamic, per-tensor activations without that step, does not quite)
-    for quantize, worst, mean in ((None, 0.99999, 0.99999), ("int8", 0.98, 0.99)):
+    # measured 2026-12-02: fp32 min 1.00000; int8 min 0.99616, mean 0.99840 (plain quantize_dynamic:
+    # min 0.98527); the issue asks >= 0.99 for int8
+    for quantize, worst, mean in ((None, 0.99999, 0.99999), ("int8", 0.99, 0.995)):
         pipe = hub.load("text-embed", model="all-minilm-l6-v2", device="cpu", backend="onnxruntime", quantize=quantize)
         cosine = torch.nn.functional.cosine_similarity(reference, torch.tensor(pipe(texts)), dim=1)
         print(f"ORT {quantize or 'fp32'} vs torch fp32 cosine: min {cosine.min():.5f} mean {cosine.mean():.5f}")
