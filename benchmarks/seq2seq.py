@@ -2,7 +2,7 @@
 
 Run by hand (not a test)::
 
-    python benchmarks/seq2seq.py                            # CPU fp32: greedy and 4-beam search
+    python benchmarks/seq2seq.py                            # CPU fp32: greedy, 4-beam search, sampling
     python benchmarks/seq2seq.py --source-tokens 128 --new-tokens 64 --repeats 5
     python benchmarks/seq2seq.py --device cuda
 
@@ -13,7 +13,8 @@ rows of ``--source-tokens`` random ids (equal lengths, no padding). Each side de
 ``--new-tokens`` tokens (end-of-sequence and forced tokens disabled, so both do the same
 work): greedy (``num_beams=1``) and beam search (``--beams``, length penalty 1), both with
 their KV caches (Hub computes the memory's keys/values once per source and reorders only the
-self-attention cache between beam steps). Each configuration is warmed up, then timed
+self-attention cache between beam steps), and sampling (``do_sample``, top_p 0.9, both sides
+after the same ``torch.manual_seed``, so their draws are equal). Each configuration is warmed up, then timed
 ``--repeats`` times interleaved; the median is reported as new tokens/s (sources x new
 tokens / seconds, encoding included). The generated ids are compared token by token.
 
@@ -85,28 +86,36 @@ def run(args: argparse.Namespace) -> dict:
     theirs.generation_config.pad_token_id = 1
     n = args.new_tokens
 
-    def call_theirs(ids: torch.Tensor, beams: int) -> list[list[int]]:
-        out = theirs.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, num_beams=beams,
-                              max_new_tokens=n, length_penalty=1.0, early_stopping=False)
+    #: sampling's settings (both sides draw after the same torch.manual_seed, so tokens are equal)
+    sample = {"do_sample": True, "top_k": 0, "top_p": 0.9}
+
+    def call_theirs(ids: torch.Tensor, beams: int, sampled: bool = False) -> list[list[int]]:
+        settings = sample if sampled else {"do_sample": False}
+        torch.manual_seed(args.seed)
+        out = theirs.generate(input_ids=ids, attention_mask=torch.ones_like(ids), num_beams=beams,
+                              max_new_tokens=n, length_penalty=1.0, early_stopping=False, **settings)
         return out[:, 1:].tolist()
 
-    def call_ours(ids: torch.Tensor, beams: int) -> list[list[int]]:
-        config = Seq2SeqGenerationConfig(max_new_tokens=n, num_beams=beams)
+    def call_ours(ids: torch.Tensor, beams: int, sampled: bool = False) -> list[list[int]]:
+        config = Seq2SeqGenerationConfig(max_new_tokens=n, num_beams=beams, **(sample if sampled else {}))
+        torch.manual_seed(args.seed)
         return generate_seq2seq(ours, ids, torch.ones_like(ids), config, eos_token_id=None, pad_token_id=1)
 
     results = []
     gen = torch.Generator().manual_seed(args.seed + 1)
-    for beams in (1, args.beams):
+    for beams, sampled in ((1, False), (args.beams, False), (1, True)):
         ids = torch.randint(3, 50265, (args.batch, args.source_tokens), generator=gen).to(device)
         with torch.inference_mode():
-            ref, got = call_theirs(ids, beams), call_ours(ids, beams)  # also the first warm-up
-            times = interleaved_times({"transformers": lambda ids=ids, b=beams: call_theirs(ids, b),
-                                       "hub": lambda ids=ids, b=beams: call_ours(ids, b)},
+            ref, got = call_theirs(ids, beams, sampled), call_ours(ids, beams, sampled)  # also the first warm-up
+            times = interleaved_times({"transformers": lambda ids=ids, b=beams, s=sampled: call_theirs(ids, b, s),
+                                       "hub": lambda ids=ids, b=beams, s=sampled: call_ours(ids, b, s)},
                                       args.repeats, device, warmup=args.warmup - 1)
         same = sum(a == b for r, g in zip(ref, got) for a, b in zip(r, g))
         total = sum(len(r) for r in ref)
         med = {side: statistics.median(v) for side, v in times.items()}
-        row = {"decoding": "greedy" if beams == 1 else f"beam search ({beams} beams)", "beams": beams,
+        decoding = ("sampling (top_p 0.9, same seed)" if sampled else "greedy" if beams == 1
+                    else f"beam search ({beams} beams)")
+        row = {"decoding": decoding, "beams": beams, "sampled": sampled,
                "batch": args.batch, "source_tokens": args.source_tokens, "new_tokens": n,
                "transformers_tokens_per_s": args.batch * n / med["transformers"],
                "hub_tokens_per_s": args.batch * n / med["hub"],
