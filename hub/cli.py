@@ -444,6 +444,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ) if value is not None}
     if args.no_batching:
         knobs["batching"] = False
+    if args.always_wait:
+        knobs["dispatch_when_idle"] = False
     if args.ray:  # scale-out: the same app as a Ray Serve deployment (ray imported there)
         from hub.serving.ray import serve_ray
 
@@ -569,7 +571,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", metavar="KEY",
                    help="require 'Authorization: Bearer KEY' on every route but health (default: $HUB_API_KEY)")
     p.add_argument("--max-batch-size", type=_positive_int, metavar="N", help="inputs per pipeline call (32)")
-    p.add_argument("--max-wait-ms", type=float, metavar="MS", help="how long a batch waits to fill (5)")
+    p.add_argument("--max-wait-ms", type=float, metavar="MS",
+                   help="how long a batch may wait to fill (5); it goes at once when every request in flight "
+                        "is queued")
+    p.add_argument("--always-wait", action="store_true",
+                   help="a batch that is not full always waits out --max-wait-ms (default: it goes at once when "
+                        "no other request is in flight)")
     p.add_argument("--max-batch-tokens", type=_positive_int, metavar="N", help="token budget of a text batch (16384)")
     p.add_argument("--max-queue", type=_positive_int, metavar="N", help="waiting requests per model before 503 (256)")
     p.add_argument("--max-body-bytes", type=_positive_int, metavar="N", help="largest request body (32 MiB)")

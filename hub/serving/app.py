@@ -32,11 +32,12 @@ import asyncio
 import contextlib
 import hmac
 import importlib
+import itertools
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -60,6 +61,16 @@ PUBLIC_PATHS = {"/health", "/v2/health/live", "/v2/health/ready"}
 #: ``formatter(status, fields) -> body`` for the error bodies of routes under a path prefix
 ErrorFormatter = Callable[[int, dict[str, Any]], Any]
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+#: new request ids: a random prefix per process (replicas never collide) and a counter (no
+#: urandom system call per request, as uuid4 makes)
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """A request id unique across processes, 32 hex digits as a UUID's: 16 random ones (per
+    process) and a counter."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def native_error(status: int, fields: dict[str, Any]) -> Any:
@@ -73,26 +84,48 @@ class ServingState:
     Args:
         models: the served models.
         settings: the knobs.
+        replica: the Ray Serve replica id this app runs in (labels its metrics); empty in one
+            process.
     """
 
-    def __init__(self, models: Iterable[ServedModel], settings: ServeSettings) -> None:
+    def __init__(self, models: Iterable[ServedModel], settings: ServeSettings, replica: str = "") -> None:
         self.settings = settings
         self.models: dict[str, ServedModel] = {}
         for model in models:
             if model.name in self.models:
                 raise InvalidInputError(f"two models are served as {model.name!r}; give each its own name.")
             self.models[model.name] = model
-        self.metrics = Metrics()
+        self.replica = replica
+        self.metrics = Metrics(replica)
         self.api_key = settings.resolved_api_key
         self.public_paths = set(PUBLIC_PATHS)
         self.error_formats: list[tuple[str, ErrorFormatter]] = []
         self.draining = False
+        #: HTTP requests being answered now (every route); the batchers dispatch at once when
+        #: all of them are queued (``dispatch_when_idle``)
+        self.in_flight = 0
+        in_flight = (lambda: self.in_flight) if settings.dispatch_when_idle else None
         for model in self.models.values():
             if model.batcher is None:
                 model.batcher = Batcher(model.name, model.predict, max_batch_size=settings.max_batch_size,
                                         max_wait_ms=settings.max_wait_ms, max_batch_tokens=settings.max_batch_tokens,
                                         max_queue=settings.max_queue, batching=settings.batching,
-                                        retry_after_s=settings.retry_after_s, observer=self.metrics)
+                                        retry_after_s=settings.retry_after_s, observer=self.metrics,
+                                        in_flight=in_flight)
+        self._batchers = [m.batcher for m in self.models.values()]
+
+    def request_started(self) -> None:
+        """Count a request the middleware took in."""
+        self.in_flight += 1
+        self.metrics.inflight.inc()
+
+    def request_finished(self) -> None:
+        """Count a request answered (or gone), and let batches being gathered re-check
+        whether everyone left in flight is queued."""
+        self.in_flight -= 1
+        self.metrics.inflight.dec()
+        for batcher in self._batchers:
+            batcher.poke()
 
     @property
     def ready(self) -> bool:
@@ -261,7 +294,7 @@ class _HubMiddleware:
         started = time.monotonic()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         given = headers.get("x-request-id", "")
-        rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        rid = given if _REQUEST_ID.match(given) else new_request_id()
         scope.setdefault("state", {}).update(request_id=rid, hub_started=started)
         path = scope.get("path", "")
         status_box = [0]
@@ -272,7 +305,7 @@ class _HubMiddleware:
             client never sees its answer before the metrics and the log line do)."""
             if not recorded[0]:
                 recorded[0] = True
-                state.metrics.inflight.dec()
+                state.request_finished()
                 self._record(scope, path, status, time.monotonic() - started, rid)
 
         async def send_wrapper(message: dict[str, Any]) -> None:
@@ -297,7 +330,7 @@ class _HubMiddleware:
                                      "bytes; send fewer or smaller inputs, or raise --max-body-bytes.")
             return message
 
-        state.metrics.inflight.inc()
+        state.request_started()
         try:
             problem = self._precheck(path, headers, limit)
             if problem is not None:
@@ -341,8 +374,8 @@ class _HubMiddleware:
                 "client": f"{client[0]}:{client[1]}" if client else None}))
 
 
-def build_app(models: Iterable[ServedModel | str] | Mapping[str, Any], settings: ServeSettings | None = None,
-              **load_options: Any) -> Any:
+def build_app(models: Iterable[ServedModel | str] | Mapping[str, Any], settings: ServeSettings | None = None, *,
+              replica: str = "", **load_options: Any) -> Any:
     """The FastAPI app serving ``models``: native routes (``/models/...``), Open Inference
     Protocol routes (``/v2/...``), ``/health`` and ``/metrics``.
 
@@ -350,6 +383,8 @@ def build_app(models: Iterable[ServedModel | str] | Mapping[str, Any], settings:
         models: :class:`ServedModel` objects, ``NAME[=MODEL]`` specs (loaded now), or a mapping
             ``{name: pipeline or spec}``.
         settings: the knobs (default :class:`ServeSettings`).
+        replica: the Ray Serve replica the app runs in (:mod:`hub.serving.ray` sets it; its
+            metrics then carry a ``replica`` label).
         **load_options: ``device``, ``dtype``, ``revision`` for the specs that are loaded.
 
     Returns:
@@ -373,7 +408,7 @@ def build_app(models: Iterable[ServedModel | str] | Mapping[str, Any], settings:
                   (load_models([f"{name}={m}"], **load_options)[0] if isinstance(m, str) else ServedModel(name, m))
                   for name, m in models.items()]
     served = load_models(list(models), **load_options)
-    state = ServingState(served, settings)
+    state = ServingState(served, settings, replica)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any):

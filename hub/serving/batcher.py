@@ -9,6 +9,10 @@ another (LitServe #294/#412/#340 are the failures of batchers that do not). So:
   inputs and ``max_batch_tokens`` estimated tokens, waiting at most ``max_wait_ms`` after the
   oldest arrived for more to come. Requests whose options cannot be shared (a list value such
   as recommend's per-user ``history``, or a ``seed``: sampling depends on the batch) run alone.
+* The wait is only an upper bound: when every request the server is answering is already in
+  the queue (the ``in_flight`` count the app gives), no other can join, so the batch goes at
+  once. A lone request is never delayed by ``max_wait_ms``, and under load requests pile up
+  while a batch runs and go together as the next one (the continuous-batching shape).
 * The batch is ONE pipeline call, run in the model's own inference thread (off the event loop,
   so health and metrics answer during a long batch); the pipeline's length-sorted batching then
   works across requests. Results are split back per request.
@@ -99,12 +103,16 @@ class Batcher:
         retry_after_s: the ``Retry-After`` of the 503 a full queue answers.
         cost: an input's share of ``max_batch_tokens`` (default :func:`text_cost`).
         observer: receives batch sizes and queue depths.
+        in_flight: ``in_flight() -> int``, how many requests the server is answering now (any
+            model, any route); when the queue holds that many, nobody else can join the batch,
+            which then goes without waiting ``max_wait_ms``. ``None``: always wait (as long as
+            the batch is not full). Call :meth:`poke` when the count drops.
     """
 
     def __init__(self, name: str, predict: Callable[..., Sequence[Any]], *, max_batch_size: int = 32,
                  max_wait_ms: float = 5.0, max_batch_tokens: int = 16384, max_queue: int = 256,
                  batching: bool = True, retry_after_s: int = 1, cost: Callable[[Any], int] = text_cost,
-                 observer: BatchObserver | None = None) -> None:
+                 observer: BatchObserver | None = None, in_flight: Callable[[], int] | None = None) -> None:
         self.name = name
         self.predict = predict
         self.max_batch_size = max_batch_size
@@ -115,6 +123,8 @@ class Batcher:
         self.retry_after_s = retry_after_s
         self.cost = cost
         self.observer = observer
+        self.in_flight = in_flight
+        self._gathering = False  # _gather is waiting for more requests (poke wakes it)
         self._queue: deque[Work] = deque()
         self._arrived: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -204,6 +214,12 @@ class Batcher:
             stop.set()
             if producer.done():
                 producer.result()
+
+    def poke(self) -> None:
+        """Re-check a batch being gathered (the app calls it when a request is answered, so
+        ``in_flight`` dropped: the queued requests may now be all there is)."""
+        if self._gathering and self._arrived is not None:
+            self._arrived.set()
 
     @property
     def depth(self) -> int:
@@ -314,22 +330,30 @@ class Batcher:
             cost += work.cost
         return batch, size >= self.max_batch_size or cost >= self.max_batch_tokens
 
+    def _all_here(self) -> bool:
+        """Every request the server is answering is queued here: no other can join a batch."""
+        return self.in_flight is not None and len(self._queue) >= self.in_flight()
+
     async def _gather(self) -> list[Work]:
-        """Wait (up to ``max_wait_ms`` after the oldest request arrived) for a batch to fill,
-        then take it off the queue. Empty when the oldest request left meanwhile."""
+        """Wait (up to ``max_wait_ms`` after the oldest request arrived, and only while more
+        requests may come) for a batch to fill, then take it off the queue. Empty when the
+        oldest request left meanwhile."""
         assert self._arrived is not None
         first = self._queue[0]
         deadline = first.arrived + self.max_wait_s
         while True:
             batch, full = self._select(first)
             remaining = deadline - time.monotonic()
-            if full or remaining <= 0 or self._closing:
+            if full or remaining <= 0 or self._closing or self._all_here():
                 break
             self._arrived.clear()
+            self._gathering = True
             try:
                 await asyncio.wait_for(self._arrived.wait(), remaining)
             except asyncio.TimeoutError:
                 pass
+            finally:
+                self._gathering = False
             if first.state != "queued":  # dropped while we waited: start over from the new head
                 return []
         for work in batch:

@@ -34,6 +34,17 @@ and hands the lifespan to it, which starts the batchers; on shutdown Ray runs th
 end, which drains them. Every response carries ``X-Hub-Replica`` (the Ray replica id), so a
 client or a test can see which replica answered.
 
+* Readiness: a replica takes traffic only once its models have loaded (its ASGI startup builds
+  the app); until one has, ``/v2/health/ready`` through the proxy is a 404 (no route yet) or
+  is held by the proxy until a replica is up, never a 200.
+* Metrics: ``GET /metrics`` through the proxy reaches one replica per request; every sample
+  carries ``replica="<id>"`` (the ``X-Hub-Replica`` of that answer), so scrapes keep each
+  replica's counters apart and a sum over ``replica`` is the application's. Ray Serve's own
+  metrics (each node's metrics agent) cover the proxies.
+* Draining: deleting the application (``serve.delete``, what ``hub serve --ray`` does on
+  ``SIGTERM``) lets each replica finish the requests in flight, queued ones included, for up to
+  ``graceful_timeout_s``, before its batchers stop.
+
 On a real cluster::
 
     ray start --head --port 6379                      # on the head machine
@@ -57,7 +68,7 @@ import inspect
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,20 +118,26 @@ class ReplicaApp:
         specs: ``NAME[=MODEL]`` strings (see :mod:`hub.serving.models`).
         settings: the knobs of every replica's app.
         load_options: ``device``, ``dtype``, ``revision`` for :func:`hub.load`.
+        on_start: ``on_start(app)``, called in each replica once its app is built (models
+            loaded) and before it takes traffic: warm-up calls, wrapping a model's ``predict``
+            (tracing, a test's slow model). Shipped to the replicas with Ray's cloudpickle.
     """
 
-    def __init__(self, specs: list[str], settings: ServeSettings, load_options: dict[str, Any]) -> None:
+    def __init__(self, specs: list[str], settings: ServeSettings, load_options: dict[str, Any],
+                 on_start: Callable[[Any], None] | None = None) -> None:
         self.specs = list(specs)
         self.settings = settings
         self.load_options = dict(load_options)
+        self.on_start = on_start
         self.app: Any = None
         self.replica = ""
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"specs": self.specs, "settings": self.settings, "load_options": self.load_options}
+        return {"specs": self.specs, "settings": self.settings, "load_options": self.load_options,
+                "on_start": self.on_start}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["specs"], state["settings"], state["load_options"])
+        self.__init__(state["specs"], state["settings"], state["load_options"], state.get("on_start"))
 
     def build(self) -> Any:
         """Load the models and build the Hub app (once per replica)."""
@@ -130,7 +147,10 @@ class ReplicaApp:
 
             _configure_logging(self.settings.log_level)
             self.replica = _replica_id()
-            self.app = build_app(self.specs, self.settings, **self.load_options)
+            app = build_app(self.specs, self.settings, replica=self.replica, **self.load_options)
+            if self.on_start is not None:
+                self.on_start(app)
+            self.app = app
         return self.app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -199,7 +219,8 @@ def _spec_strings(models: Iterable[Any] | Mapping[str, Any]) -> list[str]:
 
 def build_ray_app(models: Iterable[Any] | Mapping[str, Any], settings: ServeSettings | None = None, *,
                   replicas: int = 1, ray_actor_options: Mapping[str, Any] | None = None,
-                  deployment_name: str = "HubServer", **load_options: Any) -> Any:
+                  deployment_name: str = "HubServer", on_start: Callable[[Any], None] | None = None,
+                  **load_options: Any) -> Any:
     """The Ray Serve application: a deployment of ``replicas`` copies of ``hub serve``'s app.
 
     Args:
@@ -210,6 +231,8 @@ def build_ray_app(models: Iterable[Any] | Mapping[str, Any], settings: ServeSett
         ray_actor_options: resources per replica, as Ray takes them (default ``{"num_cpus":
             1}``; e.g. ``{"num_gpus": 1}`` to give each replica a GPU).
         deployment_name: the deployment's name within the application.
+        on_start: ``on_start(app)`` in each replica after its models load, before traffic
+            (see :class:`ReplicaApp`).
         **load_options: ``device``, ``dtype``, ``revision`` for :func:`hub.load` in each replica.
 
     Returns:
@@ -244,7 +267,7 @@ def build_ray_app(models: Iterable[Any] | Mapping[str, Any], settings: ServeSett
     class HubServer:
         """One replica: Hub's app, built from the specs when the replica starts."""
 
-    ingress = serve.ingress(ReplicaApp(specs, settings, load_options))(HubServer)
+    ingress = serve.ingress(ReplicaApp(specs, settings, load_options, on_start))(HubServer)
     return serve.deployment(**options)(ingress).bind()
 
 

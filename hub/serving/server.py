@@ -2,7 +2,13 @@
 :class:`BackgroundServer` (a server in a thread, for tests, notebooks and benchmarks).
 
 The socket is bound here, before uvicorn starts, so ``port=0`` gives a free port whose number
-is known (printed by :func:`serve`, ``.port`` of the background server). uvicorn handles
+is known (printed by :func:`serve`, ``.port`` of the background server). It is bound only once
+every model has loaded (:func:`serve` builds the app first), so readiness is truthful by
+construction: while the models load a probe's connection is refused (not ready), and once the
+port answers, ``/v2/health/ready`` says what the models' ``ready`` flags say (an app built
+around a :class:`~hub.serving.models.ServedModel` with ``ready=False`` answers ``503`` there
+and on ``/v2/models/{name}/ready`` until it is set). Under Ray Serve the proxy does not route to a
+replica before its models have loaded (see :mod:`hub.serving.ray`). uvicorn handles
 ``SIGINT``/``SIGTERM``: it stops accepting connections, lets in-flight requests finish (at most
 ``graceful_timeout_s``), then runs the app's shutdown, which drains the batchers, and finally
 re-raises the signal, so the process ends as terminated by it (exit status 143 for SIGTERM),

@@ -36,6 +36,12 @@ class ServeSettings:
             whole).
         max_wait_ms: how long the first request of a batch waits for others to join it (0: take
             what is queued). Requests that arrive while a batch runs join the next one anyway.
+            An upper bound: see ``dispatch_when_idle``.
+        dispatch_when_idle: when every request the server is answering is already queued, a
+            batch goes at once instead of waiting out ``max_wait_ms`` (nobody else can join
+            it): a lone request pays no wait, and under load the requests that arrive while a
+            batch runs make the next one. Off: always wait ``max_wait_ms`` for a batch that is
+            not full (`hub serve --always-wait`; for tests that need a fixed batch composition).
         max_batch_tokens: for text inputs, the token budget of one batch (as
             text-embeddings-inference's ``max_batch_tokens``): a text costs an estimate of its
             tokens (UTF-8 bytes / 4 + 2), other inputs 1; a batch closes before the request that
@@ -57,6 +63,7 @@ class ServeSettings:
     batching: bool = True
     max_batch_size: int = 32
     max_wait_ms: float = 5.0
+    dispatch_when_idle: bool = True
     max_batch_tokens: int = 16384
     max_queue: int = 256
     max_body_bytes: int = 32 * 1024 * 1024
@@ -77,6 +84,7 @@ class ServeSettings:
         check_bool("batching", self.batching)
         check_int("max_batch_size", self.max_batch_size, minimum=1)
         check_number("max_wait_ms", self.max_wait_ms, minimum=0, maximum=60_000)
+        check_bool("dispatch_when_idle", self.dispatch_when_idle)
         check_int("max_batch_tokens", self.max_batch_tokens, minimum=1)
         check_int("max_queue", self.max_queue, minimum=1)
         check_int("max_body_bytes", self.max_body_bytes, minimum=1)

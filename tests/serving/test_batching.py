@@ -1,7 +1,12 @@
 """Dynamic batching across concurrent HTTP requests: requests are merged into one pipeline call
 (and the answers do not change), different options never share a call, a failing batch is
 retried request by request so only the culprit fails, and 1,000 requests at concurrency 32
-with 10 % malformed ones are all answered correctly or refused with a 4xx."""
+with 10 % malformed ones are all answered correctly or refused with a 4xx. ``max_wait_ms`` is only
+an upper bound: a lone request goes at once, and requests that arrive while a batch runs go
+together as the next batch.
+
+(The tests that need several requests to meet in one batch turn ``dispatch_when_idle`` off, so
+the requests wait out ``max_wait_ms`` whatever order the threads reach the server in.)"""
 
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ def test_concurrent_requests_share_one_call_and_answers_do_not_change(folders, p
     inputs = texts(16)
     expected = pipes["clf"](inputs)
     recorder = Recorder(fresh(folders, "clf"))
-    with serving([ServedModel("clf", recorder.pipe, predict=recorder)], max_wait_ms=150) as server:
+    with serving([ServedModel("clf", recorder.pipe, predict=recorder)], max_wait_ms=150, dispatch_when_idle=False) as server:
         responses = run_concurrently(server.url, [("/models/clf/predict", {"inputs": t}) for t in inputs])
         metrics = server.app.state.hub.metrics
         calls = metrics.sample("hub_batch_size_count", {"model": "clf"})
@@ -55,7 +60,7 @@ def test_different_options_are_batched_separately(folders, pipes):
                 + [("/models/clf/predict", {"inputs": t, "options": {"top_k": 2}}) for t in top2])
     requests = [requests[i] for i in range(0, 18, 3)] + [requests[i] for i in range(1, 18, 3)] + \
         [requests[i] for i in range(2, 18, 3)]  # interleaved
-    with serving([ServedModel("clf", recorder.pipe, predict=recorder)], max_wait_ms=150) as server:
+    with serving([ServedModel("clf", recorder.pipe, predict=recorder)], max_wait_ms=150, dispatch_when_idle=False) as server:
         responses = run_concurrently(server.url, requests)
     group = {**{t: {} for t in plain}, **{t: {"top_k": 1} for t in top1}, **{t: {"top_k": 2} for t in top2}}
     for items, options in recorder.calls:
@@ -76,7 +81,8 @@ def test_a_failing_batch_is_retried_alone_so_only_the_culprit_fails(folders, pip
         [("/models/clf/predict", {"inputs": ["fine text", "boom"]})] + \
         [("/models/clf/predict", {"inputs": t}) for t in good[3:]]
     # a wait long enough for all six requests to join one batch even on a loaded machine
-    with serving([ServedModel("clf", recorder.pipe, predict=recorder)], max_wait_ms=2000) as server:
+    with serving([ServedModel("clf", recorder.pipe, predict=recorder)], max_wait_ms=2000,
+                 dispatch_when_idle=False) as server:
         responses = run_concurrently(server.url, requests)
     statuses = [r.status_code for r in responses]
     assert statuses == [200, 200, 200, 500, 200, 200]
@@ -117,7 +123,7 @@ def test_the_token_budget_closes_text_batches(folders):
     inputs = [f"{'good food ' * 4}{i}" for i in range(8)]  # 41-42 bytes: 12 tokens each
     assert {text_cost(t) for t in inputs} == {12}
     with serving([ServedModel("clf", recorder.pipe, predict=recorder)], max_wait_ms=150,
-                 max_batch_tokens=30) as server:
+                 max_batch_tokens=30, dispatch_when_idle=False) as server:
         responses = run_concurrently(server.url, [("/models/clf/predict", {"inputs": t}) for t in inputs])
     assert all(r.status_code == 200 for r in responses)
     sizes = [len(items) for items, _ in recorder.calls]
@@ -184,3 +190,153 @@ def test_1000_requests_at_concurrency_32_with_10_percent_malformed(folders, pipe
             assert close(body["outputs"], want)
     assert batches < 900  # merged: fewer pipeline calls than valid requests
     print(f"1000 requests in {elapsed:.1f} s ({1000 / elapsed:.0f}/s), {batches:.0f} pipeline calls")
+
+
+# -- max_wait_ms is an upper bound (dispatch_when_idle) ---------------------------------------
+class _Blocking:
+    """A predict that records each call; once armed, the next call blocks until released (a
+    long batch)."""
+
+    def __init__(self, pipe, armed: bool = True) -> None:
+        import threading
+
+        self.pipe = pipe
+        self.calls: list[list] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.armed = armed
+
+    def arm(self) -> None:
+        self.calls.clear()
+        self.entered.clear()
+        self.release.clear()
+        self.armed = True
+
+    def __call__(self, items, **options):
+        inputs = items if isinstance(items, list) else [items]
+        self.calls.append(list(inputs))
+        if self.armed:
+            self.armed = False
+            self.entered.set()
+            assert self.release.wait(30), "the test never released the batch"
+        return self.pipe(items, **options)
+
+
+def test_batcher_a_lone_request_does_not_wait_out_max_wait_ms():
+    import asyncio
+
+    from hub.serving.batcher import Batcher
+
+    calls: list[list] = []
+
+    def predict(items):
+        calls.append(list(items))
+        return [x.upper() for x in items]
+
+    async def main():
+        # a minute of max_wait_ms: a request that waited it out would miss the 20 s bound below
+        batcher = Batcher("m", predict, max_wait_ms=60_000, in_flight=lambda: 1)
+        batcher.start()
+        try:
+            return await asyncio.wait_for(batcher.submit(["hi"], {}), 20)
+        finally:
+            await batcher.close()
+
+    assert asyncio.run(main()) == ["HI"] and calls == [["hi"]]
+
+
+def test_batcher_requests_that_arrive_while_a_batch_runs_make_the_next_batch():
+    import asyncio
+
+    from hub.serving.batcher import Batcher
+
+    recorder = _Blocking(lambda items: [x.upper() for x in items])
+    outstanding = [0]
+
+    async def main():
+        batcher = Batcher("m", recorder, max_wait_ms=60_000, in_flight=lambda: outstanding[0])
+
+        async def request(text):  # what the app's middleware does: count in, count out, poke
+            outstanding[0] += 1
+            try:
+                return await batcher.submit([text], {})
+            finally:
+                outstanding[0] -= 1
+                batcher.poke()
+
+        batcher.start()
+        try:
+            first = asyncio.ensure_future(request("a"))
+            await asyncio.to_thread(recorder.entered.wait, 20)  # "a" runs alone, at once
+            rest = [asyncio.ensure_future(request(t)) for t in "bcdef"]
+            while batcher.depth < 5:
+                await asyncio.sleep(0.01)
+            recorder.release.set()
+            return await asyncio.wait_for(asyncio.gather(first, *rest), 20)
+        finally:
+            await batcher.close()
+
+    assert asyncio.run(main()) == [[t.upper()] for t in "abcdef"]
+    assert recorder.calls == [["a"], ["b", "c", "d", "e", "f"]]  # one batch, not five, and no minute's wait
+
+
+def test_batcher_without_in_flight_waits_for_the_batch_to_fill():
+    import asyncio
+
+    from hub.serving.batcher import Batcher
+
+    calls: list[list] = []
+
+    async def main():
+        batcher = Batcher("m", lambda items: calls.append(list(items)) or list(items), max_wait_ms=60_000,
+                          max_batch_size=3)
+        batcher.start()
+        try:
+            first = asyncio.ensure_future(batcher.submit(["a"], {}))
+            await asyncio.sleep(0.2)
+            assert not first.done() and calls == []  # waiting for others (max_wait_ms is a minute)
+            rest = [asyncio.ensure_future(batcher.submit([t], {})) for t in "bc"]
+            return await asyncio.wait_for(asyncio.gather(first, *rest), 20)  # full at 3: goes
+        finally:
+            await batcher.close()
+
+    assert asyncio.run(main()) == [["a"], ["b"], ["c"]] and calls == [["a", "b", "c"]]
+
+
+def test_over_http_a_lone_request_goes_at_once_and_concurrent_ones_still_batch(folders, pipes):
+    recorder = _Blocking(fresh(folders, "clf"), armed=False)
+    inputs = texts(6)
+    with serving([ServedModel("clf", recorder.pipe, predict=recorder)], max_wait_ms=60_000) as server:
+        lone = httpx.post(f"{server.url}/models/clf/predict", json={"inputs": inputs[0]}, timeout=20)
+        assert lone.status_code == 200 and close(lone.json()["outputs"], pipes["clf"](inputs[0]))
+        assert recorder.calls == [[inputs[0]]]
+        recorder.arm()
+        import threading
+
+        results: dict = {}
+
+        def post(i):
+            results[i] = httpx.post(f"{server.url}/models/clf/predict", json={"inputs": inputs[i]}, timeout=30)
+
+        threads = [threading.Thread(target=post, args=(0,))]
+        threads[0].start()
+        assert recorder.entered.wait(20)  # request 0 runs alone at once...
+        batcher = server.app.state.hub.models["clf"].batcher
+        threads += [threading.Thread(target=post, args=(i,)) for i in range(1, 6)]
+        for thread in threads[1:]:
+            thread.start()
+        deadline = time.monotonic() + 20
+        while batcher.depth < 5:  # ...and 1-5 queue meanwhile
+            assert time.monotonic() < deadline, "the requests did not queue"
+            time.sleep(0.01)
+        recorder.release.set()
+        for thread in threads:
+            thread.join(30)
+        metrics = server.app.state.hub.metrics
+        calls = metrics.sample("hub_batch_size_count", {"model": "clf"})
+    assert [results[i].status_code for i in range(6)] == [200] * 6
+    for i in range(6):
+        assert close(results[i].json()["outputs"], pipes["clf"](inputs[i]))
+    first, second = recorder.calls  # the 5 queued requests: one call (in arrival order), no minute's wait
+    assert first == [inputs[0]] and sorted(second) == sorted(inputs[1:])
+    assert calls == 3  # the lone request, then these two

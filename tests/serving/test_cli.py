@@ -49,7 +49,8 @@ def start_hub_serve(*args: str) -> tuple[subprocess.Popen, str, list[str]]:
 
 def test_sigterm_drains_in_flight_requests(folders, pipes):
     texts = [f"good food {i}" for i in range(6)]
-    proc, url, lines = start_hub_serve(f"clf=text-classify:{folders['clf']}", "--max-wait-ms", "1500")
+    proc, url, lines = start_hub_serve(f"clf=text-classify:{folders['clf']}", "--max-wait-ms", "1500",
+                                       "--always-wait")  # the six wait out the 1.5 s in the queue
     try:
         assert httpx.get(f"{url}/v2/health/ready", timeout=30).status_code == 200
         results: dict = {}

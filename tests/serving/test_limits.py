@@ -193,7 +193,9 @@ def test_auth_off_by_default_and_from_the_environment(clf, monkeypatch):
 
 
 def test_stopping_drains_queued_requests(clf):
-    with serving([ServedModel("clf", clf)], max_wait_ms=800, log_level="warning") as server:
+    # the 4 requests wait out max_wait_ms in the queue (not dispatched as soon as all are there)
+    with serving([ServedModel("clf", clf)], max_wait_ms=800, dispatch_when_idle=False,
+                 log_level="warning") as server:
         results: dict = {}
         threads = [post_in_thread(server.url, {"inputs": f"queued {i}"}, results, i) for i in range(4)]
         batcher = server.app.state.hub.models["clf"].batcher
@@ -212,3 +214,23 @@ def test_settings_are_checked():
         ServeSettings(request_timeout_s=0)
     with pytest.raises(Exception, match="unknown serve setting"):
         ServeSettings().replace(max_batch=4)
+
+
+def test_readiness_is_false_while_a_model_is_not_loaded(clf):
+    # what /v2/health/ready and /v2/models/{name}/ready answer is the models' state, not a constant
+    loading = ServedModel("clf", clf, ready=False)
+    with serving([loading]) as server:
+        def get(path):
+            return httpx.get(server.url + path, timeout=30)
+
+        assert get("/v2/health/live").status_code == 200  # alive meanwhile
+        assert get("/v2/health/ready").status_code == 503 and get("/v2/health/ready").json()["ready"] is False
+        assert get("/v2/models/clf/ready").status_code == 503
+        assert get("/health").json()["status"] == "loading"
+        refused = httpx.post(f"{server.url}/models/clf/predict", json={"inputs": "fine"}, timeout=30)
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert refused.json()["error"]["type"] == "not_ready"
+        loading.ready = True
+        assert get("/v2/health/ready").status_code == 200 and get("/v2/models/clf/ready").status_code == 200
+        answer = httpx.post(f"{server.url}/models/clf/predict", json={"inputs": "fine"}, timeout=30)
+        assert answer.status_code == 200 and answer.json()["outputs"]["label"] == clf("fine")["label"]
