@@ -386,3 +386,66 @@ def test_recipe_dataset_entry_keys_are_checked(tmp_path):
     recipe.write_text("task: text-classify\ndata: {train: {dataset: imdb, splt: train}}\n")
     with pytest.raises(ConfigError, match="Did you mean 'split'"):
         load_recipe(recipe)
+
+
+def cache_hub_dataset(cache, repo_id: str, splits: dict[str, list[dict]], tmp_path) -> None:
+    """Lay out ``repo_id`` in a datasets cache as a load from the Hub leaves it
+    (``namespace___name/default/0.0.0/HASH`` with dataset_info.json and arrow files):
+    the json builder prepares the rows, then its folders are named as a Hub load names them."""
+    import glob
+    from pathlib import Path
+
+    from datasets.packaged_modules.json.json import Json
+
+    files = {}
+    for split, rows in splits.items():
+        files[split] = str(tmp_path / f"src-{split}.jsonl")
+        Path(files[split]).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    namespace, name = repo_id.split("/")
+    Json(cache_dir=str(cache), dataset_name=name, hash="0123456789abcdef", data_files=files).download_and_prepare()
+    (Path(cache) / name).rename(Path(cache) / f"{namespace}___{name}")
+    [config] = glob.glob(str(Path(cache) / f"{namespace}___{name}" / "default-*"))
+    Path(config).rename(Path(config).with_name("default"))
+
+
+@pytest.fixture
+def offline_hf_cache(tmp_path, monkeypatch):
+    """A fresh, empty datasets cache, and the library (and huggingface_hub) in offline mode."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hf-home" / "datasets"
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)  # read at import: set for this test
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+def test_recipe_dataset_by_hub_name_loads_from_the_offline_cache(tmp_path, classifier, offline_hf_cache):
+    """{dataset: NAMESPACE/NAME} resolves to the Hugging Face datasets cache offline, exactly as
+    datasets.load_dataset does after one online load; the splits and the card's name follow."""
+    from hub.data.hf_datasets import load_from_spec
+    from hub.train.recipe import load_recipe, run_recipe
+
+    rows = {"train": [{"review": TEXTS[i], "stars": ["pos", "neg"][i % 2]} for i in range(8)],
+            "validation": [{"review": TEXTS[i], "stars": ["pos", "neg"][i % 2]} for i in range(2)]}
+    cache_hub_dataset(offline_hf_cache, "hub-tests/reviews", rows, tmp_path)
+    loaded = load_from_spec({"dataset": "hub-tests/reviews", "split": "validation"})
+    assert loaded.num_rows == 2 and loaded[0] == rows["validation"][0]
+    classifier()
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(f"task: text-classify\nmodel: {tmp_path / 'ckpt'}\n"
+                      "data: {train: {dataset: hub-tests/reviews, columns: {text: review, label: stars}}}\n"
+                      "options: {labels: [pos, neg]}\n"
+                      "training: {epochs: 1, batch_size: 4, device: cpu, progress: false}\n"
+                      f"output: {tmp_path / 'out'}\n")
+    summary = run_recipe(load_recipe(recipe), quiet=True)
+    assert summary["steps"] == 2 and "eval_accuracy" in summary["history"][-1]
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "the dataset `hub-tests/reviews`, split `train` (8 rows)" in card
+    assert "datasets:\n- hub-tests/reviews" in card  # a Hub repo id: named in the front matter too
+    # a name the cache does not hold: a DataError that says what a name needs, no network tried
+    with pytest.raises(DataError, match=r"cannot load dataset 'hub-tests/absent'.*HF_DATASETS_OFFLINE"):
+        load_from_spec({"dataset": "hub-tests/absent", "split": "train"})
