@@ -122,3 +122,40 @@ def test_llama_style_decoder_equals_transformers(tmp_path):
     tokens = list(generate_ids(ours, ids[:1, :4], torch.ones(1, 4, dtype=torch.long),
                                GenerationConfig(max_new_tokens=30), eos_token_id=None, pad_token_id=0))
     assert torch.stack(tokens, 1)[0].tolist() == greedy[0, 4:].tolist()
+
+
+@pytest.mark.parametrize("settings", [dict(top_k=0, top_p=1.0, temperature=1.0),
+                                      dict(top_k=20, top_p=0.9, temperature=1.3)])
+def test_num_return_sequences_equal_transformers_sampling(gpt2, settings):
+    """n samples of one prompt are generate(do_sample=True, num_return_sequences=n)'s under
+    the same seed, token for token (the prompt repeated n times, one multinomial per step)."""
+    folder, reference, tokenizer = gpt2
+    pipe = hub.load("text-generate", model=str(folder), device="cpu")
+    prompt = "the quick brown"
+    ours = pipe(prompt, do_sample=True, seed=7, num_return_sequences=3, max_new_tokens=15,
+                return_full_text=False, **settings)
+    assert isinstance(ours, list) and len(ours) == 3
+    ids = torch.tensor([tokenizer(prompt)["input_ids"]])
+    torch.manual_seed(7)
+    expected = reference.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=15, do_sample=True,
+                                  num_return_sequences=3, pad_token_id=tokenizer.eos_token_id, **settings)
+    texts = []
+    for row in expected[:, ids.shape[1]:].tolist():
+        if tokenizer.eos_token_id in row:
+            row = row[:row.index(tokenizer.eos_token_id)]
+        texts.append(tokenizer.decode(row, skip_special_tokens=True))
+    assert [r["generated_text"] for r in ours] == texts
+    assert len(set(texts)) > 1  # the three draws differ: the test compares samples, not one text thrice
+    two = pipe([prompt, "a journey"], do_sample=True, seed=7, num_return_sequences=2, max_new_tokens=5)
+    assert [len(r) for r in two] == [2, 2] and all(r["generated_text"].startswith(prompt) for r in two[0])
+
+
+def test_num_return_sequences_is_checked(gpt2):
+    folder, _, _ = gpt2
+    pipe = hub.load("text-generate", model=str(folder), device="cpu")
+    with pytest.raises(InvalidInputError, match="needs do_sample=True"):
+        pipe("hi", num_return_sequences=2)
+    with pytest.raises(InvalidInputError, match="num_return_sequences"):
+        pipe("hi", do_sample=True, num_return_sequences=0)
+    with pytest.raises(InvalidInputError, match="stream"):
+        list(pipe.stream("hi", do_sample=True, num_return_sequences=2))

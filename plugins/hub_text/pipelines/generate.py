@@ -1,9 +1,14 @@
 """``text-generate``: continue prompts with a causal LM, like transformers' pipeline.
 
 ``pipe(prompt, max_new_tokens=50, do_sample=False, temperature=1.0, top_k=0, top_p=1.0,
-repetition_penalty=1.0, stop=None, seed=None, return_full_text=True)`` returns
-``{"generated_text": ...}``; a list of prompts is generated in length-sorted batches with
-left padding. ``pipe.stream(prompt, ...)`` yields the new text piece by piece.
+repetition_penalty=1.0, stop=None, seed=None, return_full_text=True,
+num_return_sequences=1)`` returns ``{"generated_text": ...}``; a list of prompts is generated in
+length-sorted batches with left padding. With ``do_sample=True`` and ``num_return_sequences=n >
+1`` each prompt gets a :class:`~hub.results.ResultList` of n samples (the shape the seq2seq tasks
+give), drawn as transformers' ``generate`` draws them: the prompt repeated n times in the batch,
+one ``torch.multinomial`` per step, so under the same seed a single prompt's n samples are
+``generate(do_sample=True, num_return_sequences=n)``'s token for token.
+``pipe.stream(prompt, ...)`` yields the new text piece by piece.
 Generation stops at the end-of-sequence token, at ``max_new_tokens``, or at the first
 of the ``stop`` strings (which is cut from the text).
 """
@@ -19,8 +24,8 @@ import torch
 from hub.data.padding import pad_sequences
 from hub.errors import InvalidInputError
 from hub.pipeline import Pipeline, check_batch_of
-from hub.results import Result
-from hub.validate import check_bool, check_keywords
+from hub.results import Result, ResultList
+from hub.validate import check_bool, check_int, check_keywords
 from hub_text.models.generation import GenerationConfig, generate_ids
 from hub_text.models.gpt import CausalLM
 from hub_text.pipelines.base import TextModelLoading
@@ -34,7 +39,7 @@ class TextGenerationPipeline(TextModelLoading, Pipeline):
     model_types = CausalLM
     model_needs = "a causal language model (e.g. transformers' GPT2LMHeadModel)"
     default_batch_size = 8
-    call_parameters = frozenset({*_GENERATION_KEYS, "stop", "return_full_text"})
+    call_parameters = frozenset({*_GENERATION_KEYS, "stop", "return_full_text", "num_return_sequences"})
 
     def __init__(self, model: CausalLM, tokenizer: Any, **kwargs: Any) -> None:
         super().__init__(model, **kwargs)
@@ -87,6 +92,7 @@ class TextGenerationPipeline(TextModelLoading, Pipeline):
     # -- generation -----------------------------------------------------------------
     def _config(self, params: dict[str, Any]) -> tuple[GenerationConfig, list[str], bool]:
         check_keywords(self.task, params, self.accepted_call_parameters() - {"batch_size", "progress"})
+        params.pop("num_return_sequences", None)  # checked by _samples
         given = params.pop("stop", None)
         stop = [given] if isinstance(given, str) else (given or [])
         if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) for s in stop):
@@ -96,6 +102,17 @@ class TextGenerationPipeline(TextModelLoading, Pipeline):
 
     def check_parameters(self, params: dict[str, Any]) -> None:
         self._config(dict(params))
+        self._samples(params)
+
+    @staticmethod
+    def _samples(params: dict[str, Any]) -> int:
+        """``num_return_sequences``: how many samples per prompt (more than one needs sampling:
+        n greedy decodings of one prompt are one text n times)."""
+        n = check_int("num_return_sequences", params.get("num_return_sequences", 1), minimum=1, maximum=256)
+        if n > 1 and not params.get("do_sample", False):
+            raise InvalidInputError(f"num_return_sequences={n} needs do_sample=True: greedy decoding gives one "
+                                    "text per prompt (pass do_sample=True, with seed= to repeat the draws).")
+        return n
 
     def _encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         rows = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
@@ -116,6 +133,9 @@ class TextGenerationPipeline(TextModelLoading, Pipeline):
         """Yield the generated text piece by piece as tokens arrive."""
         self.check_call_parameters(params)
         self._check([prompt])
+        if self._samples(params) > 1:
+            raise InvalidInputError("text-generate: stream() yields one sequence; pass num_return_sequences=1 "
+                                    "(or call the pipeline for several samples).")
         config, stop, _ = self._config(dict(params))
         ids, mask = self._encode([prompt])
         generated: list[int] = []
@@ -146,6 +166,7 @@ class TextGenerationPipeline(TextModelLoading, Pipeline):
         """Prompts of similar length decoded together, token by token on the KV cache (the
         base's ``__call__`` did the shared work: defaults, streams, keyword checks, adapters)."""
         self._check(prompts)
+        n = self._samples(params)
         config, stop, full = self._config(dict(params))
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         results: list[Any] = [None] * len(prompts)
@@ -153,24 +174,31 @@ class TextGenerationPipeline(TextModelLoading, Pipeline):
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             ids, mask = self._encode([prompts[i] for i in chunk])
+            if n > 1:  # each prompt n times in a row, as generate(num_return_sequences=n) expands it
+                ids, mask = ids.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
             steps = []
             with self.autocast():
                 for token in generate_ids(self.model, ids, mask, config, eos_token_id=self.eos_token_id,
                                           pad_token_id=self.pad_token_id):
                     steps.append(token.cpu())
-            new = torch.stack(steps, 1) if steps else torch.empty(len(chunk), 0, dtype=torch.long)
-            for row, index in enumerate(chunk):
-                tokens = new[row].tolist()
-                if self.eos_token_id is not None and self.eos_token_id in tokens:
-                    tokens = tokens[:tokens.index(self.eos_token_id)]
-                text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-                cut = _stop_at(text, stop)
-                text = text if cut is None else text[:cut]
-                results[index] = Result({"generated_text": prompts[index] + text if full else text},
-                                        metadata={"new_tokens": len(tokens)})  # every result has .metadata
+            new = torch.stack(steps, 1) if steps else torch.empty(len(ids), 0, dtype=torch.long)
+            for position, index in enumerate(chunk):
+                samples = [self._result(prompts[index], new[row].tolist(), stop, full)
+                           for row in range(position * n, (position + 1) * n)]
+                results[index] = samples[0] if n == 1 else ResultList(samples)
             bar.update(len(chunk))
         bar.close()
         return results
+
+    def _result(self, prompt: str, tokens: list[int], stop: list[str], full: bool) -> Result:
+        """One generated sequence: cut at the end-of-sequence token and the first stop string."""
+        if self.eos_token_id is not None and self.eos_token_id in tokens:
+            tokens = tokens[:tokens.index(self.eos_token_id)]
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        cut = _stop_at(text, stop)
+        text = text if cut is None else text[:cut]
+        return Result({"generated_text": prompt + text if full else text},
+                      metadata={"new_tokens": len(tokens)})  # every result has .metadata
 
     def _save_extra_files(self, folder: Path) -> None:
         """The tokenizer's files beside the weights (``Pipeline.save`` writes the rest)."""
