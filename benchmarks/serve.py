@@ -269,6 +269,22 @@ class Server:
 
 
 # -- load --------------------------------------------------------------------------------
+def batch_totals(server: Server) -> tuple[float, float] | None:
+    """Hub's ``(pipeline calls, inputs)`` so far, from its ``/metrics`` (None for the others)."""
+    if not server.system.startswith("hub"):
+        return None
+    try:
+        text = httpx.get(server.url + "/metrics", timeout=30).text
+    except httpx.HTTPError:
+        return None
+    totals = {"count": 0.0, "sum": 0.0}
+    for line in text.splitlines():
+        for kind in totals:
+            if line.startswith(f"hub_batch_size_{kind}{{"):
+                totals[kind] += float(line.rsplit(" ", 1)[1])
+    return totals["count"], totals["sum"]
+
+
 def run_load(server: Server, texts: list[str], concurrency: int, seconds: float) -> dict[str, Any]:
     """``concurrency`` threads, each its own keep-alive client, sending for ``seconds``."""
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
@@ -298,6 +314,7 @@ def run_load(server: Server, texts: list[str], concurrency: int, seconds: float)
     for thread in threads:
         thread.start()
     start_gate.wait()
+    batches_before = batch_totals(server)
     cpu_before = server.cpu_seconds()
     began = time.monotonic()
     stop_at[0] = began + seconds
@@ -305,10 +322,15 @@ def run_load(server: Server, texts: list[str], concurrency: int, seconds: float)
         thread.join()
     elapsed = time.monotonic() - began
     cpu = server.cpu_seconds() - cpu_before
+    batches_after = batch_totals(server)
+    mean_batch = float("nan")
+    if batches_before is not None and batches_after is not None and batches_after[0] > batches_before[0]:
+        mean_batch = (batches_after[1] - batches_before[1]) / (batches_after[0] - batches_before[0])
     flat = sorted(x for slot in latencies for x in slot)
     done = len(flat) - sum(errors)
     return {"requests": len(flat), "errors": sum(errors), "seconds": elapsed, "rps": done / elapsed,
             "server_cpu_s": cpu, "cpu_ms_per_request": 1000 * cpu / done if done else float("nan"),
+            "mean_batch": mean_batch,
             "p50_ms": 1000 * float(np.percentile(flat, 50)) if flat else float("nan"),
             "p99_ms": 1000 * float(np.percentile(flat, 99)) if flat else float("nan")}
 
@@ -397,7 +419,7 @@ def main() -> int:
                     run_load(server, texts, 8, 2.0)  # warm-up
                     server.pause()
                     print(f"  {system} ready; answers {entry['answers'][system]}", flush=True)
-                runs: dict[str, dict[int, list[dict]]] = {s: {c: [] for c in levels} for s in systems}
+                runs: dict[str, dict[int, list[dict]]] = {s: {c: [] for c in levels} for s in servers}
                 for round_ in range(args.repeats):
                     for c in levels:
                         for system, server in servers.items():
@@ -410,7 +432,8 @@ def main() -> int:
                             runs[system][c].append(result)
                             print(f"  round {round_ + 1} c={c:<3} {system:<12} {result['rps']:7.1f} req/s  "
                                   f"p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  "
-                                  f"CPU {result['cpu_ms_per_request']:6.1f} ms/req  errors {result['errors']}",
+                                  f"CPU {result['cpu_ms_per_request']:6.1f} ms/req  "
+                                  f"batch {result['mean_batch']:5.1f}  errors {result['errors']}",
                                   flush=True)
                 entry["runs"] = {s: {str(c): r for c, r in by_c.items()} for s, by_c in runs.items()}
             finally:
@@ -454,7 +477,8 @@ def render(report: dict[str, Any]) -> str:
              f"{report['repeats']} interleaved rounds. Load generator: this script's threads (one keep-alive "
              "httpx client each), in its own process; every server in its own process. Server CPU ms/request: "
              "the CPU time the server's processes used during the level divided by the requests answered "
-             "(what each request costs, whatever share of the shared machine the server got).", ""]
+             "(what each request costs, whatever share of the shared machine the server got). Mean batch: "
+             "inputs per pipeline call during the level (Hub's /metrics).", ""]
     for task, entry in report["tasks"].items():
         lines.append(f"**{task}** on {entry['weights']}."
                      + (f" Export parity vs Hub in process: labels {entry['export_parity']['label_agreement']}, "
@@ -465,8 +489,8 @@ def render(report: dict[str, Any]) -> str:
         lines += [f"Answers vs Hub's pipeline in process (8 texts): {answers}.", ""]
         levels = report["levels"]
         lines.append("| server | " + " | ".join(f"c={c} req/s | p50 ms | p99 ms" for c in levels)
-                     + " | server CPU ms/request (c=32) | errors |")
-        lines.append("|---|" + "---:|---:|---:|" * len(levels) + "---:|---:|")
+                     + " | server CPU ms/request (c=32) | mean batch (c=32) | errors |")
+        lines.append("|---|" + "---:|---:|---:|" * len(levels) + "---:|---:|---:|")
         for system, by_c in entry["runs"].items():
             cells = []
             errors = 0
@@ -475,7 +499,9 @@ def render(report: dict[str, Any]) -> str:
                 errors += sum(r["errors"] for r in rs)
                 cells.append(f"{_median(rs, 'rps'):.1f} | {_median(rs, 'p50_ms'):.0f} | {_median(rs, 'p99_ms'):.0f}")
             cpu = _median(by_c["32"], "cpu_ms_per_request") if "32" in by_c else float("nan")
-            lines.append(f"| {system} | " + " | ".join(cells) + f" | {cpu:.1f} | {errors} |")
+            batch = _median(by_c["32"], "mean_batch") if "32" in by_c else float("nan")
+            shown = "-" if batch != batch else f"{batch:.1f}"  # NaN: not a Hub server
+            lines.append(f"| {system} | " + " | ".join(cells) + f" | {cpu:.1f} | {shown} | {errors} |")
         runs = entry["runs"]
         if "hub" in runs and "naive" in runs and "32" in runs["hub"]:
             hub32, naive32 = _median(runs["hub"]["32"], "rps"), _median(runs["naive"]["32"], "rps")
