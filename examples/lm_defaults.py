@@ -1,7 +1,8 @@
 """What the shipped language-model defaults are trained on and measured with.
 
-``fortunes-gpt`` (text-generate) and ``fortunes-mlm`` (fill-mask) are trained from scratch
-on the Debian fortunes corpus (``apt-get install -y fortunes fortunes-min``; see
+``fortunes-gpt`` (text-generate) is trained from scratch, ``fortunes-mlm`` (fill-mask) is
+fine-tuned from the first layers of the packaged all-MiniLM-L6-v2, both on the Debian fortunes
+corpus (``apt-get install -y fortunes fortunes-min``; see
 :func:`examples.data_prep.fortunes`), 5 % of the fortunes held out by fortune (seed 0,
 :func:`hub_text.pretrain.split_documents`). The figures in registry.yaml are computed by
 the functions here on the held-out fortunes, with the *shipped* (int8-stored) weights,
@@ -174,8 +175,9 @@ def training_parser(doc: str, *, max_steps: int, learning_rate: float, eval_ever
 
 def train_and_ship(task: str, name: str, args: Any, *, tokenizer_kind: str, config: dict[str, Any],
                    **training: Any) -> dict[str, Any]:
-    """Train ``task``'s default from scratch on the training fortunes (a 4,096-token tokenizer of
-    ``tokenizer_kind`` first), save it int8 to ``args.output`` and reload it as users will.
+    """Train ``task``'s default from scratch on the training fortunes (a 4,096-token tokenizer
+    of ``tokenizer_kind`` first; text-generate's ``fortunes-gpt``), save it int8 to ``args.output``
+    and reload it as users will.
 
     Returns ``{"pipe": the reloaded pipeline, "result", "parameters", "train", "held_out"}``.
     """

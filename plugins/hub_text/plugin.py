@@ -35,7 +35,7 @@ def hub_tasks() -> list[TaskSpec]:
             name="fill-mask",
             pipeline="hub_text.pipelines.fill_mask:FillMaskPipeline",
             description="Predict the tokens hidden behind [MASK]: top-k tokens with scores and filled text.",
-            default_model="bert-base-uncased",
+            default_model="fortunes-mlm",
             modality="text",
             pipeline_tag="fill-mask",
         ),
