@@ -42,6 +42,8 @@ class ServeSettings:
             it): a lone request pays no wait, and under load the requests that arrive while a
             batch runs make the next one. Off: always wait ``max_wait_ms`` for a batch that is
             not full (`hub serve --always-wait`; for tests that need a fixed batch composition).
+            Any request in flight counts (other models, a streaming completion, a metrics
+            scrape), so while one is, a batch waits as before, never longer than ``max_wait_ms``.
         max_batch_tokens: for text inputs, the token budget of one batch (as
             text-embeddings-inference's ``max_batch_tokens``): a text costs an estimate of its
             tokens (UTF-8 bytes / 4 + 2), other inputs 1; a batch closes before the request that
