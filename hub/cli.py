@@ -450,14 +450,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from hub.serving.ray import serve_ray
 
         serve_ray(args.models, ServeSettings(**knobs), replicas=args.replicas or 1, address=args.ray_address,
-                  device=args.device, dtype=args.dtype, revision=args.revision)
+                  device=args.device, dtype=args.dtype, revision=args.revision, quantize=args.quantize,
+                  backend=args.backend)
         return EXIT_OK
     if args.replicas is not None or args.ray_address is not None:
         from hub.errors import ConfigError
 
         raise ConfigError("--replicas and --ray-address run the server on Ray Serve; add --ray "
                           "(pip install 'hub-sdk[ray]').")
-    serve(args.models, ServeSettings(**knobs), device=args.device, dtype=args.dtype, revision=args.revision)
+    serve(args.models, ServeSettings(**knobs), device=args.device, dtype=args.dtype, revision=args.revision,
+          quantize=args.quantize, backend=args.backend)
     return EXIT_OK
 
 
@@ -586,6 +588,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", metavar="D", help="cpu, cuda or cuda:N (default: CUDA if available)")
     p.add_argument("--dtype", metavar="DTYPE", help="float32 (default), bfloat16 or float16")
     p.add_argument("--revision", metavar="R", help="branch, tag or commit (HF models)")
+    p.add_argument("--quantize", choices=("auto", "int8", "float"), default=None,
+                   help="int8: Linear layers compute in int8 on CPU; float: never; auto (default): int8 for "
+                        "a model stored as int8, on CPU")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default=None,
+                   help="torch (default) or onnxruntime (pip install 'hub-sdk[onnx]'; exports and caches the graph)")
     p.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), help="default info")
     p.add_argument("--ray", action="store_true",
                    help="run as a Ray Serve deployment of --replicas copies (pip install 'hub-sdk[ray]')")

@@ -385,7 +385,8 @@ def build_app(models: Iterable[ServedModel | str] | Mapping[str, Any], settings:
         settings: the knobs (default :class:`ServeSettings`).
         replica: the Ray Serve replica the app runs in (:mod:`hub.serving.ray` sets it; its
             metrics then carry a ``replica`` label).
-        **load_options: ``device``, ``dtype``, ``revision`` for the specs that are loaded.
+        **load_options: ``device``, ``dtype``, ``revision``, ``quantize``, ``backend`` for the specs
+            that are loaded.
 
     Returns:
         The app; ``app.state.hub`` is its :class:`ServingState`. Serve it with uvicorn

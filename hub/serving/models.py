@@ -24,6 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 from hub.errors import InvalidInputError
 
+#: the keywords of :func:`hub.load` a server passes on for every model it loads
+LOAD_OPTIONS = ("device", "dtype", "revision", "quantize", "backend")
+
 if TYPE_CHECKING:
     from hub.serving.batcher import Batcher
 
@@ -162,7 +165,7 @@ class ModelSpec:
         """Load the pipeline (:func:`hub.load`) and wrap it.
 
         Args:
-            **load_options: ``device``, ``dtype``, ``revision`` for :func:`hub.load`.
+            **load_options: :data:`LOAD_OPTIONS` for :func:`hub.load`.
 
         Returns:
             The served model, ready.
@@ -256,7 +259,8 @@ def load_models(specs: Iterable[str | ModelSpec | ServedModel], **load_options: 
 
     Args:
         specs: ``NAME[=MODEL]`` strings, parsed specs or ready :class:`ServedModel` objects.
-        **load_options: ``device``, ``dtype``, ``revision`` for :func:`hub.load`.
+        **load_options: :data:`LOAD_OPTIONS` (``device``, ``dtype``, ``revision``, ``quantize``,
+            ``backend``) for :func:`hub.load`.
 
     Returns:
         The served models, in order.

@@ -74,6 +74,7 @@ from typing import Any
 
 from hub.errors import InvalidInputError
 from hub.serving.errors import MissingExtraError, require_serve_deps
+from hub.serving.models import LOAD_OPTIONS
 from hub.serving.settings import ServeSettings
 
 #: what to install when Ray Serve is missing
@@ -117,7 +118,7 @@ class ReplicaApp:
     Args:
         specs: ``NAME[=MODEL]`` strings (see :mod:`hub.serving.models`).
         settings: the knobs of every replica's app.
-        load_options: ``device``, ``dtype``, ``revision`` for :func:`hub.load`.
+        load_options: ``device``, ``dtype``, ``revision``, ``quantize``, ``backend`` for :func:`hub.load`.
         on_start: ``on_start(app)``, called in each replica once its app is built (models
             loaded) and before it takes traffic: warm-up calls, wrapping a model's ``predict``
             (tracing, a test's slow model). Shipped to the replicas with Ray's cloudpickle.
@@ -233,7 +234,8 @@ def build_ray_app(models: Iterable[Any] | Mapping[str, Any], settings: ServeSett
         deployment_name: the deployment's name within the application.
         on_start: ``on_start(app)`` in each replica after its models load, before traffic
             (see :class:`ReplicaApp`).
-        **load_options: ``device``, ``dtype``, ``revision`` for :func:`hub.load` in each replica.
+        **load_options: ``device``, ``dtype``, ``revision``, ``quantize``, ``backend`` for
+            :func:`hub.load` in each replica.
 
     Returns:
         A bound Ray Serve application, for ``serve.run(app, route_prefix="/")`` or
@@ -250,10 +252,10 @@ def build_ray_app(models: Iterable[Any] | Mapping[str, Any], settings: ServeSett
     check_int("replicas", replicas, minimum=1)
     specs = _spec_strings(models)
     load_options = {k: v for k, v in load_options.items() if v is not None}
-    unknown = sorted(set(load_options) - {"device", "dtype", "revision"})
+    unknown = sorted(set(load_options) - set(LOAD_OPTIONS))
     if unknown:
-        raise InvalidInputError(f"unknown load option(s) {', '.join(map(repr, unknown))}; known: device, dtype, "
-                                "revision.")
+        raise InvalidInputError(f"unknown load option(s) {', '.join(map(repr, unknown))}; known: "
+                                f"{', '.join(LOAD_OPTIONS)}.")
     options: dict[str, Any] = {"name": deployment_name, "num_replicas": replicas,
                                "ray_actor_options": dict(ray_actor_options or {"num_cpus": 1}),
                                "graceful_shutdown_timeout_s": max(1.0, settings.graceful_timeout_s)}
@@ -364,7 +366,7 @@ def serve_ray(models: Iterable[Any], settings: ServeSettings | None = None, *, r
         replicas: how many replicas.
         address: the Ray cluster (``"auto"``, ``"HOST:6379"``; ``None``: a local Ray).
         ray_actor_options: resources per replica.
-        **load_options: ``device``, ``dtype``, ``revision``.
+        **load_options: ``device``, ``dtype``, ``revision``, ``quantize``, ``backend``.
     """
     from hub.serving.models import parse_spec
 

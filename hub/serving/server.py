@@ -26,6 +26,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from hub.serving.models import LOAD_OPTIONS
 from hub.serving.settings import ServeSettings
 
 
@@ -87,8 +88,8 @@ def serve(models: Iterable[Any], settings: ServeSettings | None = None, **option
             ``"emb=text-embed:org/name"``), :class:`~hub.serving.models.ServedModel` objects, or
             a mapping ``{name: pipeline or spec}``.
         settings: the knobs; ``**options`` may instead give them by name (``port=8080,
-            max_batch_size=16``), and ``device``, ``dtype``, ``revision`` go to
-            :func:`hub.load`.
+            max_batch_size=16``), and ``device``, ``dtype``, ``revision``, ``quantize``,
+            ``backend`` go to :func:`hub.load`.
 
     Raises:
         MissingExtraError: the ``serve`` extra is not installed.
@@ -96,7 +97,7 @@ def serve(models: Iterable[Any], settings: ServeSettings | None = None, **option
     """
     from hub.serving.app import build_app
 
-    load_options = {k: options.pop(k) for k in ("device", "dtype", "revision") if k in options}
+    load_options = {k: options.pop(k) for k in LOAD_OPTIONS if k in options}
     settings = (settings or ServeSettings()).replace(**options) if options else (settings or ServeSettings())
     app = build_app(models, settings, **load_options)
     _configure_logging(settings.log_level)

@@ -179,3 +179,24 @@ def test_a_task_name_serves_its_default_model():
     expected = hub.load("text-classify", device="cpu")("great tea, fresh and fragrant")
     assert got.json()["outputs"]["label"] == expected["label"]
     assert got.json()["outputs"]["score"] == pytest.approx(expected["score"], abs=1e-5)
+
+
+def test_quantize_and_backend_reach_hub_load(monkeypatch):
+    """``hub serve --quantize/--backend`` (and ``hub.serve(quantize=, backend=)``) load every
+    model as ``hub.load`` would: the shipped int8 default computes in float when asked, and
+    the options reach the loader from the command line unchanged."""
+    from hub.serving import ServeSettings, build_app
+
+    app = build_app(["text-classify"], ServeSettings(log_level="warning"), device="cpu", quantize="float")
+    compute = app.state.hub.models["text-classify"].pipeline.metadata["compute"]
+    assert compute["weights"] != "int8", compute
+    app = build_app(["text-classify"], ServeSettings(log_level="warning"), device="cpu", quantize="int8")
+    assert app.state.hub.models["text-classify"].pipeline.metadata["compute"]["weights"] == "int8"
+
+    import hub.serving.server as server_module
+    from hub.cli import main
+
+    seen = {}
+    monkeypatch.setattr(server_module, "serve", lambda models, settings, **options: seen.update(options))
+    assert main(["serve", "text-embed", "--quantize", "int8", "--backend", "onnxruntime", "--device", "cpu"]) == 0
+    assert seen["quantize"] == "int8" and seen["backend"] == "onnxruntime" and seen["device"] == "cpu"
