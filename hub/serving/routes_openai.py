@@ -16,11 +16,13 @@ for the OpenAI API) works against ``hub serve`` with ``base_url="http://HOST:POR
   (default 256), streaming as ``chat.completion.chunk`` deltas.
 * ``POST /v1/audio/transcriptions`` (``speech-recognize``): a multipart upload of ``file``
   (+ ``model``, ``response_format`` ``json`` / ``text`` / ``verbose_json``, ``language`` for
-  models that take one).
+  models that take one, ``timestamp_granularities`` ``word`` (CTC models: ``words``) or
+  ``segment`` (Whisper's timestamp tokens: ``segments``) with ``verbose_json``).
 
 ``top_k`` and ``repetition_penalty`` are accepted as extensions (vLLM's names; the ``openai``
-client sends them through ``extra_body``). Fields the API defines but Hub cannot honour
-(``n`` > 1, ``logprobs``, ``presence_penalty`` / ``frequency_penalty`` other than 0,
+client sends them through ``extra_body``). ``n`` > 1 (with sampling, not streamed) gives n
+sampled choices per prompt (text-generate's ``num_return_sequences``). Fields the API defines
+but Hub cannot honour (``logprobs``, ``presence_penalty`` / ``frequency_penalty`` other than 0,
 ``logit_bias``, ``tools``, ``suffix``) and unknown fields are a ``400`` naming the field and
 what to do, never silently ignored. Errors have OpenAI's shape: ``{"error": {"message",
 "type", "param", "code"}}``.
@@ -72,6 +74,8 @@ TRANSCRIPTION_FIELDS = {"file", "model", "language", "prompt", "response_format"
                         "timestamp_granularities[]", "timestamp_granularities"}
 DEFAULT_COMPLETION_TOKENS = 16  # OpenAI's default for /v1/completions
 DEFAULT_CHAT_TOKENS = 256
+#: the most choices (``n``) one request may ask for: each is a sequence in the model's batch
+MAX_CHOICES = 16
 _ROLES = ("system", "user", "assistant", "developer", "tool")
 _STARTED = int(time.time())
 
@@ -167,12 +171,14 @@ async def completions(request: Request) -> Any:
         return _sse(pieces, chunk, usage_chunk if usage else None, counter, max_tokens,
                     prefix=prompts[0] if echo else "")
     results = await state.infer(request, model, prompts, {**options, "return_full_text": echo})
-    texts = [r["generated_text"] for r in results]
+    samples = _choices(results, options)  # n choices per prompt, in prompt order (OpenAI's indices)
+    texts = [r["generated_text"] for r in samples]
     choices = [{"text": text, "index": i, "logprobs": None, "finish_reason": _finish(result, max_tokens)}
-               for i, (text, result) in enumerate(zip(texts, results))]
-    completions_only = [t[len(p):] if echo else t for t, p in zip(texts, prompts)]
+               for i, (text, result) in enumerate(zip(texts, samples))]
+    per_prompt = len(samples) // len(prompts)
+    completions_only = [t[len(prompts[i // per_prompt]):] if echo else t for i, t in enumerate(texts)]
     return {"id": ident, "object": "text_completion", "created": created, "model": model.name, "choices": choices,
-            "usage": counter.usage(prompts, completions_only, results)}
+            "usage": counter.usage(prompts, completions_only, samples)}
 
 
 # --------------------------------------------------------------------------- chat
@@ -209,12 +215,14 @@ async def chat_completions(request: Request) -> Any:
 
         pieces = await _stream(state, model, prompt, options)
         return _sse(pieces, chunk, usage_chunk if usage else None, counter, max_tokens)
-    result = (await state.infer(request, model, [prompt], {**options, "return_full_text": False}, single=True))[0]
-    text = result["generated_text"]
+    results = await state.infer(request, model, [prompt], {**options, "return_full_text": False}, single=True)
+    samples = _choices(results, options)
+    texts = [r["generated_text"] for r in samples]
     return {"id": ident, "object": "chat.completion", "created": created, "model": model.name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                         "finish_reason": _finish(result, max_tokens)}],
-            "usage": counter.usage([prompt], [text], [result])}
+            "choices": [{"index": i, "message": {"role": "assistant", "content": text}, "logprobs": None,
+                         "finish_reason": _finish(result, max_tokens)}
+                        for i, (text, result) in enumerate(zip(texts, samples))],
+            "usage": counter.usage([prompt], texts, samples)}
 
 
 # --------------------------------------------------------------------------- transcriptions
@@ -228,6 +236,7 @@ async def transcriptions(request: Request) -> Any:
     form = await request.form(max_files=1, max_fields=16, max_part_size=settings.max_body_bytes)
     try:
         fields: dict[str, Any] = {}
+        granularities: list[str] = []
         audio: bytes | None = None
         for key, value in form.multi_items():
             _known(key, TRANSCRIPTION_FIELDS)
@@ -237,6 +246,8 @@ async def transcriptions(request: Request) -> Any:
                 audio = await value.read()
             elif not isinstance(value, str):
                 raise InvalidInputError(f"field {key!r} must be a text field, not a file.")
+            elif key.startswith("timestamp_granularities"):  # repeated: the client sends one field a value
+                granularities += form_values(value)
             else:
                 fields[key] = value
     finally:
@@ -255,12 +266,18 @@ async def transcriptions(request: Request) -> Any:
     options: dict[str, Any] = {}
     if fields.get("language"):
         options["language"] = fields["language"]  # refused with the close match by a model without it
-    granularities = [g for k in ("timestamp_granularities[]", "timestamp_granularities") for g in
-                     form_values(fields.get(k))]
+    unknown = sorted(set(granularities) - {"word", "segment"})
+    if unknown:
+        raise InvalidInputError(f"timestamp_granularities {unknown} are not known; use 'word' or 'segment'.")
+    if granularities and response_format != "verbose_json":
+        raise InvalidInputError("timestamp_granularities needs response_format='verbose_json'.")
+    if "word" in granularities and "segment" in granularities:
+        raise InvalidInputError("timestamp_granularities: Hub gives word timestamps (CTC models) or segment "
+                                "timestamps (Whisper) in one call, not both; ask for one.")
     if "word" in granularities:
-        if response_format != "verbose_json":
-            raise InvalidInputError("timestamp_granularities needs response_format='verbose_json'.")
         options["return_timestamps"] = "word"
+    elif "segment" in granularities:  # Whisper's timestamp tokens: the segments between them
+        options["return_timestamps"] = True
     result = (await state.infer(request, model, [audio], options, single=True))[0]
     text = result["text"]
     if response_format == "text":
@@ -269,9 +286,13 @@ async def transcriptions(request: Request) -> Any:
         return {"text": text}
     verbose: dict[str, Any] = {"task": "transcribe", "language": fields.get("language"),
                                "duration": getattr(result, "metadata", {}).get("seconds"), "text": text}
-    if "chunks" in result:
+    if "chunks" in result and options.get("return_timestamps") == "word":
         verbose["words"] = [{"word": c["text"], "start": c["timestamp"][0], "end": c["timestamp"][1]}
                             for c in result["chunks"]]
+    elif "chunks" in result:  # OpenAI's segment fields that Hub knows (no log-probabilities)
+        verbose["segments"] = [{"id": i, "seek": 0, "start": c["timestamp"][0], "end": c["timestamp"][1],
+                                "text": c["text"], "tokens": [], "temperature": 0.0}
+                               for i, c in enumerate(result["chunks"])]
     return verbose
 
 
@@ -369,7 +390,7 @@ def _refuse(body: Mapping[str, Any], **allowed: tuple[Any, ...]) -> None:
 
 def _generation_options(body: Mapping[str, Any], default_max: int) -> tuple[dict[str, Any], int]:
     """The text-generate call keywords of an OpenAI request, and its max_tokens."""
-    _refuse(body, n=(None, 1), logprobs=(None, False, 0), presence_penalty=(None, 0, 0.0),
+    _refuse(body, logprobs=(None, False, 0), presence_penalty=(None, 0, 0.0),
             frequency_penalty=(None, 0, 0.0), logit_bias=(None, {}))
     max_tokens = _optional_int(body, "max_tokens", minimum=1) or default_max
     options: dict[str, Any] = {"max_new_tokens": max_tokens}
@@ -379,6 +400,16 @@ def _generation_options(body: Mapping[str, Any], default_max: int) -> tuple[dict
         options["do_sample"] = False
     else:
         options.update(do_sample=True, temperature=temperature)
+    n = _optional_int(body, "n", minimum=1) or 1
+    if n > MAX_CHOICES:
+        raise InvalidInputError(f"'n'={n} is more than this server gives ({MAX_CHOICES}); ask for fewer choices.")
+    if n > 1:
+        if temperature == 0:
+            raise InvalidInputError(f"'n'={n} with temperature 0 would be {n} copies of one greedy answer; "
+                                    "sample (temperature > 0) or ask for n=1.")
+        if body.get("stream"):
+            raise InvalidInputError("'n' > 1 is not supported with stream: true; send n=1 streams.")
+        options["num_return_sequences"] = n
     top_p = _number(body, "top_p", 0.0, 1.0)
     if top_p is not None:
         if top_p == 0:
@@ -430,6 +461,14 @@ def _messages(messages: Any) -> list[dict[str, str]]:
             raise InvalidInputError(f"messages[{index}].content must be a string (or text parts).")
         out.append({"role": role, "content": content})
     return out
+
+
+def _choices(results: list[Any], options: Mapping[str, Any]) -> list[Any]:
+    """One result per choice: with ``n`` > 1 each prompt's result is a list of n samples,
+    flattened in prompt order (choice ``index`` = prompt * n + sample, as OpenAI numbers them)."""
+    if options.get("num_return_sequences", 1) == 1:
+        return list(results)
+    return [sample for per_prompt in results for sample in per_prompt]
 
 
 def _finish(result: Any, max_tokens: int) -> str:

@@ -100,6 +100,26 @@ def test_greedy_and_seeded_completions_equal_the_pipeline(client, gen):
     assert echoed.choices[0].text == "the cat" + want["generated_text"]
 
 
+def test_n_choices_are_the_pipelines_samples(client, gen):
+    """n > 1 is text-generate's num_return_sequences: n sampled choices per prompt, numbered
+    prompt * n + sample, each the pipeline's sample under the same seed; usage counts them all."""
+    got = client.completions.create(model="gen", prompt=["the dog", "a fox"], max_tokens=5, temperature=0.9,
+                                    seed=4, n=3)
+    want = gen(["the dog", "a fox"], max_new_tokens=5, do_sample=True, temperature=0.9, seed=4,
+               num_return_sequences=3, return_full_text=False)
+    assert [c.index for c in got.choices] == list(range(6))
+    assert [c.text for c in got.choices] == [s["generated_text"] for per_prompt in want for s in per_prompt]
+    assert len({c.text for c in got.choices[:3]}) > 1  # three draws, not one answer three times
+    assert got.usage.completion_tokens == sum(s.metadata["new_tokens"] for per_prompt in want for s in per_prompt)
+    messages = [{"role": "user", "content": "the cat sees"}]
+    prompt = gen.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    chat = client.chat.completions.create(model="gen", messages=messages, max_tokens=5, temperature=0.9, seed=4,
+                                          n=2)
+    expected = gen(prompt, max_new_tokens=5, do_sample=True, temperature=0.9, seed=4, num_return_sequences=2,
+                   return_full_text=False)
+    assert [c.message.content for c in chat.choices] == [s["generated_text"] for s in expected]
+
+
 def test_streamed_completion_is_the_whole_answer(client, gen):
     whole = gen("the robot", max_new_tokens=8, do_sample=False, return_full_text=False)["generated_text"]
     stream = client.completions.create(model="gen", prompt="the robot", max_tokens=8, temperature=0, stream=True,
@@ -135,11 +155,18 @@ def test_transcription_of_an_upload_equals_the_pipeline(client, pipes, tmp_path)
     with path.open("rb") as file:
         text = client.audio.transcriptions.create(model="asr", file=file, response_format="text")
     assert text.strip() == want.strip()
+    words = pipes["asr"](data, return_timestamps="word")["chunks"]
+    verbose = client.audio.transcriptions.create(model="asr", file=("clip.wav", data), response_format="verbose_json",
+                                                 timestamp_granularities=["word"])
+    assert verbose.text == want and [(w.word, w.start, w.end) for w in verbose.words] == \
+        [(c["text"], c["timestamp"][0], c["timestamp"][1]) for c in words]
 
 
 @pytest.mark.parametrize("route, body, status, match", [
     ("completions", {"model": "gen", "prompt": "a", "max_token": 3}, 400, "did you mean 'max_tokens'"),
-    ("completions", {"model": "gen", "prompt": "a", "n": 2}, 400, "'n'=2 is not supported"),
+    ("completions", {"model": "gen", "prompt": "a", "n": 2, "temperature": 0}, 400, "copies of one greedy answer"),
+    ("completions", {"model": "gen", "prompt": "a", "n": 2, "stream": True}, 400, "not supported with stream"),
+    ("completions", {"model": "gen", "prompt": "a", "n": 99}, 400, "more than this server gives"),
     ("completions", {"model": "gen", "prompt": [1, 2, 3]}, 400, "token ids is not supported"),
     ("completions", {"model": "gen", "prompt": "a", "temperature": 3}, 400, r"'temperature' must be a number in \[0, 2\]"),
     ("completions", {"model": "emb", "prompt": "a"}, 400, "model 'emb' serves 'text-embed'"),
@@ -173,3 +200,38 @@ def test_api_key_with_the_openai_client(folders):
         with openai.OpenAI(base_url=f"{running.url}/v1", api_key="wrong", max_retries=0) as bad:
             with pytest.raises(openai.AuthenticationError):
                 bad.embeddings.create(model="emb", input="a")
+
+
+def test_whisper_segments_in_verbose_json(tmp_path):
+    """timestamp_granularities=['segment'] on a Whisper model: OpenAI's verbose_json segments,
+    the pipeline's return_timestamps=True chunks (start, end, text) on the same upload."""
+    import io
+    import wave
+
+    import numpy as np
+
+    from tests.speech.whisper_checkpoints import RATE, audio, whisper_folder
+
+    folder = whisper_folder(tmp_path / "whisper", suppress=[77, 110], begin_suppress=101, timestamps=True,
+                            max_initial_timestamp_index=50)
+    clip = audio(3.0, 0)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(RATE)
+        out.writeframes((np.clip(clip, -1, 1) * 32767).astype("<i2").tobytes())
+    data = buffer.getvalue()
+    pipe = hub.load("speech-recognize", model=str(folder), device="cpu")
+    want = pipe(data, return_timestamps=True)
+    assert want["chunks"]
+    with serving([ServedModel("whisper", hub.load("speech-recognize", model=str(folder), device="cpu"))]) as running:
+        with openai.OpenAI(base_url=f"{running.url}/v1", api_key="unused", max_retries=0, timeout=60) as client:
+            got = client.audio.transcriptions.create(model="whisper", file=("clip.wav", data),
+                                                     response_format="verbose_json",
+                                                     timestamp_granularities=["segment"])
+            with pytest.raises(openai.BadRequestError, match="not both"):
+                client.audio.transcriptions.create(model="whisper", file=("clip.wav", data),
+                                                   response_format="verbose_json",
+                                                   timestamp_granularities=["segment", "word"])
+    assert got.text == want["text"]
+    assert [(s.start, s.end, s.text) for s in got.segments] == [(c["timestamp"][0], c["timestamp"][1], c["text"])
+                                                                for c in want["chunks"]]
