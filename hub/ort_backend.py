@@ -43,7 +43,7 @@ QUANTIZE = (None, False, True, "int8", "auto", "float")
 BACKEND_OPTIONS = ("optimization", "threads", "providers")
 CACHE_ENV = "HUB_ONNX_CACHE"
 #: bump when the export changes what it writes, so old cache entries are not reused
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def cache_root() -> Path:
