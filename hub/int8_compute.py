@@ -195,12 +195,9 @@ class Int8Linear(nn.Module):
             for j, n in sorted(split.items()):
                 divide[j] = n
                 repeats += [j] * (n - 1)
-            self._repeats = torch.tensor(repeats, dtype=torch.long)
-            # the spread input in one gather and one in-place multiply: x[..., index] * scale
-            self._index = torch.cat([torch.arange(self.in_features), self._repeats])
-            self._scale = (1 / divide).index_select(0, self._index).contiguous()
+            self._scale, self._repeats = 1 / divide, torch.tensor(repeats, dtype=torch.long)
         else:
-            self._scale = self._repeats = self._index = None
+            self._scale = self._repeats = None
         self._pack(weight, bias)
 
     def _pack(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
@@ -223,10 +220,12 @@ class Int8Linear(nn.Module):
         dtype = x.dtype
         if dtype != torch.float32:
             x = x.float()
-        if self._index is not None:  # outlier columns spread over several (same product, smaller range)
-            # one contiguous gather and an in-place multiply (writing into strided halves of a
-            # buffer, as before, cost 3x more: a quarter of MiniLM's int8 forward)
-            x = x.index_select(-1, self._index).mul_(self._scale)
+        if self._repeats is not None:  # outlier columns spread over several (same product, smaller range)
+            width = self.in_features
+            spread = x.new_empty(*x.shape[:-1], width + self._repeats.numel())  # one pass over x, no cat
+            torch.mul(x, self._scale, out=spread[..., :width])
+            spread[..., width:] = spread[..., :width].index_select(-1, self._repeats)
+            x = spread
         y = torch.ops.quantized.linear_dynamic(x, self._packed, self.reduce_range)
         return y if dtype == torch.float32 else y.to(dtype)
 
