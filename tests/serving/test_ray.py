@@ -96,11 +96,13 @@ def ray_server(folders, tmp_path_factory):
 @pytest.mark.slow
 def test_not_ready_while_the_replicas_load_then_ready(ray_server):
     # while the replicas loaded (each start takes >= 4 s more than loading) the readiness routes
-    # said no (the proxy not listening, no route yet), or Ray's proxy held the probe until a
-    # replica was up: no 200 came before the first replica had finished starting
+    # were probed and said no: the proxy not listening yet (None: refused), no route yet (404),
+    # or Ray's proxy held the probe until a replica was up. Which of these a run sees depends on
+    # how fast Ray's proxy comes up; what must hold is that probes ran while the replicas loaded
+    # and no 200 came before the first replica had finished starting.
     first_up = min(float(p.name.split("-", 1)[1]) for p in ray_server.markers.glob("started-*"))
     seen = ray_server.while_loading
-    assert [s for _, s, when in seen if when < first_up - 1.0 and s is not None and s != 200], seen  # said no
+    assert [s for _, s, when in seen if when < first_up - 1.0], seen  # probed while loading
     assert not [(p, when - first_up) for p, s, when in seen if s == 200 and when < first_up], seen
     for path in ("/v2/health/ready", "/v2/models/clf/ready", "/v2/models/slow/ready"):
         assert httpx.get(ray_server.url + path, headers=AUTH, timeout=60).status_code == 200, path

