@@ -113,6 +113,26 @@ def write_results(name: str, report: dict, table: str, dtype: str, *, default_dt
     return path
 
 
+def finish_token_benchmark(name: str, args: argparse.Namespace, report: dict, table: str, *,
+                           what: str = "tokens agree with transformers'") -> int:
+    """The end of a generation benchmark (generate, seq2seq, whisper): print the table, write
+    the results unless ``--no-write``, and exit 1 when a float32 run's tokens are not
+    transformers' (the speed of a different answer is not a comparison).
+
+    Returns:
+        the process exit status.
+    """
+    print()
+    print(table)
+    if not args.no_write:
+        write_results(name, report, table, args.dtype)
+    agreement = min(r["token_agreement"] for r in report["results"])
+    if args.dtype == "float32" and agreement < 1.0:
+        print(f"Hub's {what} on only {agreement:.1%}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def base_parser(doc: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--dtype", default="float32", choices=tuple(DTYPES))

@@ -38,12 +38,12 @@ from backbone import load_pair, save_gpt2
 from common import (
     DTYPES,
     base_parser,
+    finish_token_benchmark,
     interleaved_times,
     load_average,
     machine,
     machine_line,
     machine_tag,
-    write_results,
 )
 
 
@@ -140,16 +140,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     report = run(args)
-    table = markdown(report)
-    print()
-    print(table)
-    if not args.no_write:
-        write_results("generate", report, table, args.dtype)
-    agreement = min(r["token_agreement"] for r in report["results"])
-    if args.dtype == "float32" and agreement < 1.0:
-        print(f"Hub's greedy tokens agree with transformers on only {agreement:.1%}", file=sys.stderr)
-        return 1
-    return 0
+    return finish_token_benchmark("generate", args, report, markdown(report),
+                                  what="greedy tokens agree with transformers")
 
 
 if __name__ == "__main__":

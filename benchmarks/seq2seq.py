@@ -37,12 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     DTYPES,
     base_parser,
+    finish_token_benchmark,
     interleaved_times,
     load_average,
     machine,
     machine_line,
     machine_tag,
-    write_results,
 )
 
 MODEL = "BartForConditionalGeneration base-sized (768/6+6/12 heads/FFN 3072, vocab 50265), random seeded"
@@ -166,16 +166,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     report = run(args)
-    table = markdown(report)
-    print()
-    print(table)
-    if not args.no_write:
-        write_results("seq2seq", report, table, args.dtype)
-    agreement = min(r["token_agreement"] for r in report["results"])
-    if args.dtype == "float32" and agreement < 1.0:
-        print(f"Hub's tokens agree with transformers' on only {agreement:.1%}", file=sys.stderr)
-        return 1
-    return 0
+    return finish_token_benchmark("seq2seq", args, report, markdown(report))
 
 
 if __name__ == "__main__":
