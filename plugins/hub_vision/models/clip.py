@@ -322,6 +322,31 @@ def _preprocess(processor: Any, size: int) -> dict[str, Any]:
             "mean": list(processor.get("image_mean", CLIP_MEAN)), "std": list(processor.get("image_std", CLIP_STD))}
 
 
+class WeightTaker:
+    """A foreign checkpoint's tensors handed out by name, for the CLIP converters (transformers'
+    and open_clip's): a missing weight is refused by name, and :meth:`left` names the ones no
+    converted key took, which each converter refuses in its own words.
+
+    Args:
+        state: the checkpoint's tensors by name.
+        source: the layout, as the error names it ("CLIP", "open_clip").
+    """
+
+    def __init__(self, state: dict[str, torch.Tensor], source: str) -> None:
+        self.state, self.source = state, source
+        self.taken: set[str] = set()
+
+    def __call__(self, key: str) -> torch.Tensor:
+        if key not in self.state:
+            raise ModelLoadError(f"the {self.source} weights lack {key!r}.")
+        self.taken.add(key)
+        return self.state[key]
+
+    def left(self) -> list[str]:
+        """The names nothing took, sorted."""
+        return sorted(set(self.state) - self.taken)
+
+
 def convert_transformers_clip(hf: dict[str, Any], state: dict[str, torch.Tensor], *, checkpoint: Any = None
                               ) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
     """transformers ``CLIPModel`` -> Hub ``clip`` (q/k/v fused; the class embedding and the
@@ -346,13 +371,7 @@ def convert_transformers_clip(hf: dict[str, Any], state: dict[str, torch.Tensor]
         "logit_scale_init": float(hf.get("logit_scale_init_value", 2.6592)),
     }
     out: dict[str, torch.Tensor] = {}
-    taken: set[str] = set()
-
-    def take(key: str) -> torch.Tensor:
-        if key not in state:
-            raise ModelLoadError(f"the CLIP weights lack {key!r}.")
-        taken.add(key)
-        return state[key]
+    take = WeightTaker(state, "CLIP")
 
     for src, dst, cfg in (("text_model.", "text.", text_cfg), ("vision_model.", "vision.", vis_cfg)):
         for i in range(cfg["num_hidden_layers"]):
@@ -377,7 +396,7 @@ def convert_transformers_clip(hf: dict[str, Any], state: dict[str, torch.Tensor]
     out["visual_projection.weight"] = take("visual_projection.weight")
     out["text_projection.weight"] = take("text_projection.weight")
     out["logit_scale"] = take("logit_scale")
-    left = sorted(set(state) - taken)
+    left = take.left()
     if left:
         raise ModelLoadError(f"CLIP weights {left[:6]}{'...' if len(left) > 6 else ''} have no place in Hub's CLIP "
                              "(is this a CLIPModel checkpoint?).")

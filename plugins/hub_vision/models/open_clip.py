@@ -188,17 +188,12 @@ def convert_open_clip(raw_config: Any, state: dict[str, torch.Tensor]
             tensor (each named).
     """
     from hub.modeling import check_layer_count
+    from hub_vision.models.clip import WeightTaker
 
     config = open_clip_config(raw_config)
     state = {k: v for k, v in state.items() if k not in _SCALARS and not k.endswith("attn_mask")}
     out: dict[str, torch.Tensor] = {}
-    taken: set[str] = set()
-
-    def take(key: str) -> torch.Tensor:
-        if key not in state:
-            raise ModelLoadError(f"the open_clip weights lack {key!r}.")
-        taken.add(key)
-        return state[key]
+    take = WeightTaker(state, "open_clip")
 
     for src, dst, tower in (("transformer.", "text.", "text"), ("visual.transformer.", "vision.", "vision")):
         layers = config[tower]["backbone"]["num_layers"]
@@ -223,7 +218,7 @@ def convert_open_clip(raw_config: Any, state: dict[str, torch.Tensor]
     out["text.token_embedding.weight"] = take("token_embedding.weight")
     out["text.position_embedding.weight"] = take("positional_embedding")
     out["logit_scale"] = take("logit_scale").reshape(())
-    left = sorted(set(state) - taken)
+    left = take.left()
     if left:
         raise ModelLoadError(f"open_clip weights {left[:6]}{'...' if len(left) > 6 else ''} have no place in OpenAI "
                              "CLIP's layout (a logit_bias is SigLIP's, text.* a custom text tower's): Hub converts "
