@@ -43,7 +43,7 @@ QUANTIZE = (None, False, True, "int8", "auto", "float")
 BACKEND_OPTIONS = ("optimization", "threads", "providers")
 CACHE_ENV = "HUB_ONNX_CACHE"
 #: bump when the export changes what it writes, so old cache entries are not reused
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 def cache_root() -> Path:
@@ -81,6 +81,84 @@ class OrtModule(nn.Module):
         self.optional = dict(optional)
         # a zero-size parameter: pipelines read ``next(model.parameters()).dtype`` (float32 here)
         self.dtype_probe = nn.Parameter(torch.empty(0), requires_grad=False)
+        #: output name -> whether its axis 1 is the token axis (re-padded after grouping)
+        self.token_outputs = {o["name"]: _axis_names(o.get("axes")).get(1) == "sequence" for o in info["outputs"]}
+        self.groupable = self._is_text_graph(info)
+
+    #: a group may hold at most this many padded tokens per real token (the torch path's
+    #: attention groups use 1.25 on attention work; here projections pay for padding too)
+    GROUP_SLACK = 1.25
+    #: at most this many attention scores per head in one call (rows x length^2): bounds the
+    #: (B, H, T, T) tensors of long inputs (4 rows at 512 tokens)
+    GROUP_SCORES = 1 << 20
+
+    @staticmethod
+    def _is_text_graph(info: dict[str, Any]) -> bool:
+        """Whether the graph is a token graph whose calls may be split by length: it takes
+        ``attention_mask`` and every input and output has axes (batch[, sequence])
+        only, the sequence axis being the tokens' (a speech graph's frames are not)."""
+        inputs = {i["name"]: _axis_names(i.get("axes")) for i in info["inputs"]}
+        if "attention_mask" not in inputs:
+            return False
+        for axes in [*inputs.values(), *(_axis_names(o.get("axes")) for o in info["outputs"])]:
+            if axes.get(0) != "batch" or any(k > 1 or (k == 1 and v != "sequence") for k, v in axes.items()):
+                return False
+        return all(axes.get(1) == "sequence" for axes in inputs.values())
+
+    def length_groups(self, given: dict[str, Any]) -> list[tuple[torch.Tensor, int]] | None:
+        """Rows of a right-padded token batch grouped by length, each group to run padded only
+        to its own longest (the rows, that length); None to run the batch as it is.
+
+        ONNX Runtime computes every padded position (the torch path packs real tokens), so a
+        batch with a long tail would pay for it on every row: rows sorted by length are cut
+        greedily where a group would hold over :data:`GROUP_SLACK` padded tokens per real one
+        or over :data:`GROUP_SCORES` attention scores. Left-padded or unmasked batches run whole.
+        """
+        mask = given["attention_mask"]
+        if not isinstance(mask, torch.Tensor) or mask.dim() != 2 or mask.shape[0] < 2:
+            return None
+        real = mask != 0
+        lengths = real.sum(1)
+        positions = torch.arange(mask.shape[1], device=mask.device)
+        if not bool((real == (positions[None, :] < lengths[:, None])).all()):
+            return None  # not right-padded: slicing columns off would drop real tokens
+        order = torch.argsort(lengths, descending=True, stable=True)
+        sizes = lengths[order].tolist()
+        groups: list[tuple[list[int], int]] = []
+        start, tokens = 0, 0
+        for i, n in enumerate(sizes):
+            longest = sizes[start]
+            count = i - start + 1
+            if i > start and (count * longest > self.GROUP_SLACK * (tokens + n)
+                              or count * longest * longest > self.GROUP_SCORES):
+                groups.append((list(range(start, i)), longest))
+                start, tokens = i, 0
+            tokens += n
+        groups.append((list(range(start, len(sizes))), sizes[start]))
+        if len(groups) == 1 and groups[0][1] == mask.shape[1]:
+            return None
+        return [(order[members], max(longest, 1)) for members, longest in groups]
+
+    def _run_groups(self, values: list[Any], groups: list[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
+        """One session call per length group; the outputs put back in batch order (token
+        outputs padded with zeros to the batch's length, as padding is never read)."""
+        from hub.export import feeds_for
+
+        batch, length = values[self.input_names.index("attention_mask")].shape
+        merged: list[torch.Tensor | None] = [None] * len(self.output_names)
+        for rows, longest in groups:
+            sliced = [value.index_select(0, rows)[:, :longest] for value in values]
+            outputs = self.session.run(list(self.output_names), feeds_for(self.session, self.input_names, sliced))
+            for k, (name, out) in enumerate(zip(self.output_names, outputs)):
+                piece = torch.from_numpy(out)
+                if merged[k] is None:
+                    shape = (batch, length, *piece.shape[2:]) if self.token_outputs[name] else (batch, *piece.shape[1:])
+                    merged[k] = piece.new_zeros(shape)
+                if self.token_outputs[name]:
+                    merged[k][rows, :longest] = piece
+                else:
+                    merged[k][rows] = piece
+        return [t for t in merged if t is not None]
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -113,8 +191,12 @@ class OrtModule(nn.Module):
                     raise TypeError(f"the ONNX graph needs its input {name!r}.")
                 given[name] = self.optional[name](given)
         values = [given[name] for name in self.input_names]
-        outputs = self.session.run(list(self.output_names), feeds_for(self.session, self.input_names, values))
-        tensors = [torch.from_numpy(out) for out in outputs]
+        groups = self.length_groups(given) if self.groupable else None
+        if groups is None:
+            outputs = self.session.run(list(self.output_names), feeds_for(self.session, self.input_names, values))
+            tensors = [torch.from_numpy(out) for out in outputs]
+        else:
+            tensors = self._run_groups(values, groups)
         if self.returns == "tensor":
             return tensors[0]
         return dict(zip(self.output_names, tensors))
@@ -131,6 +213,16 @@ class OrtModule(nn.Module):
         raise NotSupportedError("This pipeline runs on ONNX Runtime (backend='onnxruntime') and has no torch "
                                 "weights to save; load it with backend='torch' to save(), or copy its exported "
                                 "folder (pipe.metadata['onnx_folder']).")
+
+
+def _axis_names(axes: Any) -> dict[int, str]:
+    """An export description's axes (a list per axis, or a {axis: name} dict whose keys JSON
+    made strings) as {axis: name} for the named ones."""
+    if isinstance(axes, list):
+        return {k: v for k, v in enumerate(axes) if v}
+    if isinstance(axes, dict):
+        return {int(k): v for k, v in axes.items() if v}
+    return {}
 
 
 def check_backend_arguments(backend: Any, quantize: Any, options: Any) -> dict[str, Any]:

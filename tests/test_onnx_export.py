@@ -145,6 +145,61 @@ def test_other_text_tasks_ort_equals_torch(task, bert_folder, tmp_path):
                 assert all(abs(x["score"] - y["score"]) <= TOL for x, y in zip(a, b))
 
 
+class _CountingSession:
+    """An ONNX Runtime session recording the input_ids shape of each call."""
+
+    def __init__(self, session):
+        self.session, self.shapes = session, []
+
+    def run(self, names, feeds):
+        self.shapes.append(tuple(feeds["input_ids"].shape))
+        return self.session.run(names, feeds)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+@pytest.mark.parametrize("task", ["text-classify", "text-embed"])
+def test_ort_runs_a_padded_batch_in_length_groups(task, bert_folder, tmp_path):
+    """A batch mixing short and long texts runs as groups padded to their own longest (ONNX
+    Runtime computes every padded position); answers equal torch's, token outputs re-padded."""
+    torch_pipe = hub.load(task, model=str(bert_folder), device="cpu")
+    ort_pipe = _ort(task, torch_pipe.export(tmp_path / "exported"))
+    runner = getattr(ort_pipe, ort_pipe.runner_attribute)
+    counting = runner.session = _CountingSession(runner.session)
+    texts = ["tea", "i love it", "awful stale coffee and not very fresh " * 3, "good", "the food was great"]
+    expected, got = torch_pipe(texts, batch_size=8), ort_pipe(texts, batch_size=8)
+    assert len(counting.shapes) >= 2  # one pipeline batch, several calls
+    assert sorted(b for b, _ in counting.shapes) != [len(texts)] and sum(b for b, _ in counting.shapes) == len(texts)
+    assert min(t for _, t in counting.shapes) < max(t for _, t in counting.shapes)  # short rows not padded to long
+    if task == "text-embed":
+        assert max(float(np.abs(np.array(a) - np.array(b)).max()) for a, b in zip(expected, got)) <= TOL
+    else:
+        for a, b in zip(expected, got):
+            assert a["label"] == b["label"] and abs(a["score"] - b["score"]) <= TOL
+    # called directly: equal rows run whole; a left-padded batch runs whole (slicing columns
+    # off would drop its real tokens); token outputs come back at the batch's length
+    ids = torch.randint(5, 60, (4, 12), generator=torch.Generator().manual_seed(0))
+    for mask, calls in ((torch.ones(4, 12, dtype=torch.long), 1),
+                        (torch.tensor([[0] * 9 + [1] * 3] + [[1] * 12] * 3), 1),
+                        (torch.tensor([[1] * 3 + [0] * 9] * 2 + [[1] * 12] * 2), 2)):
+        counting.shapes.clear()
+        with torch.inference_mode():
+            out = runner(ids, mask)
+        assert len(counting.shapes) == calls
+        tensor = out if isinstance(out, torch.Tensor) else next(iter(out.values()))
+        assert tensor.shape[0] == 4 and (task != "text-embed" or tensor.shape[1] == 12)
+        if calls == 2:  # the grouped call equals one whole call on the same rows
+            runner.groupable = False
+            with torch.inference_mode():
+                whole = runner(ids, mask)
+            runner.groupable = True
+            whole = whole if isinstance(whole, torch.Tensor) else next(iter(whole.values()))
+            real = mask.bool()
+            diff = (tensor - whole)[real] if tensor.dim() == 3 else tensor - whole
+            assert float(diff.abs().max()) <= TOL
+
+
 def test_vision_exports_serve_classify_and_embed(tmp_path):
     cnn = {"timm_model": "resnet10t", "model_args": {"channels": [8, 16, 32, 64], "stem_width": 8, "in_chans": 1},
            "preprocess": {"input_size": [1, 32, 32], "crop_pct": 1.0, "interpolation": "bilinear",

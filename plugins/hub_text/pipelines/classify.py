@@ -24,6 +24,29 @@ from hub_text.pipelines.base import TextPipeline
 logger = logging.getLogger(__name__)
 
 
+def cls_logits(model: BertClassifier, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
+               unpad: bool = False) -> torch.Tensor:
+    """A [CLS]-pooled classifier's (B, labels) logits with the last layer computing only the
+    [CLS] query (``select=0``): the same values as ``model(...)["logits"]`` with a sixth less
+    work on a 6-layer encoder; ``unpad=True`` also runs real tokens only (the torch path)."""
+    encoder = model.encoder
+    cls = encoder.encoder(encoder.embed(input_ids), attention_mask, unpad=unpad, select=0)  # (B, C)
+    return model.head(cls[:, None])
+
+
+class ClsLogits(torch.nn.Module):
+    """:func:`cls_logits` as the module ONNX export traces (padded layout: the graph has no
+    packing), returning ``{"logits": ...}`` as the classifier does; ``config`` is the model's."""
+
+    def __init__(self, model: BertClassifier) -> None:
+        super().__init__()
+        self.model = model
+        self.config = model.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"logits": cls_logits(self.model, input_ids, attention_mask)}
+
+
 class TextClassificationPipeline(TextPipeline):
     task = "text-classify"
     architecture = "bert-classifier"
@@ -90,15 +113,15 @@ class TextClassificationPipeline(TextPipeline):
         if type(model) is BertClassifier and model.head.pooling == "cls":
             # model(...) computed faster: only real tokens go through the layers (unpad) and
             # the last layer computes only the [CLS] position the head reads (select=0)
-            encoder = model.encoder
-            cls = encoder.encoder(encoder.embed(batch["input_ids"]), batch["attention_mask"],
-                                  unpad=True, select=0)  # (B, C)
-            return model.head(cls[:, None]).float()
+            return cls_logits(model, batch["input_ids"], batch["attention_mask"], unpad=True).float()
         return model(batch["input_ids"], batch["attention_mask"])["logits"].float()
 
     def _export_spec(self) -> Any:
-        """The classifier's logits (B, labels) from input_ids and attention_mask."""
-        return self._text_export_spec(self.model, "logits", {0: "batch"},
+        """The classifier's logits (B, labels) from input_ids and attention_mask (a [CLS]-pooled
+        classifier's last layer computing the [CLS] query only, as :meth:`forward` does)."""
+        model = self.model
+        module = ClsLogits(model) if type(model) is BertClassifier and model.head.pooling == "cls" else model
+        return self._text_export_spec(module, "logits", {0: "batch"},
                                       f"sequence-classification logits (batch, {len(self.labels)} labels); scores "
                                       f"are their {self.function_to_apply} (Hub averages the windows of long texts)")
 
