@@ -225,6 +225,17 @@ def markdown(report: dict) -> str:
             lines.append(f"| {r['timm_name']} | {r['int8_compute']['linear_layers']} | {ips['hub']:.2f} | "
                          f"{ips['hub_int8']:.2f} | {r['hub_int8_speedup_vs_hub']:.2f}× | "
                          f"{r['int8_max_abs_logit_diff']:.2e} | {r['int8_argmax_agreement']:.0%} |")
+    ort_rows = [(r, side) for r in report["results"] for side in ("hub_ort_fp32", "hub_ort_int8")
+                if side in r["images_per_s"]]
+    if ort_rows:
+        lines += ["", "Hub on ONNX Runtime (`backend=\"onnxruntime\"`, exported on the fly; int8: ORT's dynamic "
+                  "int8 of the MatMuls, convolutions float):", "",
+                  "| model | rows | img/s | vs Hub torch fp32 | max abs logit diff vs timm | argmax agreement |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for r, side in ort_rows:
+            lines.append(f"| {r['timm_name']} | {side.removeprefix('hub_').replace('_', ' ')} | "
+                         f"{r['images_per_s'][side]:.2f} | {r[f'{side}_speedup_vs_hub']:.2f}× | "
+                         f"{r[f'{side}_max_abs_logit_diff']:.2e} | {r[f'{side}_argmax_agreement']:.0%} |")
     lines += ["", "Hub vs timm = Hub images/s / timm images/s (> 1: Hub faster).", ""]
     return "\n".join(lines)
 
