@@ -39,6 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hub.backbone.fastpaths import greedy_length_groups
 from hub.errors import InvalidInputError, ModelLoadError, NotSupportedError
 from hub.export import INFO_NAME, ONNX_NAME, read_export_info, require_onnx, session_for
 
@@ -130,20 +131,12 @@ class OrtModule(nn.Module):
             return None  # not right-padded: slicing columns off would drop real tokens
         order = torch.argsort(lengths, descending=True, stable=True)
         sizes = lengths[order].tolist()
-        groups: list[tuple[list[int], int]] = []
-        start, tokens = 0, 0
-        for i, n in enumerate(sizes):
-            longest = sizes[start]
-            count = i - start + 1
-            if i > start and (count * longest > self.GROUP_SLACK * (tokens + n)
-                              or count * longest * longest > self.GROUP_SCORES):
-                groups.append((list(range(start, i)), longest))
-                start, tokens = i, 0
-            tokens += n
-        groups.append((list(range(start, len(sizes))), sizes[start]))
-        if len(groups) == 1 and groups[0][1] == mask.shape[1]:
+        groups = greedy_length_groups(sizes, lambda count, longest, tokens, squares:
+                                      count * longest > self.GROUP_SLACK * tokens
+                                      or count * longest * longest > self.GROUP_SCORES)
+        if len(groups) == 1 and sizes[0] == mask.shape[1]:
             return None
-        return [(order[members], max(longest, 1)) for members, longest in groups]
+        return [(order[members], max(sizes[members[0]], 1)) for members in groups]
 
     def _run_groups(self, values: list[Any], groups: list[tuple[torch.Tensor, int]]) -> list[torch.Tensor]:
         """One session call per length group; the outputs put back in batch order (token

@@ -25,6 +25,7 @@ padded layout, which computes the same thing.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -124,6 +125,29 @@ def select_query(q: torch.Tensor, attn_mask: torch.Tensor | None, is_causal: boo
     return q, attn_mask, is_causal
 
 
+def greedy_length_groups(lengths: Sequence[int], too_costly: Callable[[int, int, int, int], bool]
+                         ) -> list[list[int]]:
+    """Positions of ``lengths`` (sorted longest first) cut into runs of consecutive positions,
+    each to be padded to its first (longest) length: a run takes the next position unless
+    ``too_costly(count, longest, tokens, squares)`` says the run with it would cost too much
+    (``count`` positions, the run's longest length, the sum of their lengths and of their
+    squares, the next one included). Padded attention here and ONNX Runtime's length groups
+    (:meth:`hub.ort_backend.OrtModule.length_groups`) cut with their own cost rules."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    tokens = squares = 0
+    for i, n in enumerate(lengths):
+        if current and too_costly(len(current) + 1, lengths[current[0]], tokens + n, squares + n * n):
+            groups.append(current)
+            current, tokens, squares = [], 0, 0
+        current.append(i)
+        tokens += n
+        squares += n * n
+    if current:
+        groups.append(current)
+    return groups
+
+
 # -- unpad: packed real tokens -----------------------------------------------------------------
 class Packing:
     """Where the real tokens of a padded (B, T) batch sit once packed as (N, C) rows.
@@ -176,18 +200,10 @@ class Packing:
             queries = None
             if select is not None:  # the query's place among each sequence's real tokens
                 queries = (self.rows_at(select) - torch.tensor(self.offsets[:-1], device=device)).tolist()
-            groups, current, squares = [], [], 0
-            for b in order:
-                n = self.lengths[b]
-                if current and (len(current) + 1) * self.lengths[current[0]] ** 2 > \
-                        self.GROUP_SLACK * (squares + n * n):
-                    groups.append(current)
-                    current, squares = [], 0
-                current.append(b)
-                squares += n * n
-            if current:
-                groups.append(current)
-            self._groups[select] = [self._group(members, queries, device) for members in groups]
+            cuts = greedy_length_groups([self.lengths[b] for b in order],
+                                        lambda count, longest, tokens, squares:
+                                        count * longest ** 2 > self.GROUP_SLACK * squares)
+            self._groups[select] = [self._group([order[i] for i in members], queries, device) for members in cuts]
         return self._groups[select]
 
     def _group(self, members: list[int], queries: list[int] | None, device: torch.device) -> _Group:
